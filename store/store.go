@@ -1,0 +1,195 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Backends wrap them (fmt.Errorf("...: %w", ErrNotFound))
+// so callers test with errors.Is.
+var (
+	// ErrNotFound: no such user, session, refresh token or secret.
+	ErrNotFound = errors.New("store: not found")
+	// ErrRevoked: the session exists but has been revoked.
+	ErrRevoked = errors.New("store: session revoked")
+	// ErrExpired: the refresh token or session exists but has expired.
+	ErrExpired = errors.New("store: expired")
+	// ErrClosed: the store has been closed.
+	ErrClosed = errors.New("store: closed")
+)
+
+// User is one mini-program user. Users live in a namespace, the app
+// (normally the WeChat app_id); within an app a user is keyed by OpenID and
+// has a numeric ID unique in that app, assigned from 1 upwards.
+type User struct {
+	ID        uint64    `json:"id"`
+	AppID     string    `json:"app_id"`
+	OpenID    string    `json:"openid"`
+	UnionID   string    `json:"unionid,omitempty"`
+	Nickname  string    `json:"nickname"`
+	AvatarURL string    `json:"avatar_url"`
+	Gender    int       `json:"gender"`
+	Phone     string    `json:"phone"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// NewUser is what a login knows about a user. The profile fields are used
+// only when the user is created; an existing user's profile is never
+// overwritten by a login.
+type NewUser struct {
+	OpenID    string
+	UnionID   string // may be empty
+	Nickname  string
+	AvatarURL string
+	Gender    int
+	// LinkByUnionID: when no user has OpenID but a user of the same app has
+	// UnionID, that user is returned (created=false) and OpenID is indexed
+	// to it too. Off by default.
+	LinkByUnionID bool
+}
+
+// ProfilePatch is a partial update; nil fields are left alone.
+type ProfilePatch struct {
+	Nickname  *string
+	AvatarURL *string
+	Gender    *int
+	Phone     *string
+}
+
+// Session is one login of one user: the refresh-token family and the WeChat
+// session_key that came with the login.
+type Session struct {
+	ID      string `json:"id"` // sid, random, unique across apps
+	AppID   string `json:"app_id"`
+	UserID  uint64 `json:"user_id"`
+	OpenID  string `json:"openid"`
+	UnionID string `json:"unionid,omitempty"`
+	// SealedSessionKey is WeChat's session_key as sealed (encrypted) by the
+	// caller. The store keeps it as opaque bytes and never interprets it.
+	SealedSessionKey []byte    `json:"sealed_session_key,omitempty"`
+	CreatedAt        time.Time `json:"created_at"`
+	// ExpiresAt is when the session's newest refresh token expires; each
+	// rotation moves it to the new token's ExpiresAt.
+	ExpiresAt time.Time `json:"expires_at"`
+	// RevokedAt is zero while the session is active.
+	RevokedAt    time.Time `json:"revoked_at,omitempty"`
+	RevokeReason string    `json:"revoke_reason,omitempty"` // "logout", "logout_all", "reuse"
+}
+
+// Revoked reports whether the session has been revoked.
+func (s *Session) Revoked() bool { return !s.RevokedAt.IsZero() }
+
+// RefreshToken is the stored record of one refresh token. The token itself
+// is never stored: only its SHA-256 hash.
+type RefreshToken struct {
+	Hash      [32]byte  `json:"hash"`
+	SessionID string    `json:"session_id"`
+	IssuedAt  time.Time `json:"issued_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// RotatedAt is zero while this token is the session's current one.
+	RotatedAt time.Time `json:"rotated_at,omitempty"`
+	// Child is the hash of the token that replaced this one (zero while
+	// current).
+	Child [32]byte `json:"child,omitempty"`
+	// AccessID and AccessIssuedAt describe the access token issued together
+	// with this refresh token, so a retried rotation can hand out the same
+	// pair again.
+	AccessID       string    `json:"access_id"`
+	AccessIssuedAt time.Time `json:"access_issued_at"`
+}
+
+// RotateOutcome says what Rotate did.
+type RotateOutcome int
+
+const (
+	// Rotated: the presented token was current; it is now rotated and Next
+	// is the session's current token.
+	Rotated RotateOutcome = iota + 1
+	// Retried: the presented token had been rotated less than the grace
+	// period ago and its child is still current; nothing changed and
+	// RotateResult.Token is that child, so the caller can answer with the
+	// same pair again.
+	Retried
+	// Reused: the presented token had been rotated earlier than the grace
+	// period allows, or its child has itself been rotated: the whole
+	// session is now revoked (reason "reuse").
+	Reused
+)
+
+// RotateResult is what Rotate returns.
+type RotateResult struct {
+	Outcome RotateOutcome
+	// Session after the operation (revoked when Outcome is Reused).
+	Session Session
+	// Token is the session's current refresh token record after the
+	// operation: Next when Rotated, the existing child when Retried, and
+	// the presented token's record when Reused.
+	Token RefreshToken
+}
+
+// Revocation is one revoked session, for the in-memory revocation list.
+type Revocation struct {
+	SessionID string
+	UserID    uint64
+	RevokedAt time.Time
+}
+
+// Store is the persistence every backend (bbolt today, PostgreSQL later)
+// provides. Every method is safe for concurrent use. Every write is durable
+// when the method returns nil: a token may be issued on the strength of it.
+// A method that returns an error has changed nothing.
+//
+// All lookups are scoped by app: a user or session of one app is invisible
+// to another, even in one database.
+type Store interface {
+	// LoginUser returns the app's user with nu.OpenID, creating it when
+	// missing (created=true). Concurrent calls for one openid create one
+	// user. An existing user whose UnionID is empty gets nu.UnionID.
+	LoginUser(ctx context.Context, app string, nu NewUser, now time.Time) (u User, created bool, err error)
+	// User returns the app's user by id (ErrNotFound when missing).
+	User(ctx context.Context, app string, id uint64) (User, error)
+	// UserByOpenID returns the app's user by openid (ErrNotFound).
+	UserByOpenID(ctx context.Context, app, openID string) (User, error)
+	// UserByUnionID returns the app's user by unionid (ErrNotFound).
+	UserByUnionID(ctx context.Context, app, unionID string) (User, error)
+	// UpdateUser applies patch and returns the updated user.
+	UpdateUser(ctx context.Context, app string, id uint64, patch ProfilePatch, now time.Time) (User, error)
+
+	// CreateSession stores a new session together with its first refresh
+	// token (tok.SessionID == s.ID), atomically.
+	CreateSession(ctx context.Context, s Session, tok RefreshToken) error
+	// Session returns a session by id (ErrNotFound), revoked or not.
+	Session(ctx context.Context, app, id string) (Session, error)
+	// Rotate presents the refresh token whose hash is hash. If it is the
+	// session's current token, next (whose SessionID, IssuedAt, ExpiresAt,
+	// AccessID, AccessIssuedAt the caller fills) becomes current and the
+	// session's ExpiresAt moves to next.ExpiresAt. See RotateOutcome for
+	// the other cases. Errors: ErrNotFound (unknown hash, or a session of
+	// another app), ErrExpired (token expired at now), ErrRevoked (session
+	// already revoked). Concurrent calls with one hash yield exactly one
+	// Rotated.
+	Rotate(ctx context.Context, app string, hash [32]byte, next RefreshToken, now time.Time, grace time.Duration) (RotateResult, error)
+	// RefreshToken returns a refresh token record by hash (ErrNotFound).
+	RefreshToken(ctx context.Context, app string, hash [32]byte) (RefreshToken, error)
+	// RevokeSession revokes one session (idempotent: revoking a revoked
+	// session returns it unchanged with its first RevokedAt).
+	RevokeSession(ctx context.Context, app, id string, reason string, now time.Time) (Session, error)
+	// RevokeUserSessions revokes every active session of a user and
+	// returns the sessions it revoked now.
+	RevokeUserSessions(ctx context.Context, app string, userID uint64, reason string, now time.Time) ([]Session, error)
+	// Revocations lists the app's sessions revoked at or after since.
+	Revocations(ctx context.Context, app string, since time.Time) ([]Revocation, error)
+	// Prune deletes, across all apps, sessions and refresh tokens that
+	// expired before now, and revoked sessions (with their tokens) revoked
+	// before revokedBefore. It returns how many records it deleted.
+	Prune(ctx context.Context, now, revokedBefore time.Time) (int, error)
+
+	// Secret returns the app's named secret, creating it with create when
+	// missing (concurrent callers all get the one value that was stored).
+	Secret(ctx context.Context, app, name string, create func() ([]byte, error)) ([]byte, error)
+
+	// Close releases the store. Calls after Close return ErrClosed.
+	Close() error
+}
