@@ -1,0 +1,274 @@
+package wechatauth
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/wxauth/caddy-wechat-auth/handler"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("wechat_auth", parseCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("wechat_auth", httpcaddyfile.Before, "basic_auth")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(WeChatAuth)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	wechat_auth [<matcher>] {
+//	    app_id        <appid>
+//	    app_secret    <secret>
+//	    api_base      <url>
+//	    timeout       <duration>
+//	    db            <path>
+//	    signing_key   <secret>
+//	    signing_key_file <pem> [<kid>]
+//	    issuer        <iss>
+//	    audience      <aud>
+//	    access_ttl    <duration>
+//	    refresh_ttl   <duration>
+//	    leeway        <duration>
+//	    token_source  header <name> [<scheme>] | cookie <name> | query <name>
+//	    optional
+//	    login_path    <path>
+//	    refresh_path  <path>
+//	    logout_path   <path>
+//	    profile_path  <path>
+//	    phone_path    <path>
+//	    decrypt_path  <path>
+//	    jwks_path     <path>
+//	    header_prefix <prefix>
+//	    errors        json | caddy
+//	    link_unionid
+//	}
+//
+// signing_key_file and token_source may be repeated; every other
+// subdirective may be given once.
+func (m *WeChatAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume the directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := make(map[string]bool)
+	for d.NextBlock(0) {
+		name := d.Val()
+		if seen[name] && name != "signing_key_file" && name != "token_source" {
+			return d.Errf("%s given more than once", name)
+		}
+		seen[name] = true
+
+		// Subdirectives taking exactly one string.
+		if dst := m.stringField(name); dst != nil {
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			v := d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if err := checkStringField(name, v); err != nil {
+				return d.Errf("%s: %v", name, err)
+			}
+			*dst = v
+			continue
+		}
+		// Subdirectives taking one duration.
+		if dst := m.durationField(name); dst != nil {
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil {
+				return d.Errf("%s: bad duration %q: %v", name, d.Val(), err)
+			}
+			if dur < 0 {
+				return d.Errf("%s: must not be negative", name)
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			*dst = caddy.Duration(dur)
+			continue
+		}
+
+		switch name {
+		case "leeway":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil {
+				return d.Errf("leeway: bad duration %q: %v", d.Val(), err)
+			}
+			if dur < 0 {
+				return d.Errf("leeway: must not be negative")
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			l := caddy.Duration(dur)
+			m.Leeway = &l
+
+		case "signing_key_file":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return d.ArgErr()
+			}
+			kf := KeyFile{Path: args[0]}
+			if len(args) == 2 {
+				kf.KID = args[1]
+			}
+			m.SigningKeyFiles = append(m.SigningKeyFiles, kf)
+
+		case "token_source":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return d.ArgErr()
+			}
+			src := handler.TokenSource{From: args[0], Name: args[1]}
+			switch {
+			case args[0] == handler.SourceHeader && len(args) <= 3:
+				if len(args) == 3 {
+					src.Scheme = args[2]
+				}
+			case (args[0] == handler.SourceCookie || args[0] == handler.SourceQuery) && len(args) == 2:
+			case args[0] != handler.SourceHeader && args[0] != handler.SourceCookie && args[0] != handler.SourceQuery:
+				return d.Errf("token_source: want header, cookie or query, got %q", args[0])
+			default:
+				return d.ArgErr()
+			}
+			m.TokenSources = append(m.TokenSources, src)
+
+		case "optional":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			m.Optional = true
+
+		case "link_unionid":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			m.LinkUnionID = true
+
+		case "errors":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			if v := d.Val(); v != "json" && v != "caddy" {
+				return d.Errf("errors: want json or caddy, got %q", v)
+			}
+			m.Errors = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+
+		default:
+			return d.Errf("unknown subdirective %q", name)
+		}
+	}
+	if m.AppID == "" {
+		return d.Err("app_id is required")
+	}
+	if m.AppSecret == "" {
+		return d.Err("app_secret is required")
+	}
+	if m.SigningKey != "" && len(m.SigningKeyFiles) > 0 {
+		return d.Err("use either signing_key or signing_key_file, not both")
+	}
+	if time.Duration(m.AccessTTL) > MaxAccessTTL {
+		return d.Errf("access_ttl: at most %s", MaxAccessTTL)
+	}
+	return nil
+}
+
+// stringField returns the field a one-string subdirective sets.
+func (m *WeChatAuth) stringField(name string) *string {
+	switch name {
+	case "app_id":
+		return &m.AppID
+	case "app_secret":
+		return &m.AppSecret
+	case "api_base":
+		return &m.APIBase
+	case "db":
+		return &m.DB
+	case "signing_key":
+		return &m.SigningKey
+	case "issuer":
+		return &m.Issuer
+	case "audience":
+		return &m.Audience
+	case "login_path":
+		return &m.LoginPath
+	case "refresh_path":
+		return &m.RefreshPath
+	case "logout_path":
+		return &m.LogoutPath
+	case "profile_path":
+		return &m.ProfilePath
+	case "phone_path":
+		return &m.PhonePath
+	case "decrypt_path":
+		return &m.DecryptPath
+	case "jwks_path":
+		return &m.JWKSPath
+	case "header_prefix":
+		return &m.HeaderPrefix
+	}
+	return nil
+}
+
+// durationField returns the field a one-duration subdirective sets.
+func (m *WeChatAuth) durationField(name string) *caddy.Duration {
+	switch name {
+	case "timeout":
+		return &m.Timeout
+	case "access_ttl":
+		return &m.AccessTTL
+	case "refresh_ttl":
+		return &m.RefreshTTL
+	}
+	return nil
+}
+
+// checkStringField checks what can be checked of a one-string value at
+// parse time. Values holding placeholders are checked at provision.
+func checkStringField(name, v string) error {
+	if strings.Contains(v, "{") {
+		return nil
+	}
+	switch {
+	case strings.HasSuffix(name, "_path"):
+		if !strings.HasPrefix(v, "/") {
+			return fmt.Errorf("must start with /, got %q", v)
+		}
+	case name == "signing_key":
+		if len(v) < MinHMACKeyLen {
+			return fmt.Errorf("an HS256 key must be at least %d bytes, got %d", MinHMACKeyLen, len(v))
+		}
+	case name == "api_base":
+		return checkAPIBase(v)
+	case name == "header_prefix":
+		if strings.ContainsAny(v, " \t:") {
+			return fmt.Errorf("not a header name prefix: %q", v)
+		}
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddyfile.Unmarshaler = (*WeChatAuth)(nil)
+)

@@ -1,0 +1,141 @@
+package wechatauth
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/wxauth/caddy-wechat-auth/handler"
+)
+
+func dur(d time.Duration) caddy.Duration { return caddy.Duration(d) }
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	leeway := dur(0)
+	tests := []struct {
+		name    string
+		input   string
+		want    WeChatAuth
+		wantErr string
+	}{
+		{
+			name: "minimal",
+			input: `wechat_auth {
+				app_id wx1
+				app_secret {env.SECRET}
+			}`,
+			want: WeChatAuth{AppID: "wx1", AppSecret: "{env.SECRET}"},
+		},
+		{
+			name: "everything",
+			input: `wechat_auth {
+				app_id        {env.APPID}
+				app_secret    {file./run/secret}
+				api_base      http://127.0.0.1:9000
+				timeout       2s
+				db            /var/lib/wx.db
+				signing_key_file /k1.pem k1
+				signing_key_file /k2.pem
+				issuer        me
+				audience      them
+				access_ttl    10m
+				refresh_ttl   48h
+				leeway        0
+				token_source  header Authorization Bearer
+				token_source  header token
+				token_source  cookie tk
+				token_source  query access_token
+				optional
+				login_path    /a/login
+				refresh_path  /a/refresh
+				logout_path   /a/logout
+				profile_path  /a/me
+				phone_path    /a/phone
+				decrypt_path  /a/decrypt
+				jwks_path     /a/jwks
+				header_prefix X-User-
+				errors        caddy
+				link_unionid
+			}`,
+			want: WeChatAuth{
+				AppID: "{env.APPID}", AppSecret: "{file./run/secret}",
+				APIBase: "http://127.0.0.1:9000", Timeout: dur(2 * time.Second),
+				DB:              "/var/lib/wx.db",
+				SigningKeyFiles: []KeyFile{{Path: "/k1.pem", KID: "k1"}, {Path: "/k2.pem"}},
+				Issuer:          "me", Audience: "them",
+				AccessTTL: dur(10 * time.Minute), RefreshTTL: dur(48 * time.Hour), Leeway: &leeway,
+				TokenSources: []handler.TokenSource{
+					{From: "header", Name: "Authorization", Scheme: "Bearer"},
+					{From: "header", Name: "token"},
+					{From: "cookie", Name: "tk"},
+					{From: "query", Name: "access_token"},
+				},
+				Optional:  true,
+				LoginPath: "/a/login", RefreshPath: "/a/refresh", LogoutPath: "/a/logout",
+				ProfilePath: "/a/me", PhonePath: "/a/phone", DecryptPath: "/a/decrypt", JWKSPath: "/a/jwks",
+				HeaderPrefix: "X-User-", Errors: "caddy", LinkUnionID: true,
+			},
+		},
+		{
+			name:  "hs256 key",
+			input: "wechat_auth {\n app_id wx1\n app_secret s\n signing_key 0123456789abcdef0123456789abcdef\n}",
+			want:  WeChatAuth{AppID: "wx1", AppSecret: "s", SigningKey: "0123456789abcdef0123456789abcdef"},
+		},
+		{
+			name:  "hs256 key as placeholder is checked later",
+			input: "wechat_auth {\n app_id wx1\n app_secret s\n signing_key {env.KEY}\n}",
+			want:  WeChatAuth{AppID: "wx1", AppSecret: "s", SigningKey: "{env.KEY}"},
+		},
+		{name: "no block", input: "wechat_auth", wantErr: "app_id is required"},
+		{name: "missing secret", input: "wechat_auth {\n app_id wx1\n}", wantErr: "app_secret is required"},
+		{name: "missing app_id", input: "wechat_auth {\n app_secret s\n}", wantErr: "app_id is required"},
+		{name: "inline argument", input: "wechat_auth wx1 {\n app_id wx1\n app_secret s\n}", wantErr: "wrong argument count"},
+		{name: "unknown subdirective", input: "wechat_auth {\n app_id wx1\n app_secret s\n appsecret x\n}", wantErr: `unknown subdirective "appsecret"`},
+		{name: "app_id twice", input: "wechat_auth {\n app_id wx1\n app_id wx2\n app_secret s\n}", wantErr: "app_id given more than once"},
+		{name: "app_id without value", input: "wechat_auth {\n app_id\n app_secret s\n}", wantErr: "wrong argument count"},
+		{name: "app_id two values", input: "wechat_auth {\n app_id a b\n app_secret s\n}", wantErr: "wrong argument count"},
+		{name: "short hs256 key", input: "wechat_auth {\n app_id wx1\n app_secret s\n signing_key short\n}", wantErr: "at least 32 bytes"},
+		{name: "bad duration", input: "wechat_auth {\n app_id wx1\n app_secret s\n access_ttl soon\n}", wantErr: "access_ttl: bad duration"},
+		{name: "negative duration", input: "wechat_auth {\n app_id wx1\n app_secret s\n timeout -1s\n}", wantErr: "must not be negative"},
+		{name: "access ttl too long", input: "wechat_auth {\n app_id wx1\n app_secret s\n access_ttl 48h\n}", wantErr: "access_ttl: at most"},
+		{name: "bad leeway", input: "wechat_auth {\n app_id wx1\n app_secret s\n leeway x\n}", wantErr: "leeway: bad duration"},
+		{name: "relative path", input: "wechat_auth {\n app_id wx1\n app_secret s\n login_path wx/login\n}", wantErr: "must start with /"},
+		{name: "bad api_base", input: "wechat_auth {\n app_id wx1\n app_secret s\n api_base ftp://x\n}", wantErr: "api_base: want an absolute http(s) URL"},
+		{name: "bad errors mode", input: "wechat_auth {\n app_id wx1\n app_secret s\n errors html\n}", wantErr: "errors: want json or caddy"},
+		{name: "bad token source", input: "wechat_auth {\n app_id wx1\n app_secret s\n token_source body tk\n}", wantErr: "want header, cookie or query"},
+		{name: "cookie with scheme", input: "wechat_auth {\n app_id wx1\n app_secret s\n token_source cookie tk Bearer\n}", wantErr: "wrong argument count"},
+		{name: "token source without name", input: "wechat_auth {\n app_id wx1\n app_secret s\n token_source header\n}", wantErr: "wrong argument count"},
+		{name: "optional with argument", input: "wechat_auth {\n app_id wx1\n app_secret s\n optional yes\n}", wantErr: "wrong argument count"},
+		{name: "key file without path", input: "wechat_auth {\n app_id wx1\n app_secret s\n signing_key_file\n}", wantErr: "wrong argument count"},
+		{name: "both key kinds", input: "wechat_auth {\n app_id wx1\n app_secret s\n signing_key 0123456789abcdef0123456789abcdef\n signing_key_file /k.pem\n}", wantErr: "not both"},
+		{name: "bad header prefix", input: "wechat_auth {\n app_id wx1\n app_secret s\n header_prefix \"X Y\"\n}", wantErr: "not a header name prefix"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got WeChatAuth
+			err := got.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input))
+			if tt.wantErr != "" {
+				if err == nil {
+					t.Fatalf("want error containing %q, got none (%+v)", tt.wantErr, got)
+				}
+				if !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("want error containing %q, got %q", tt.wantErr, err)
+				}
+				if !strings.Contains(err.Error(), "Testfile:") {
+					t.Errorf("error %q does not name the line", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got  %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,22 @@
+// Package handler holds the HTTP side of caddy-wechat-auth as plain net/http
+// code with no Caddy types: the endpoints (login, refresh, logout, profile,
+// phone, decrypt, JWKS) and the token guard that runs on every other request.
+//
+// The Caddy module (package wechatauth at the repository root) builds one
+// Handler per configured wechat_auth block and calls, for each request:
+//
+//	StripHeaders      remove client-sent identity headers (always)
+//	ServeEndpoint     answer the request if its path is an endpoint
+//	Authenticate      otherwise find and verify the access token
+//	SetIdentity       put the verified identity on the request
+//
+// Every endpoint answers JSON. Success bodies carry "status":"success";
+// errors are {"status":"error","error":"<code>","message":"<text>"} with the
+// codes of SPEC §6. Nothing here ever writes a WeChat session_key, the app
+// secret, a login code or a token to a log.
+//
+// Sessions end for real: a refresh token is single-use (rotation with reuse
+// detection, see store.Rotate) and a logout puts the session on an in-memory
+// revocation list (Revocations) that the guard consults on every request
+// without touching the store.
+package handler

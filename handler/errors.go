@@ -1,0 +1,148 @@
+package handler
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/wxauth/caddy-wechat-auth/store"
+	"github.com/wxauth/caddy-wechat-auth/wechat"
+)
+
+// Error codes of SPEC §6.
+const (
+	CodeInvalidRequest       = "invalid_request"
+	CodeUnsupportedMediaType = "unsupported_media_type"
+	CodePayloadTooLarge      = "payload_too_large"
+	CodeMethodNotAllowed     = "method_not_allowed"
+	CodeInvalidCode          = "invalid_code"
+	CodeUserBlocked          = "user_blocked"
+	CodeRateLimited          = "rate_limited"
+	CodeWeChatUnavailable    = "wechat_unavailable"
+	CodeWeChatError          = "wechat_error"
+	CodeInvalidToken         = "invalid_token"
+	CodeInvalidGrant         = "invalid_grant"
+	CodeInternalError        = "internal_error"
+)
+
+// Error is an error answer: an HTTP status, a SPEC §6 code and a message
+// for humans. Its text never contains a secret, a code or a token.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+	// RetryAfter, when positive, is sent as a Retry-After header.
+	RetryAfter time.Duration
+	// Allow, for 405 answers, lists the allowed methods.
+	Allow string
+	// Challenge, for 401 answers, is the WWW-Authenticate value.
+	Challenge string
+	// Err is the underlying cause, for logs only; never sent.
+	Err error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Code + ": " + e.Message + ": " + e.Err.Error()
+	}
+	return e.Code + ": " + e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func newError(status int, code, msg string) *Error {
+	return &Error{Status: status, Code: code, Message: msg}
+}
+
+func badRequest(msg string) *Error { return newError(http.StatusBadRequest, CodeInvalidRequest, msg) }
+
+func internalError(err error) *Error {
+	return &Error{Status: http.StatusInternalServerError, Code: CodeInternalError, Message: "internal error, nothing was changed", Err: err}
+}
+
+func invalidGrant(msg string) *Error {
+	return newError(http.StatusUnauthorized, CodeInvalidGrant, msg)
+}
+
+func methodNotAllowed(allow string) *Error {
+	e := newError(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method not allowed; use "+allow)
+	e.Allow = allow
+	return e
+}
+
+// wechatError maps an error of the WeChat client to an answer (SPEC §6).
+func wechatError(err error) *Error {
+	e := &Error{Err: err}
+	switch {
+	case errors.Is(err, wechat.ErrInvalidCode):
+		e.Status, e.Code, e.Message = http.StatusBadRequest, CodeInvalidCode, "the code is invalid, expired or already used; call wx.login again"
+	case errors.Is(err, wechat.ErrUserBlocked):
+		e.Status, e.Code, e.Message = http.StatusForbidden, CodeUserBlocked, "WeChat refused this user"
+	case errors.Is(err, wechat.ErrRateLimited):
+		e.Status, e.Code, e.Message = http.StatusTooManyRequests, CodeRateLimited, "too many requests to WeChat; try again later"
+		e.RetryAfter = retryAfter(err, 10*time.Second)
+	case errors.Is(err, wechat.ErrUnavailable):
+		e.Status, e.Code, e.Message = http.StatusServiceUnavailable, CodeWeChatUnavailable, "WeChat is unavailable; try again later"
+		e.RetryAfter = retryAfter(err, 5*time.Second)
+	default:
+		e.Status, e.Code, e.Message = http.StatusBadGateway, CodeWeChatError, "WeChat returned an error"
+	}
+	return e
+}
+
+func retryAfter(err error, def time.Duration) time.Duration {
+	if d := wechat.RetryAfter(err); d > 0 {
+		return d
+	}
+	return def
+}
+
+// storeError maps a storage failure to 500 unless it is a not-found.
+func storeError(err error, notFound *Error) *Error {
+	if notFound != nil && errors.Is(err, store.ErrNotFound) {
+		return notFound
+	}
+	return internalError(err)
+}
+
+// errorBody is the JSON shape of every error answer.
+type errorBody struct {
+	Status  string `json:"status"`
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+// WriteError writes e as a JSON error answer.
+func WriteError(w http.ResponseWriter, e *Error) {
+	h := w.Header()
+	if e.RetryAfter > 0 {
+		secs := int64((e.RetryAfter + time.Second - 1) / time.Second)
+		h.Set("Retry-After", strconv.FormatInt(secs, 10))
+	}
+	if e.Allow != "" {
+		h.Set("Allow", e.Allow)
+	}
+	if e.Challenge != "" {
+		h.Set("WWW-Authenticate", e.Challenge)
+	}
+	writeJSON(w, e.Status, errorBody{Status: "error", Error: e.Code, Message: e.Message})
+}
+
+// writeJSON writes v with status. Answers are never cached: they carry
+// tokens or personal data.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"status":"error","error":"internal_error","message":"internal error"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}

@@ -1,0 +1,169 @@
+package handler
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wxauth/caddy-wechat-auth/store"
+	"github.com/wxauth/caddy-wechat-auth/token"
+	"github.com/wxauth/caddy-wechat-auth/wechat"
+)
+
+// maxCodeLen bounds a wx.login code (WeChat's are 32 characters).
+const maxCodeLen = 256
+
+type loginRequest struct {
+	Code   string `json:"code"`
+	JSCode string `json:"jscode"`
+	profileFields
+}
+
+// tokenPair is the token part of login and refresh answers.
+type tokenPair struct {
+	Status           string `json:"status"`
+	Token            string `json:"token"`
+	TokenType        string `json:"token_type"`
+	ExpiresIn        int64  `json:"expires_in"`
+	RefreshToken     string `json:"refresh_token"`
+	RefreshExpiresIn int64  `json:"refresh_expires_in"`
+	UserID           uint64 `json:"user_id"`
+}
+
+// login exchanges a wx.login code for a session and a token pair.
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) *Error {
+	if r.Method != http.MethodPost {
+		return methodNotAllowed("POST")
+	}
+	var req loginRequest
+	if e := decodeBody(w, r, &req, false, false); e != nil {
+		return e
+	}
+	code := req.Code
+	if code == "" {
+		code = req.JSCode
+	}
+	switch {
+	case code == "":
+		return badRequest("missing code (from wx.login)")
+	case len(code) > maxCodeLen:
+		return badRequest("code is too long")
+	case req.Code != "" && req.JSCode != "" && req.Code != req.JSCode:
+		return badRequest("code and jscode differ")
+	}
+	profile, e := req.profileFields.validate()
+	if e != nil {
+		return e
+	}
+
+	ctx := r.Context()
+	ws, err := h.cfg.WeChat.Code2Session(ctx, code)
+	if err != nil {
+		return wechatError(err)
+	}
+	if ws.OpenID == "" {
+		return wechatError(fmt.Errorf("%w: empty openid", wechat.ErrBadResponse))
+	}
+
+	nu := store.NewUser{OpenID: ws.OpenID, UnionID: ws.UnionID, LinkByUnionID: h.cfg.LinkUnionID}
+	if profile.Nickname != nil {
+		nu.Nickname = *profile.Nickname
+	}
+	if profile.AvatarURL != nil {
+		nu.AvatarURL = *profile.AvatarURL
+	}
+	if profile.Gender != nil {
+		nu.Gender = *profile.Gender
+	}
+	now := h.now()
+	u, created, err := h.cfg.Store.LoginUser(ctx, h.cfg.AppID, nu, now)
+	if err != nil {
+		return internalError(fmt.Errorf("storing user: %w", err))
+	}
+
+	sid, err := token.NewID()
+	if err != nil {
+		return internalError(err)
+	}
+	jti, err := token.NewID()
+	if err != nil {
+		return internalError(err)
+	}
+	refresh, err := token.NewRefreshToken()
+	if err != nil {
+		return internalError(err)
+	}
+	sealed, err := h.cfg.Sealer.Seal(h.cfg.AppID, sid, ws.SessionKey)
+	if err != nil {
+		return internalError(err)
+	}
+	sess := store.Session{
+		ID:               sid,
+		AppID:            h.cfg.AppID,
+		UserID:           u.ID,
+		OpenID:           ws.OpenID,
+		UnionID:          u.UnionID,
+		SealedSessionKey: sealed,
+		CreatedAt:        now,
+		ExpiresAt:        now.Add(h.cfg.RefreshTTL),
+	}
+	rt := store.RefreshToken{
+		Hash:           token.HashRefreshToken(refresh),
+		SessionID:      sid,
+		IssuedAt:       now,
+		ExpiresAt:      sess.ExpiresAt,
+		AccessID:       jti,
+		AccessIssuedAt: now,
+	}
+	// The session is durable before any token leaves.
+	if err := h.cfg.Store.CreateSession(ctx, sess, rt); err != nil {
+		return internalError(fmt.Errorf("storing session: %w", err))
+	}
+	pair, e := h.pair(sess, refresh, rt, now)
+	if e != nil {
+		return e
+	}
+	if ce := h.log.Check(zap.InfoLevel, "wechat_auth login"); ce != nil {
+		ce.Write(zap.Uint64("user_id", u.ID), zap.Bool("new_user", created))
+	}
+	writeJSON(w, http.StatusOK, struct {
+		tokenPair
+		NewUser bool     `json:"new_user"`
+		User    userView `json:"user"`
+	}{pair, created, viewUser(u)})
+	return nil
+}
+
+// pair signs the access token described by rt for sess and builds the
+// answer with the refresh token's plaintext.
+func (h *Handler) pair(sess store.Session, refresh string, rt store.RefreshToken, now time.Time) (tokenPair, *Error) {
+	sub := token.Subject{
+		UserID:    sess.UserID,
+		SessionID: sess.ID,
+		OpenID:    sess.OpenID,
+		UnionID:   sess.UnionID,
+		AppID:     sess.AppID,
+	}
+	access, exp, err := h.cfg.Tokens.Issue(sub, rt.AccessID, rt.AccessIssuedAt)
+	if err != nil {
+		return tokenPair{}, internalError(fmt.Errorf("signing access token: %w", err))
+	}
+	return tokenPair{
+		Status:           "success",
+		Token:            access,
+		TokenType:        "Bearer",
+		ExpiresIn:        seconds(exp.Sub(now)),
+		RefreshToken:     refresh,
+		RefreshExpiresIn: seconds(rt.ExpiresAt.Sub(now)),
+		UserID:           sess.UserID,
+	}, nil
+}
+
+func seconds(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64(d / time.Second)
+}

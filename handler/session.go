@@ -1,0 +1,188 @@
+package handler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wxauth/caddy-wechat-auth/store"
+	"github.com/wxauth/caddy-wechat-auth/token"
+)
+
+// maxRefreshLen bounds a presented refresh token (ours are 43 characters).
+const maxRefreshLen = 512
+
+type refreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+// refresh rotates a refresh token: the presented one is spent and a new
+// pair is answered. A retry of the same token within RefreshGrace gets the
+// same pair; a later replay revokes the whole session.
+func (h *Handler) refresh(w http.ResponseWriter, r *http.Request) *Error {
+	if r.Method != http.MethodPost {
+		return methodNotAllowed("POST")
+	}
+	var req refreshRequest
+	if e := decodeBody(w, r, &req, false, false); e != nil {
+		return e
+	}
+	switch {
+	case req.RefreshToken == "":
+		return badRequest("missing refresh_token")
+	case len(req.RefreshToken) > maxRefreshLen:
+		return invalidGrant("invalid refresh token")
+	}
+	ctx := r.Context()
+	now := h.now()
+	hash := token.HashRefreshToken(req.RefreshToken)
+	cur, err := h.cfg.Store.RefreshToken(ctx, h.cfg.AppID, hash)
+	if err != nil {
+		return storeError(err, invalidGrant("invalid refresh token"))
+	}
+	// The child is derived from the parent, so a retried rotation can hand
+	// out the same child without its plaintext ever being stored.
+	child := token.DeriveRefreshToken(h.cfg.RefreshSecret, req.RefreshToken)
+	jti, err := token.NewID()
+	if err != nil {
+		return internalError(err)
+	}
+	next := store.RefreshToken{
+		Hash:           token.HashRefreshToken(child),
+		SessionID:      cur.SessionID,
+		IssuedAt:       now,
+		ExpiresAt:      now.Add(h.cfg.RefreshTTL),
+		AccessID:       jti,
+		AccessIssuedAt: now,
+	}
+	res, err := h.cfg.Store.Rotate(ctx, h.cfg.AppID, hash, next, now, RefreshGrace)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return invalidGrant("invalid refresh token")
+	case errors.Is(err, store.ErrExpired):
+		return invalidGrant("refresh token expired; log in again")
+	case errors.Is(err, store.ErrRevoked):
+		return invalidGrant("the session has ended; log in again")
+	case err != nil:
+		return internalError(fmt.Errorf("rotating refresh token: %w", err))
+	}
+	switch res.Outcome {
+	case store.Rotated, store.Retried:
+		if res.Token.Hash != next.Hash {
+			// Only possible when the derivation secret changed between
+			// the rotation and its retry.
+			return invalidGrant("invalid refresh token")
+		}
+		pair, e := h.pair(res.Session, child, res.Token, now)
+		if e != nil {
+			return e
+		}
+		writeJSON(w, http.StatusOK, pair)
+		return nil
+	case store.Reused:
+		h.markRevoked(res.Session)
+		if ce := h.log.Check(zap.WarnLevel, "wechat_auth refresh token reused; session revoked"); ce != nil {
+			ce.Write(zap.Uint64("user_id", res.Session.UserID))
+		}
+		return invalidGrant("refresh token already used; the session has been revoked")
+	default:
+		return internalError(fmt.Errorf("rotating refresh token: unknown outcome %d", res.Outcome))
+	}
+}
+
+type logoutRequest struct {
+	RefreshToken string   `json:"refresh_token"`
+	All          flexBool `json:"all"`
+}
+
+// logout revokes the session of the presented access token (or refresh
+// token), or with "all" every session of its user. It is idempotent.
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request) *Error {
+	if r.Method != http.MethodPost {
+		return methodNotAllowed("POST")
+	}
+	var req logoutRequest
+	if e := decodeBody(w, r, &req, false, true); e != nil {
+		return e
+	}
+	ctx := r.Context()
+	var sid string
+	var uid uint64
+	switch raw := h.findToken(r); {
+	case raw != "":
+		// A token of an already revoked session may log out again.
+		c, err := h.verifySignature(raw)
+		if err != nil {
+			return GuardError(err)
+		}
+		sid, uid = c.SessionID, c.UserID
+	case req.RefreshToken != "":
+		if len(req.RefreshToken) > maxRefreshLen {
+			return invalidGrant("invalid refresh token")
+		}
+		rec, err := h.cfg.Store.RefreshToken(ctx, h.cfg.AppID, token.HashRefreshToken(req.RefreshToken))
+		if err != nil {
+			return storeError(err, invalidGrant("invalid refresh token"))
+		}
+		s, err := h.cfg.Store.Session(ctx, h.cfg.AppID, rec.SessionID)
+		if err != nil {
+			return storeError(err, invalidGrant("invalid refresh token"))
+		}
+		sid, uid = s.ID, s.UserID
+	default:
+		return GuardError(ErrNoToken)
+	}
+
+	now := h.now()
+	if req.All {
+		ss, err := h.cfg.Store.RevokeUserSessions(ctx, h.cfg.AppID, uid, "logout_all", now)
+		if err != nil {
+			return internalError(fmt.Errorf("revoking sessions: %w", err))
+		}
+		for _, s := range ss {
+			h.markRevoked(s)
+		}
+	}
+	s, err := h.cfg.Store.RevokeSession(ctx, h.cfg.AppID, sid, "logout", now)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		// Pruned already: its tokens can still be live, so list it.
+		s = store.Session{ID: sid, RevokedAt: now}
+	case err != nil:
+		return internalError(fmt.Errorf("revoking session: %w", err))
+	}
+	h.markRevoked(s)
+	writeJSON(w, http.StatusOK, struct {
+		Status string `json:"status"`
+	}{"success"})
+	return nil
+}
+
+// markRevoked puts a revoked session on the in-memory list for as long as
+// one of its access tokens could still be accepted.
+func (h *Handler) markRevoked(s store.Session) {
+	at := s.RevokedAt
+	if at.IsZero() {
+		at = h.now()
+	}
+	h.cfg.Revocations.Add(s.ID, at.Add(h.cfg.Tokens.AccessTTL()+h.cfg.Tokens.Leeway()+time.Second))
+}
+
+// LoadRevocations fills the revocation list from the store: every session
+// revoked recently enough that one of its access tokens could still be
+// accepted at now.
+func LoadRevocations(ctx context.Context, st store.Store, app string, revs *Revocations, accessTTL, leeway time.Duration, now time.Time) error {
+	window := accessTTL + leeway + time.Second
+	rs, err := st.Revocations(ctx, app, now.Add(-window))
+	if err != nil {
+		return fmt.Errorf("loading revocations: %w", err)
+	}
+	for _, rv := range rs {
+		revs.Add(rv.SessionID, rv.RevokedAt.Add(window))
+	}
+	return nil
+}

@@ -1,0 +1,436 @@
+// Package wechatauth is a Caddy HTTP handler module that gives any site
+// WeChat mini-program login and JWT protection: the wechat_auth directive.
+//
+// The module is the Caddy glue only: it reads the configuration, opens the
+// shared store, loads the keys and builds a handler.Handler, which does the
+// HTTP work without Caddy types.
+package wechatauth
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/wxauth/caddy-wechat-auth/handler"
+	"github.com/wxauth/caddy-wechat-auth/token"
+	"github.com/wxauth/caddy-wechat-auth/wechat"
+)
+
+func init() {
+	caddy.RegisterModule(WeChatAuth{})
+}
+
+// Defaults of the configuration.
+const (
+	DefaultAPIBase      = "https://api.weixin.qq.com"
+	DefaultTimeout      = 5 * time.Second
+	DefaultIssuer       = "caddy-wechat-auth"
+	DefaultAccessTTL    = 15 * time.Minute
+	DefaultRefreshTTL   = 720 * time.Hour
+	DefaultLeeway       = 30 * time.Second
+	DefaultHeaderPrefix = "X-WeChat-"
+	// MaxAccessTTL bounds access_ttl: revoked sessions are kept in the
+	// store for this long so the revocation list survives restarts.
+	MaxAccessTTL = 24 * time.Hour
+	// MinHMACKeyLen is the shortest accepted HS256 signing_key.
+	MinHMACKeyLen = 32
+)
+
+// WeChatAuth authenticates mini-program users with WeChat login and
+// protects everything behind it with access tokens (JWT). Requests to its
+// endpoint paths are answered by the module; every other request needs a
+// valid access token, whose identity is handed to the next handler in
+// X-WeChat-* headers and {http.auth.user.*} placeholders.
+type WeChatAuth struct {
+	// The mini-program's AppID. Required. Placeholders such as
+	// {env.WECHAT_APPID} are resolved at provision.
+	AppID string `json:"app_id,omitempty"`
+
+	// The mini-program's AppSecret. Required. Give it as a placeholder
+	// ({env.*} or {file.*}) so it stays out of config files and
+	// `caddy adapt` output.
+	AppSecret string `json:"app_secret,omitempty"`
+
+	// Base URL of WeChat's server API. Default: https://api.weixin.qq.com
+	APIBase string `json:"api_base,omitempty"`
+
+	// Time limit of one WeChat API call, connect to last byte. Default: 5s
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	// Path of the bbolt database file. Default:
+	// {caddy AppDataDir}/wechat_auth/<app_id>.db
+	DB string `json:"db,omitempty"`
+
+	// An HS256 signing secret of at least 32 bytes. Placeholders allowed.
+	// Default: none (an Ed25519 key is generated and kept in the store).
+	SigningKey string `json:"signing_key,omitempty"`
+
+	// PEM key files (Ed25519, ECDSA P-256 or RSA ≥ 2048 bits). The first
+	// signs; all verify, so an old key kept after a new first one keeps
+	// its tokens valid. Default: none.
+	SigningKeyFiles []KeyFile `json:"signing_key_files,omitempty"`
+
+	// The iss claim of access tokens. Default: caddy-wechat-auth
+	Issuer string `json:"issuer,omitempty"`
+
+	// The aud claim of access tokens. Default: the app_id
+	Audience string `json:"audience,omitempty"`
+
+	// Lifetime of access tokens, at most 24h. Default: 15m
+	AccessTTL caddy.Duration `json:"access_ttl,omitempty"`
+
+	// Lifetime of refresh tokens; a refresh starts a new one. Default: 720h
+	RefreshTTL caddy.Duration `json:"refresh_ttl,omitempty"`
+
+	// Clock skew allowed when checking exp, iat and nbf. Default: 30s
+	Leeway *caddy.Duration `json:"leeway,omitempty"`
+
+	// Where the guard looks for the access token, in order. Default: the
+	// Authorization header with the Bearer scheme, then the token header.
+	TokenSources []handler.TokenSource `json:"token_sources,omitempty"`
+
+	// Let requests without a token through as anonymous; a token that is
+	// present but invalid still gets 401. Default: false
+	Optional bool `json:"optional,omitempty"`
+
+	// Endpoint paths. Defaults: /wx/login, /wx/refresh, /wx/logout,
+	// /wx/profile, /wx/phone, /wx/decrypt, /.well-known/jwks.json (the JWK
+	// Set is served only with asymmetric keys).
+	LoginPath   string `json:"login_path,omitempty"`
+	RefreshPath string `json:"refresh_path,omitempty"`
+	LogoutPath  string `json:"logout_path,omitempty"`
+	ProfilePath string `json:"profile_path,omitempty"`
+	PhonePath   string `json:"phone_path,omitempty"`
+	DecryptPath string `json:"decrypt_path,omitempty"`
+	JWKSPath    string `json:"jwks_path,omitempty"`
+
+	// Prefix of the identity headers set for the upstream; client-sent
+	// headers with this prefix are always removed. Default: X-WeChat-
+	HeaderPrefix string `json:"header_prefix,omitempty"`
+
+	// How guard failures are answered: "json" writes the JSON error body
+	// itself; "caddy" returns the error to Caddy so handle_errors routes
+	// shape it. Default: json
+	Errors string `json:"errors,omitempty"`
+
+	// When a login's openid is new but its unionid belongs to a user of
+	// this app, log in as that user instead of creating one. Default: false
+	LinkUnionID bool `json:"link_unionid,omitempty"`
+
+	handler  *handler.Handler
+	db       *sharedDB
+	dbKey    string
+	logger   *zap.Logger
+	caddyErr bool
+}
+
+// KeyFile is one signing_key_file entry.
+type KeyFile struct {
+	// Path of the PEM file.
+	Path string `json:"path"`
+	// Key ID. Default: the RFC 7638 thumbprint of the public key.
+	KID string `json:"kid,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (WeChatAuth) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.wechat_auth",
+		New: func() caddy.Module { return new(WeChatAuth) },
+	}
+}
+
+// Provision resolves the configuration, opens the store and builds the
+// handler.
+func (m *WeChatAuth) Provision(ctx caddy.Context) error {
+	m.logger = ctx.Logger()
+	repl := caddy.NewReplacer()
+	appID := strings.TrimSpace(repl.ReplaceKnown(m.AppID, ""))
+	secret := strings.TrimSpace(repl.ReplaceKnown(m.AppSecret, ""))
+	if appID == "" {
+		return errors.New("app_id is required (it resolved to an empty value)")
+	}
+	if secret == "" {
+		return errors.New("app_secret is required (it resolved to an empty value)")
+	}
+	m.applyDefaults()
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	apiBase := repl.ReplaceKnown(m.APIBase, "")
+	if err := checkAPIBase(apiBase); err != nil {
+		return fmt.Errorf("api_base: %w", err)
+	}
+
+	dbPath := repl.ReplaceKnown(m.DB, "")
+	if dbPath == "" {
+		dbPath = filepath.Join(caddy.AppDataDir(), "wechat_auth", safeFileName(appID)+".db")
+	}
+	db, key, err := openShared(dbPath, m.logger)
+	if err != nil {
+		return err
+	}
+	m.db, m.dbKey = db, key
+	st := db.store
+
+	keys, err := m.loadKeys(ctx, repl, st, appID)
+	if err != nil {
+		return err
+	}
+	audience := repl.ReplaceKnown(m.Audience, "")
+	if audience == "" {
+		audience = appID
+	}
+	tokens, err := token.New(token.Config{
+		Keys:      keys,
+		Issuer:    repl.ReplaceKnown(m.Issuer, ""),
+		Audience:  audience,
+		AccessTTL: time.Duration(m.AccessTTL),
+		Leeway:    time.Duration(*m.Leeway),
+	})
+	if err != nil {
+		return fmt.Errorf("setting up tokens: %w", err)
+	}
+	refreshSecret, err := st.Secret(ctx, appID, "refresh_derivation_v1", randomBytes(32))
+	if err != nil {
+		return fmt.Errorf("loading refresh-token secret: %w", err)
+	}
+	wx, err := wechat.New(wechat.Config{
+		BaseURL:   apiBase,
+		AppID:     appID,
+		AppSecret: secret,
+		Timeout:   time.Duration(m.Timeout),
+		Logger:    m.logger.Named("wechat"),
+	})
+	if err != nil {
+		return fmt.Errorf("setting up the WeChat client: %w", err)
+	}
+	sealer, err := handler.NewSealer(secret)
+	if err != nil {
+		return err
+	}
+	revs, err := db.revocations(ctx, appID, tokens.AccessTTL(), tokens.Leeway())
+	if err != nil {
+		return err
+	}
+	m.handler, err = handler.New(handler.Config{
+		AppID:         appID,
+		Store:         st,
+		Tokens:        tokens,
+		WeChat:        wx,
+		Sealer:        sealer,
+		Revocations:   revs,
+		RefreshSecret: refreshSecret,
+		RefreshTTL:    time.Duration(m.RefreshTTL),
+		Paths: handler.Paths{
+			Login:   m.LoginPath,
+			Refresh: m.RefreshPath,
+			Logout:  m.LogoutPath,
+			Profile: m.ProfilePath,
+			Phone:   m.PhonePath,
+			Decrypt: m.DecryptPath,
+			JWKS:    m.JWKSPath,
+		},
+		Sources:      append([]handler.TokenSource(nil), m.TokenSources...),
+		Optional:     m.Optional,
+		HeaderPrefix: m.HeaderPrefix,
+		LinkUnionID:  m.LinkUnionID,
+		Logger:       m.logger,
+	})
+	if err != nil {
+		return err
+	}
+	m.caddyErr = m.Errors == "caddy"
+	return nil
+}
+
+// applyDefaults fills in every unset field.
+func (m *WeChatAuth) applyDefaults() {
+	setDefault := func(s *string, def string) {
+		if *s == "" {
+			*s = def
+		}
+	}
+	setDefault(&m.APIBase, DefaultAPIBase)
+	setDefault(&m.Issuer, DefaultIssuer)
+	setDefault(&m.LoginPath, "/wx/login")
+	setDefault(&m.RefreshPath, "/wx/refresh")
+	setDefault(&m.LogoutPath, "/wx/logout")
+	setDefault(&m.ProfilePath, "/wx/profile")
+	setDefault(&m.PhonePath, "/wx/phone")
+	setDefault(&m.DecryptPath, "/wx/decrypt")
+	setDefault(&m.JWKSPath, "/.well-known/jwks.json")
+	setDefault(&m.HeaderPrefix, DefaultHeaderPrefix)
+	setDefault(&m.Errors, "json")
+	if m.Timeout == 0 {
+		m.Timeout = caddy.Duration(DefaultTimeout)
+	}
+	if m.AccessTTL == 0 {
+		m.AccessTTL = caddy.Duration(DefaultAccessTTL)
+	}
+	if m.RefreshTTL == 0 {
+		m.RefreshTTL = caddy.Duration(DefaultRefreshTTL)
+	}
+	if m.Leeway == nil {
+		l := caddy.Duration(DefaultLeeway)
+		m.Leeway = &l
+	}
+}
+
+// loadKeys builds the signing keys: the HS256 secret, the PEM files, or
+// the generated Ed25519 key kept in the store.
+func (m *WeChatAuth) loadKeys(ctx context.Context, repl *caddy.Replacer, st interface {
+	Secret(ctx context.Context, app, name string, create func() ([]byte, error)) ([]byte, error)
+}, appID string) ([]*token.Key, error) {
+	if m.SigningKey != "" {
+		secret := repl.ReplaceKnown(m.SigningKey, "")
+		if len(secret) < MinHMACKeyLen {
+			return nil, fmt.Errorf("signing_key: an HS256 key must be at least %d bytes, got %d", MinHMACKeyLen, len(secret))
+		}
+		k, err := token.NewHMACKey([]byte(secret), "")
+		if err != nil {
+			return nil, fmt.Errorf("signing_key: %w", err)
+		}
+		return []*token.Key{k}, nil
+	}
+	if len(m.SigningKeyFiles) > 0 {
+		keys := make([]*token.Key, 0, len(m.SigningKeyFiles))
+		for i, f := range m.SigningKeyFiles {
+			path := repl.ReplaceKnown(f.Path, "")
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return nil, fmt.Errorf("signing_key_file %s: reading: %w", path, err)
+			}
+			k, err := token.ParsePEM(data, f.KID)
+			if err != nil {
+				return nil, fmt.Errorf("signing_key_file %s: %w", path, err)
+			}
+			if i == 0 && !k.CanSign() {
+				return nil, fmt.Errorf("signing_key_file %s: the first key signs, so it must be a private key", path)
+			}
+			keys = append(keys, k)
+		}
+		return keys, nil
+	}
+	seed, err := st.Secret(ctx, appID, "signing_key_ed25519", randomBytes(32))
+	if err != nil {
+		return nil, fmt.Errorf("loading the generated signing key: %w", err)
+	}
+	k, err := token.NewEd25519Key(seed, "")
+	if err != nil {
+		return nil, fmt.Errorf("loading the generated signing key: %w", err)
+	}
+	return []*token.Key{k}, nil
+}
+
+// Validate checks what can be checked without resolving placeholders.
+func (m *WeChatAuth) Validate() error {
+	if m.Errors != "json" && m.Errors != "caddy" {
+		return fmt.Errorf("errors: want json or caddy, got %q", m.Errors)
+	}
+	if time.Duration(m.Timeout) < 0 || time.Duration(m.RefreshTTL) < 0 || time.Duration(*m.Leeway) < 0 {
+		return errors.New("timeout, refresh_ttl and leeway must not be negative")
+	}
+	if ttl := time.Duration(m.AccessTTL); ttl <= 0 || ttl > MaxAccessTTL {
+		return fmt.Errorf("access_ttl must be more than 0 and at most %s", MaxAccessTTL)
+	}
+	if m.SigningKey != "" && len(m.SigningKeyFiles) > 0 {
+		return errors.New("use either signing_key or signing_key_file, not both")
+	}
+	return nil
+}
+
+// Cleanup releases the shared store.
+func (m *WeChatAuth) Cleanup() error {
+	if m.db == nil {
+		return nil
+	}
+	_, err := storePool.Delete(m.dbKey)
+	m.db = nil
+	return err
+}
+
+// ServeHTTP strips client-sent identity headers, answers endpoint
+// requests, and guards every other request.
+func (m *WeChatAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	h := m.handler
+	h.StripHeaders(r.Header)
+	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		return next.ServeHTTP(w, r)
+	}
+	if h.ServeEndpoint(w, r) {
+		return nil
+	}
+	c, err := h.Authenticate(r)
+	if err != nil {
+		if h.Optional() && errors.Is(err, handler.ErrNoToken) {
+			return next.ServeHTTP(w, r)
+		}
+		e := handler.GuardError(err)
+		if m.caddyErr {
+			w.Header().Set("WWW-Authenticate", e.Challenge)
+			return caddyhttp.Error(http.StatusUnauthorized, err)
+		}
+		handler.WriteError(w, e)
+		return nil
+	}
+	h.SetIdentity(r.Header, c)
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("http.auth.user.id", c.Subject)
+		repl.Set("http.auth.user.openid", c.OpenID)
+		repl.Set("http.auth.user.unionid", c.UnionID)
+		repl.Set("http.auth.user.appid", c.AppID)
+		repl.Set("http.auth.user.sid", c.SessionID)
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// checkAPIBase requires an absolute http(s) URL.
+func checkAPIBase(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("want an absolute http(s) URL, got %q", s)
+	}
+	return nil
+}
+
+// safeFileName keeps an app id usable as a file name.
+func safeFileName(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// randomBytes returns a creator of n random bytes, for store.Secret.
+func randomBytes(n int) func() ([]byte, error) {
+	return func() ([]byte, error) {
+		b := make([]byte, n)
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*WeChatAuth)(nil)
+	_ caddy.Validator             = (*WeChatAuth)(nil)
+	_ caddy.CleanerUpper          = (*WeChatAuth)(nil)
+	_ caddyhttp.MiddlewareHandler = (*WeChatAuth)(nil)
+)
