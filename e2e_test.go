@@ -486,9 +486,9 @@ func TestE2ERestartAndReload(t *testing.T) {
 	if u := a.body["user"].(map[string]any); u["nickname"] != "Keep me" || u["id"].(float64) != uid {
 		t.Fatalf("after restart: %s", a.raw)
 	}
-	a = e.login("o_e2e_restart")
-	if a["new_user"] != false || a["user_id"].(float64) != uid {
-		t.Fatalf("user not found after restart: %v", a)
+	again := e.login("o_e2e_restart")
+	if again["new_user"] != false || again["user_id"].(float64) != uid {
+		t.Fatalf("user not found after restart: %v", again)
 	}
 }
 

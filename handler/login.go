@@ -161,9 +161,11 @@ func (h *Handler) pair(sess store.Session, refresh string, rt store.RefreshToken
 	}, nil
 }
 
+// seconds is d in whole seconds, rounded up: token times are whole
+// seconds, so an access token issued now with a 15m TTL says 900.
 func seconds(d time.Duration) int64 {
 	if d <= 0 {
 		return 0
 	}
-	return int64(d / time.Second)
+	return int64((d + time.Second - 1) / time.Second)
 }

@@ -1,0 +1,109 @@
+package emulator
+
+import (
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("wechat_emulator", parseCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("wechat_emulator", httpcaddyfile.Before, "respond")
+}
+
+// parseCaddyfile sets up the handler from Caddyfile tokens.
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	e := new(Emulator)
+	if err := e.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// UnmarshalCaddyfile sets up the emulator from Caddyfile tokens. Syntax:
+//
+//	wechat_emulator [<matcher>] {
+//	    app_id     <appid>
+//	    app_secret <secret>
+//	    code_ttl   <duration>
+//	    token_ttl  <duration>
+//	}
+//
+// Every subdirective is optional, and so is the block: a bare
+// `wechat_emulator` accepts any appid and secret. app_id and app_secret may
+// be placeholders such as {env.WECHAT_APPID}, resolved at provision.
+// Durations use Caddy's syntax (5m, 2h, 1d).
+func (e *Emulator) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := make(map[string]bool)
+	for d.NextBlock(0) {
+		sub := d.Val()
+		if seen[sub] {
+			return d.Errf("%s specified more than once", sub)
+		}
+		seen[sub] = true
+		switch sub {
+		case "app_id":
+			if !d.AllArgs(&e.AppID) {
+				return d.ArgErr()
+			}
+			if e.AppID == "" {
+				return d.Err("app_id must not be empty")
+			}
+		case "app_secret":
+			if !d.AllArgs(&e.AppSecret) {
+				return d.ArgErr()
+			}
+			if e.AppSecret == "" {
+				return d.Err("app_secret must not be empty")
+			}
+		case "code_ttl":
+			dur, err := parseTTL(d)
+			if err != nil {
+				return err
+			}
+			e.CodeTTL = dur
+		case "token_ttl":
+			dur, err := parseTTL(d)
+			if err != nil {
+				return err
+			}
+			if time.Duration(dur) < time.Second {
+				return d.Errf("token_ttl must be at least 1s, got %s", time.Duration(dur))
+			}
+			e.TokenTTL = dur
+		default:
+			return d.Errf("unrecognized wechat_emulator subdirective '%s'", sub)
+		}
+	}
+	return nil
+}
+
+// parseTTL reads the single positive duration argument of the current
+// subdirective.
+func parseTTL(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	sub := d.Val()
+	var raw string
+	if !d.AllArgs(&raw) {
+		return 0, d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(raw)
+	if err != nil {
+		return 0, d.Errf("parsing %s: %v", sub, err)
+	}
+	if dur <= 0 {
+		return 0, d.Errf("%s must be positive, got %s", sub, raw)
+	}
+	return caddy.Duration(dur), nil
+}
+
+// Interface guards
+var (
+	_ caddyfile.Unmarshaler = (*Emulator)(nil)
+)

@@ -1,0 +1,83 @@
+// Package emulator provides the wechat_emulator Caddy module
+// (http.handlers.wechat_emulator): an offline, in-memory stand-in for the
+// parts of WeChat's server API that a mini-program backend calls.
+//
+// It is for local development and tests only. It keeps everything in memory,
+// forgets it all on reload, accepts any appid when none is configured, and its
+// helper endpoints let anyone mint login codes for any openid. Never expose it
+// to the internet and never route real users to it.
+//
+// # WeChat endpoints
+//
+// The emulator answers these paths with WeChat's response shapes and
+// errcodes. Like WeChat, API errors are HTTP 200 with a JSON body
+// {"errcode":N,"errmsg":"…, rid: …"}; every other path is passed to the next
+// handler, so the module can share a site with other routes.
+//
+//	GET  /sns/jscode2session?appid&secret&js_code&grant_type=authorization_code
+//	     → {"openid","session_key"[,"unionid"]}
+//	POST /cgi-bin/stable_token {"grant_type":"client_credential","appid","secret","force_refresh"}
+//	     → {"access_token","expires_in"}
+//	POST /wxa/business/getuserphonenumber?access_token=… {"code"}
+//	     → {"errcode":0,"errmsg":"ok","phone_info":{…}}
+//	GET  /wxa/checksession?access_token&signature&openid&sig_method=hmac_sha256
+//	     → {"errcode":0,"errmsg":"ok"}
+//
+// Login codes are single-use and live code_ttl (default 5m): an unknown or
+// expired code gets 40029, a reused one 40163. Each successful exchange
+// issues a fresh 16-byte session_key for the openid; the latest one is what
+// checksession and open-data encryption use. stable_token returns the same
+// access token until it expires (expires_in counts down from token_ttl,
+// default 2h) unless force_refresh is set, which issues a new token and
+// invalidates the old one. A token the emulator never issued, or one replaced
+// by force_refresh, gets 40001; a token that has simply expired gets 42001,
+// as on WeChat. With app_id / app_secret configured, a different appid gets
+// 40013 and a different secret 40125; without them any value is accepted.
+// Other errcodes used: 41002 appid missing, 41004 appsecret missing, 40002
+// invalid grant_type, 41008 missing code, 41001 access_token missing, 40003
+// invalid openid, 40097 invalid args, 87009 invalid signature, 47001 data
+// format error (bad or oversized JSON body), 43001/43002 wrong HTTP method.
+//
+// # Emulator-only helper endpoints
+//
+// These do not exist at WeChat. They stand in for what the WeChat client
+// would do on the phone, so a developer or a test can drive a full login.
+// Their errors are HTTP 4xx with {"error":"…"}.
+//
+//	POST /emulator/code {"openid"?, "unionid"?} → {"code","openid"}
+//	     mints the code wx.login() would give. Without an openid a new
+//	     28-character one is generated; a unionid is remembered for the openid
+//	     and returned by jscode2session.
+//	POST /emulator/phone_code {"phone_number","country_code"?,"watermark_appid"?}
+//	     → {"code"}, the code the getPhoneNumber button would give. The
+//	     watermark appid defaults to app_id, or else to the appid of the
+//	     access token that redeems it; setting it forges a mismatch.
+//	POST /emulator/encrypt {"openid","data":{…},"appid"?}
+//	     → {"encrypted_data","iv","raw_data","signature"}, open data as the
+//	     WeChat client would hand it to the mini-program: data plus a
+//	     watermark, AES-128-CBC/PKCS#7 under the openid's latest session_key,
+//	     signature = hex(sha1(raw_data + session_key)).
+//	POST /emulator/fault {"path"?,"errcode"?,"times"?,"delay"?,"garbage"?,"status"?}
+//	     queues a fault for the next matching API calls (any API path when
+//	     path is empty): a delay (which stops when the client gives up), then
+//	     an errcode, a non-JSON body, or an HTTP status. DELETE clears them.
+//
+// # State
+//
+// All state (codes, sessions, access tokens, faults) belongs to one module
+// instance and is guarded by a mutex; nothing is global. Expired codes are
+// swept at most once per code_ttl, so memory grows only with the number of
+// distinct openids and appids seen.
+//
+// # Caddyfile
+//
+//	wechat_emulator {
+//	    app_id     <appid>
+//	    app_secret <secret>
+//	    code_ttl   <duration>
+//	    token_ttl  <duration>
+//	}
+//
+// The directive is ordered before respond. Point the wechat_auth module's
+// api_base at the site that serves the emulator.
+package emulator

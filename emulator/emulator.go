@@ -1,0 +1,184 @@
+package emulator
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	caddy.RegisterModule(Emulator{})
+}
+
+// Defaults of the module's config fields.
+const (
+	// DefaultCodeTTL is how long a login or phone code stays valid, as on WeChat.
+	DefaultCodeTTL = 5 * time.Minute
+	// DefaultTokenTTL is the lifetime of a stable_token access token, as on WeChat.
+	DefaultTokenTTL = 2 * time.Hour
+)
+
+// maxBodyBytes bounds every request body.
+const maxBodyBytes = 64 << 10
+
+// Body-reading errors.
+var (
+	errBodyTooLarge = errors.New("request body too large")
+	errEmptyBody    = errors.New("request body is empty")
+	errTrailingData = errors.New("unexpected data after the JSON value")
+)
+
+// Emulator is an HTTP middleware that answers, from memory, the WeChat server
+// API calls a mini-program backend makes (jscode2session, stable_token,
+// getuserphonenumber, checksession), with WeChat's shapes and errcodes, plus
+// emulator-only helper endpoints under /emulator/ to mint codes, encrypt open
+// data and inject faults. Every other request is passed to the next handler.
+//
+// It is for local development and tests only: see the package documentation.
+type Emulator struct {
+	// The mini-program appid the emulator answers for. When set, API calls
+	// with any other appid get errcode 40013 "invalid appid". Placeholders
+	// such as {env.WECHAT_APPID} are resolved at provision; one that
+	// resolves to nothing is an error. Default: empty (any appid accepted).
+	AppID string `json:"app_id,omitempty"`
+
+	// The app secret the emulator expects. When set, API calls with any other
+	// secret get errcode 40125 "invalid appsecret". Placeholders such as
+	// {env.WECHAT_SECRET} or {file.path} are resolved at provision.
+	// Default: empty (any secret accepted).
+	AppSecret string `json:"app_secret,omitempty"`
+
+	// How long a code minted by /emulator/code or /emulator/phone_code can be
+	// redeemed. Default: 5m.
+	CodeTTL caddy.Duration `json:"code_ttl,omitempty"`
+
+	// Lifetime of an access token issued by /cgi-bin/stable_token; its
+	// expires_in counts down from this. At least 1s. Default: 2h.
+	TokenTTL caddy.Duration `json:"token_ttl,omitempty"`
+
+	appID     string // AppID with placeholders resolved
+	appSecret string // AppSecret with placeholders resolved
+
+	now    func() time.Time                                 // clock; time.Now unless a test sets it
+	sleep  func(ctx context.Context, d time.Duration) error // waits out fault delays
+	state  *state
+	faults *faultQueue
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Emulator) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.wechat_emulator",
+		New: func() caddy.Module { return new(Emulator) },
+	}
+}
+
+// Provision resolves placeholders in the app credentials, applies defaults
+// and creates the module's in-memory state.
+func (e *Emulator) Provision(ctx caddy.Context) error {
+	e.logger = ctx.Logger()
+
+	repl := caddy.NewReplacer()
+	var err error
+	if e.appID, err = repl.ReplaceOrErr(e.AppID, true, true); err != nil {
+		return fmt.Errorf("resolving app_id: %v", err)
+	}
+	if e.appSecret, err = repl.ReplaceOrErr(e.AppSecret, true, true); err != nil {
+		return fmt.Errorf("resolving app_secret: %v", err)
+	}
+
+	if e.CodeTTL == 0 {
+		e.CodeTTL = caddy.Duration(DefaultCodeTTL)
+	}
+	if e.TokenTTL == 0 {
+		e.TokenTTL = caddy.Duration(DefaultTokenTTL)
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.sleep == nil {
+		e.sleep = sleepContext
+	}
+	e.state = newState(time.Duration(e.CodeTTL), time.Duration(e.TokenTTL))
+	e.faults = new(faultQueue)
+
+	e.logger.Warn("WeChat API emulator enabled: for local development and tests only, never for production",
+		zap.Bool("app_id_checked", e.appID != ""),
+		zap.Bool("app_secret_checked", e.appSecret != ""))
+	return nil
+}
+
+// Validate checks the configuration after provisioning.
+func (e *Emulator) Validate() error {
+	if e.CodeTTL <= 0 {
+		return fmt.Errorf("code_ttl must be positive, got %s", time.Duration(e.CodeTTL))
+	}
+	if time.Duration(e.TokenTTL) < time.Second {
+		return fmt.Errorf("token_ttl must be at least 1s, got %s", time.Duration(e.TokenTTL))
+	}
+	return nil
+}
+
+// ServeHTTP answers the emulated WeChat API paths and the /emulator/ helper
+// paths, and passes every other request to next.
+func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	path := r.URL.Path
+	isAPI, isHelper := apiPaths[path], helperPaths[path]
+	if !isAPI && !isHelper {
+		return next.ServeHTTP(w, r)
+	}
+	if e.state == nil {
+		return caddyhttp.Error(http.StatusInternalServerError, errors.New("wechat_emulator used before provisioning"))
+	}
+	if isAPI {
+		return e.serveAPI(w, r, path)
+	}
+	return e.serveHelper(w, r, path)
+}
+
+// readJSON decodes the request body, at most maxBodyBytes, into v. With
+// strict, unknown fields are an error. An empty body gives errEmptyBody.
+func readJSON(w http.ResponseWriter, r *http.Request, v any, strict bool) error {
+	if r.Body == nil {
+		return errEmptyBody
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return errBodyTooLarge
+		}
+		return fmt.Errorf("reading request body: %w", err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return errEmptyBody
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("decoding request body: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errTrailingData
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Emulator)(nil)
+	_ caddy.Validator             = (*Emulator)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Emulator)(nil)
+)

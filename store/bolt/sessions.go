@@ -1,0 +1,481 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/wxauth/caddy-wechat-auth/store"
+)
+
+// errDuplicate reports an id or hash that is already taken.
+var errDuplicate = errors.New("already exists")
+
+// CreateSession stores s and its first refresh token tok atomically in app
+// s.AppID. The user s.UserID must exist (ErrNotFound otherwise); s.ID and
+// tok.Hash must be new. A zero s.ExpiresAt is taken from tok.ExpiresAt.
+func (s *Store) CreateSession(ctx context.Context, sess store.Session, tok store.RefreshToken) error {
+	switch {
+	case !validKey(sess.AppID):
+		return errors.New("creating session: invalid app")
+	case !validKey(sess.ID):
+		return errors.New("creating session: invalid session id")
+	case tok.SessionID != sess.ID:
+		return errors.New("creating session: refresh token belongs to another session")
+	case sess.UserID == 0:
+		return errors.New("creating session: missing user id")
+	case sess.Revoked():
+		return errors.New("creating session: session is already revoked")
+	case tok.Hash == [32]byte{}:
+		return errors.New("creating session: missing refresh token hash")
+	case tok.ExpiresAt.IsZero():
+		return errors.New("creating session: missing refresh token expiry")
+	case !tok.RotatedAt.IsZero() || tok.Child != [32]byte{}:
+		return errors.New("creating session: first refresh token is already rotated")
+	}
+	if err := s.enter(ctx); err != nil {
+		return fmt.Errorf("creating session: %w", err)
+	}
+	defer s.mu.RUnlock()
+	sess = normSession(sess)
+	tok = normToken(tok)
+	if sess.ExpiresAt.IsZero() {
+		sess.ExpiresAt = tok.ExpiresAt
+	}
+	var lerr error
+	err := s.write(func(tx *bbolt.Tx) error {
+		lerr = nil
+		b, err := readApp(tx, sess.AppID)
+		if err != nil {
+			return err
+		}
+		switch {
+		case b == nil || b.users.Get(idKey(sess.UserID)) == nil:
+			lerr = fmt.Errorf("user %d of app %q: %w", sess.UserID, sess.AppID, store.ErrNotFound)
+			return nil
+		case b.sessions.Get([]byte(sess.ID)) != nil:
+			lerr = fmt.Errorf("session %q: %w", sess.ID, errDuplicate)
+			return nil
+		case b.refresh.Get(tok.Hash[:]) != nil:
+			lerr = fmt.Errorf("refresh token: %w", errDuplicate)
+			return nil
+		}
+		if err := putSession(b, &sess); err != nil {
+			return err
+		}
+		if err := b.userSessions.Put(userSessionKey(sess.UserID, sess.ID), nil); err != nil {
+			return fmt.Errorf("indexing session by user: %w", err)
+		}
+		if err := b.expSessions.Put(timeIDKey(sess.ExpiresAt, []byte(sess.ID)), nil); err != nil {
+			return fmt.Errorf("indexing session expiry: %w", err)
+		}
+		return addToken(b, &tok)
+	})
+	if err == nil {
+		err = lerr
+	}
+	if err != nil {
+		return fmt.Errorf("creating session: %w", err)
+	}
+	return nil
+}
+
+// Session returns the app's session id, revoked or not.
+func (s *Store) Session(ctx context.Context, app, id string) (store.Session, error) {
+	if err := s.enter(ctx); err != nil {
+		return store.Session{}, fmt.Errorf("looking up session: %w", err)
+	}
+	defer s.mu.RUnlock()
+	var sess store.Session
+	err := s.view(func(tx *bbolt.Tx) error {
+		b, err := readApp(tx, app)
+		if err != nil {
+			return err
+		}
+		if b == nil {
+			return store.ErrNotFound
+		}
+		sess, err = getSession(b, id)
+		return err
+	})
+	if err != nil {
+		return store.Session{}, fmt.Errorf("looking up session: %w", err)
+	}
+	return sess, nil
+}
+
+// RefreshToken returns the app's refresh-token record with hash.
+func (s *Store) RefreshToken(ctx context.Context, app string, hash [32]byte) (store.RefreshToken, error) {
+	if err := s.enter(ctx); err != nil {
+		return store.RefreshToken{}, fmt.Errorf("looking up refresh token: %w", err)
+	}
+	defer s.mu.RUnlock()
+	var tok store.RefreshToken
+	err := s.view(func(tx *bbolt.Tx) error {
+		b, err := readApp(tx, app)
+		if err != nil {
+			return err
+		}
+		if b == nil {
+			return store.ErrNotFound
+		}
+		tok, err = getToken(b, hash)
+		return err
+	})
+	if err != nil {
+		return store.RefreshToken{}, fmt.Errorf("looking up refresh token: %w", err)
+	}
+	return tok, nil
+}
+
+// Rotate presents the refresh token with hash; see store.Store and
+// store.RotateOutcome. next.SessionID may be left empty (it is filled
+// in); when set it must name the presented token's session. A negative
+// grace counts as zero.
+func (s *Store) Rotate(ctx context.Context, app string, hash [32]byte, next store.RefreshToken, now time.Time, grace time.Duration) (store.RotateResult, error) {
+	switch {
+	case hash == [32]byte{}:
+		return store.RotateResult{}, fmt.Errorf("rotating refresh token: %w", store.ErrNotFound)
+	case now.IsZero():
+		return store.RotateResult{}, errors.New("rotating refresh token: zero time")
+	case next.Hash == [32]byte{} || next.Hash == hash:
+		return store.RotateResult{}, errors.New("rotating refresh token: invalid next token hash")
+	case next.ExpiresAt.IsZero():
+		return store.RotateResult{}, errors.New("rotating refresh token: missing next token expiry")
+	}
+	if err := s.enter(ctx); err != nil {
+		return store.RotateResult{}, fmt.Errorf("rotating refresh token: %w", err)
+	}
+	defer s.mu.RUnlock()
+	now = now.UTC()
+	next = normToken(next)
+	next.RotatedAt, next.Child = time.Time{}, [32]byte{}
+	grace = max(grace, 0)
+
+	var (
+		res  store.RotateResult
+		lerr error
+	)
+	err := s.write(func(tx *bbolt.Tx) error {
+		res, lerr = store.RotateResult{}, nil
+		b, err := readApp(tx, app)
+		if err != nil {
+			return err
+		}
+		if b == nil {
+			lerr = store.ErrNotFound
+			return nil
+		}
+		tok, err := getToken(b, hash)
+		if errors.Is(err, store.ErrNotFound) {
+			lerr = err
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		sess, err := getSession(b, tok.SessionID)
+		if err != nil {
+			// Tokens die with their session: a token without one is
+			// corruption, not an unknown token.
+			return fmt.Errorf("session of refresh token: %w: %w", errCorrupt, err)
+		}
+		switch {
+		case sess.Revoked():
+			lerr = store.ErrRevoked
+			return nil
+		case !now.Before(tok.ExpiresAt):
+			lerr = store.ErrExpired
+			return nil
+		}
+
+		if tok.RotatedAt.IsZero() { // current: rotate
+			nt := next
+			if nt.SessionID == "" {
+				nt.SessionID = sess.ID
+			}
+			if nt.SessionID != sess.ID {
+				lerr = errors.New("next token belongs to another session")
+				return nil
+			}
+			if b.refresh.Get(nt.Hash[:]) != nil {
+				lerr = fmt.Errorf("next token: %w", errDuplicate)
+				return nil
+			}
+			tok.RotatedAt, tok.Child = now, nt.Hash
+			if err := putToken(b, &tok); err != nil {
+				return err
+			}
+			if err := addToken(b, &nt); err != nil {
+				return err
+			}
+			if err := moveSessionExpiry(b, &sess, nt.ExpiresAt); err != nil {
+				return err
+			}
+			res = store.RotateResult{Outcome: store.Rotated, Session: sess, Token: nt}
+			return nil
+		}
+
+		child, err := getToken(b, tok.Child)
+		switch {
+		case errors.Is(err, store.ErrNotFound): // pruned: treat as not current
+		case err != nil:
+			return err
+		case child.RotatedAt.IsZero() && !now.After(tok.RotatedAt.Add(grace)):
+			if !now.Before(child.ExpiresAt) {
+				lerr = store.ErrExpired
+				return nil
+			}
+			res = store.RotateResult{Outcome: store.Retried, Session: sess, Token: child}
+			return nil
+		}
+		if err := revokeSession(b, &sess, "reuse", now); err != nil {
+			return err
+		}
+		res = store.RotateResult{Outcome: store.Reused, Session: sess, Token: tok}
+		return nil
+	})
+	if err == nil {
+		err = lerr
+	}
+	if err != nil {
+		return store.RotateResult{}, fmt.Errorf("rotating refresh token: %w", err)
+	}
+	return res, nil
+}
+
+// RevokeSession revokes the app's session id at now with reason. Revoking
+// a revoked session returns it unchanged.
+func (s *Store) RevokeSession(ctx context.Context, app, id, reason string, now time.Time) (store.Session, error) {
+	if now.IsZero() {
+		return store.Session{}, errors.New("revoking session: zero time")
+	}
+	if err := s.enter(ctx); err != nil {
+		return store.Session{}, fmt.Errorf("revoking session: %w", err)
+	}
+	defer s.mu.RUnlock()
+	now = now.UTC()
+	var (
+		sess store.Session
+		lerr error
+	)
+	err := s.write(func(tx *bbolt.Tx) error {
+		sess, lerr = store.Session{}, nil
+		b, err := readApp(tx, app)
+		if err != nil {
+			return err
+		}
+		if b == nil {
+			lerr = store.ErrNotFound
+			return nil
+		}
+		sess, err = getSession(b, id)
+		if errors.Is(err, store.ErrNotFound) {
+			lerr = err
+			return nil
+		}
+		if err != nil || sess.Revoked() {
+			return err
+		}
+		return revokeSession(b, &sess, reason, now)
+	})
+	if err == nil {
+		err = lerr
+	}
+	if err != nil {
+		return store.Session{}, fmt.Errorf("revoking session: %w", err)
+	}
+	return sess, nil
+}
+
+// RevokeUserSessions revokes every active session of the app's user and
+// returns those it revoked, in session id order. An unknown user is
+// ErrNotFound; a user without active sessions gets an empty result.
+func (s *Store) RevokeUserSessions(ctx context.Context, app string, userID uint64, reason string, now time.Time) ([]store.Session, error) {
+	if now.IsZero() {
+		return nil, errors.New("revoking user sessions: zero time")
+	}
+	if err := s.enter(ctx); err != nil {
+		return nil, fmt.Errorf("revoking user sessions: %w", err)
+	}
+	defer s.mu.RUnlock()
+	now = now.UTC()
+	var (
+		revoked []store.Session
+		lerr    error
+	)
+	err := s.write(func(tx *bbolt.Tx) error {
+		revoked, lerr = nil, nil
+		b, err := readApp(tx, app)
+		if err != nil {
+			return err
+		}
+		if b == nil || userID == 0 || b.users.Get(idKey(userID)) == nil {
+			lerr = fmt.Errorf("user %d of app %q: %w", userID, app, store.ErrNotFound)
+			return nil
+		}
+		// Collect first: revoking deletes from the index being scanned.
+		var ids []string
+		prefix := idKey(userID)
+		c := b.userSessions.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			ids = append(ids, string(k[len(prefix):]))
+		}
+		for _, id := range ids {
+			sess, err := getSession(b, id)
+			if err != nil {
+				return fmt.Errorf("session indexed by user: %w: %w", errCorrupt, err)
+			}
+			if sess.Revoked() {
+				continue
+			}
+			if err := revokeSession(b, &sess, reason, now); err != nil {
+				return err
+			}
+			revoked = append(revoked, sess)
+		}
+		return nil
+	})
+	if err == nil {
+		err = lerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("revoking user sessions: %w", err)
+	}
+	return revoked, nil
+}
+
+// Revocations lists the app's sessions revoked at or after since, oldest
+// first. An app without data has none.
+func (s *Store) Revocations(ctx context.Context, app string, since time.Time) ([]store.Revocation, error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, fmt.Errorf("listing revocations: %w", err)
+	}
+	defer s.mu.RUnlock()
+	var out []store.Revocation
+	err := s.view(func(tx *bbolt.Tx) error {
+		b, err := readApp(tx, app)
+		if err != nil || b == nil {
+			return err
+		}
+		c := b.revoked.Cursor()
+		for k, v := c.Seek(appendTimeKey(nil, since.UTC())); k != nil; k, v = c.Next() {
+			at, ok := parseTimeKey(k)
+			if !ok || len(k) == timeKeyLen || len(v) != 8 {
+				return fmt.Errorf("revocation index entry: %w", errCorrupt)
+			}
+			out = append(out, store.Revocation{
+				SessionID: string(k[timeKeyLen:]),
+				UserID:    binary.BigEndian.Uint64(v),
+				RevokedAt: at,
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing revocations: %w", err)
+	}
+	return out, nil
+}
+
+// getSession reads a session (ErrNotFound when missing).
+func getSession(b *appBuckets, id string) (store.Session, error) {
+	if !validKey(id) {
+		return store.Session{}, store.ErrNotFound
+	}
+	raw := b.sessions.Get([]byte(id))
+	if raw == nil {
+		return store.Session{}, fmt.Errorf("session %q: %w", id, store.ErrNotFound)
+	}
+	return decodeSession(b.name, id, raw)
+}
+
+func putSession(b *appBuckets, sess *store.Session) error {
+	if err := b.sessions.Put([]byte(sess.ID), encodeSession(sess)); err != nil {
+		return fmt.Errorf("writing session %q: %w", sess.ID, err)
+	}
+	return nil
+}
+
+// getToken reads a refresh-token record (ErrNotFound when missing).
+func getToken(b *appBuckets, hash [32]byte) (store.RefreshToken, error) {
+	raw := b.refresh.Get(hash[:])
+	if raw == nil {
+		return store.RefreshToken{}, fmt.Errorf("refresh token: %w", store.ErrNotFound)
+	}
+	return decodeToken(hash, raw)
+}
+
+func putToken(b *appBuckets, tok *store.RefreshToken) error {
+	if err := b.refresh.Put(tok.Hash[:], encodeToken(tok)); err != nil {
+		return fmt.Errorf("writing refresh token: %w", err)
+	}
+	return nil
+}
+
+// addToken writes a new refresh token and its index entries.
+func addToken(b *appBuckets, tok *store.RefreshToken) error {
+	if err := putToken(b, tok); err != nil {
+		return err
+	}
+	if err := b.expTokens.Put(timeIDKey(tok.ExpiresAt, tok.Hash[:]), nil); err != nil {
+		return fmt.Errorf("indexing refresh token expiry: %w", err)
+	}
+	if err := b.sessionTokens.Put(sessionTokenKey(tok.SessionID, tok.Hash), nil); err != nil {
+		return fmt.Errorf("indexing refresh token by session: %w", err)
+	}
+	return nil
+}
+
+// moveSessionExpiry sets sess.ExpiresAt, rewriting the record and its
+// expiry index entry.
+func moveSessionExpiry(b *appBuckets, sess *store.Session, exp time.Time) error {
+	id := []byte(sess.ID)
+	if err := b.expSessions.Delete(timeIDKey(sess.ExpiresAt, id)); err != nil {
+		return fmt.Errorf("unindexing session expiry: %w", err)
+	}
+	sess.ExpiresAt = exp
+	if err := b.expSessions.Put(timeIDKey(exp, id), nil); err != nil {
+		return fmt.Errorf("indexing session expiry: %w", err)
+	}
+	return putSession(b, sess)
+}
+
+// revokeSession marks an active session revoked and moves it from the
+// user's active index to the revocation index.
+func revokeSession(b *appBuckets, sess *store.Session, reason string, now time.Time) error {
+	sess.RevokedAt, sess.RevokeReason = now, reason
+	if err := putSession(b, sess); err != nil {
+		return err
+	}
+	if err := b.userSessions.Delete(userSessionKey(sess.UserID, sess.ID)); err != nil {
+		return fmt.Errorf("unindexing session by user: %w", err)
+	}
+	if err := b.revoked.Put(timeIDKey(now, []byte(sess.ID)), idKey(sess.UserID)); err != nil {
+		return fmt.Errorf("indexing revocation: %w", err)
+	}
+	return nil
+}
+
+// normSession and normToken store times in UTC without monotonic readings,
+// so what a write returns equals what a later read returns.
+func normSession(s store.Session) store.Session {
+	s.CreatedAt, s.ExpiresAt, s.RevokedAt = s.CreatedAt.UTC(), s.ExpiresAt.UTC(), s.RevokedAt.UTC()
+	if len(s.SealedSessionKey) == 0 {
+		s.SealedSessionKey = nil
+	} else {
+		s.SealedSessionKey = append([]byte(nil), s.SealedSessionKey...)
+	}
+	return s
+}
+
+func normToken(t store.RefreshToken) store.RefreshToken {
+	t.IssuedAt, t.ExpiresAt, t.RotatedAt = t.IssuedAt.UTC(), t.ExpiresAt.UTC(), t.RotatedAt.UTC()
+	t.AccessIssuedAt = t.AccessIssuedAt.UTC()
+	return t
+}

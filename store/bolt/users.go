@@ -1,0 +1,293 @@
+package bolt
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/wxauth/caddy-wechat-auth/store"
+)
+
+// LoginUser returns the app's user with nu.OpenID, creating it when
+// missing; see store.Store. A returning user whose record needs no change
+// costs one read-only transaction.
+func (s *Store) LoginUser(ctx context.Context, app string, nu store.NewUser, now time.Time) (store.User, bool, error) {
+	switch {
+	case !validKey(app):
+		return store.User{}, false, errors.New("logging in user: invalid app")
+	case !validKey(nu.OpenID):
+		return store.User{}, false, errors.New("logging in user: invalid openid")
+	case len(nu.UnionID) > maxKeyLen:
+		return store.User{}, false, errors.New("logging in user: invalid unionid")
+	}
+	if err := s.enter(ctx); err != nil {
+		return store.User{}, false, fmt.Errorf("logging in user: %w", err)
+	}
+	defer s.mu.RUnlock()
+	now = now.UTC()
+
+	// Fast path: an existing user that needs no update.
+	var (
+		u     store.User
+		found bool
+	)
+	err := s.view(func(tx *bbolt.Tx) error {
+		b, err := readApp(tx, app)
+		if err != nil || b == nil {
+			return err
+		}
+		id := b.openID.Get([]byte(nu.OpenID))
+		if id == nil {
+			return nil
+		}
+		u, err = getUserByKey(b, id)
+		found = err == nil
+		return err
+	})
+	if err != nil {
+		return store.User{}, false, fmt.Errorf("logging in user: %w", err)
+	}
+	if found && (nu.UnionID == "" || u.UnionID != "") {
+		return u, false, nil
+	}
+
+	var created bool
+	err = s.write(func(tx *bbolt.Tx) error {
+		u, created = store.User{}, false
+		b, err := writeApp(tx, app)
+		if err != nil {
+			return err
+		}
+		openID := []byte(nu.OpenID)
+		if id := b.openID.Get(openID); id != nil {
+			if u, err = getUserByKey(b, id); err != nil {
+				return err
+			}
+			if u.UnionID != "" || nu.UnionID == "" {
+				return nil
+			}
+			u.UnionID = nu.UnionID
+			u.UpdatedAt = now
+			if err := putUser(b, &u); err != nil {
+				return err
+			}
+			return indexUnionID(b, u.UnionID, u.ID)
+		}
+		if nu.LinkByUnionID && nu.UnionID != "" {
+			if id := b.unionID.Get([]byte(nu.UnionID)); id != nil {
+				if u, err = getUserByKey(b, id); err != nil {
+					return err
+				}
+				if err := b.openID.Put(openID, idKey(u.ID)); err != nil {
+					return fmt.Errorf("indexing openid: %w", err)
+				}
+				return nil
+			}
+		}
+		id, err := b.users.NextSequence()
+		if err != nil {
+			return fmt.Errorf("allocating user id: %w", err)
+		}
+		u = store.User{
+			ID:        id,
+			AppID:     app,
+			OpenID:    nu.OpenID,
+			UnionID:   nu.UnionID,
+			Nickname:  nu.Nickname,
+			AvatarURL: nu.AvatarURL,
+			Gender:    nu.Gender,
+			CreatedAt: now,
+			UpdatedAt: now,
+		}
+		if err := putUser(b, &u); err != nil {
+			return err
+		}
+		if err := b.openID.Put(openID, idKey(id)); err != nil {
+			return fmt.Errorf("indexing openid: %w", err)
+		}
+		created = true
+		return indexUnionID(b, u.UnionID, id)
+	})
+	if err != nil {
+		return store.User{}, false, fmt.Errorf("logging in user: %w", err)
+	}
+	return u, created, nil
+}
+
+// User returns the app's user by id.
+func (s *Store) User(ctx context.Context, app string, id uint64) (store.User, error) {
+	return s.lookupUser(ctx, "looking up user", app, func(b *appBuckets) []byte {
+		if id == 0 {
+			return nil
+		}
+		return idKey(id)
+	})
+}
+
+// UserByOpenID returns the app's user by openid.
+func (s *Store) UserByOpenID(ctx context.Context, app, openID string) (store.User, error) {
+	return s.lookupUser(ctx, "looking up user by openid", app, func(b *appBuckets) []byte {
+		if !validKey(openID) {
+			return nil
+		}
+		return b.openID.Get([]byte(openID))
+	})
+}
+
+// UserByUnionID returns the app's user by unionid.
+func (s *Store) UserByUnionID(ctx context.Context, app, unionID string) (store.User, error) {
+	return s.lookupUser(ctx, "looking up user by unionid", app, func(b *appBuckets) []byte {
+		if !validKey(unionID) {
+			return nil
+		}
+		return b.unionID.Get([]byte(unionID))
+	})
+}
+
+// lookupUser reads the user whose id key find returns (nil: not found).
+func (s *Store) lookupUser(ctx context.Context, op, app string, find func(*appBuckets) []byte) (store.User, error) {
+	if err := s.enter(ctx); err != nil {
+		return store.User{}, fmt.Errorf("%s: %w", op, err)
+	}
+	defer s.mu.RUnlock()
+	var u store.User
+	err := s.view(func(tx *bbolt.Tx) error {
+		b, err := readApp(tx, app)
+		if err != nil {
+			return err
+		}
+		if b == nil {
+			return store.ErrNotFound
+		}
+		id := find(b)
+		if id == nil {
+			return store.ErrNotFound
+		}
+		u, err = getUserByKey(b, id)
+		return err
+	})
+	if err != nil {
+		return store.User{}, fmt.Errorf("%s: %w", op, err)
+	}
+	return u, nil
+}
+
+// UpdateUser applies patch to the app's user id and returns the result. An
+// empty patch changes nothing and returns the user as stored.
+func (s *Store) UpdateUser(ctx context.Context, app string, id uint64, patch store.ProfilePatch, now time.Time) (store.User, error) {
+	if err := s.enter(ctx); err != nil {
+		return store.User{}, fmt.Errorf("updating user: %w", err)
+	}
+	defer s.mu.RUnlock()
+	empty := patch.Nickname == nil && patch.AvatarURL == nil && patch.Gender == nil && patch.Phone == nil
+	if empty {
+		u, err := s.userNoEnter(app, id)
+		if err != nil {
+			return store.User{}, fmt.Errorf("updating user: %w", err)
+		}
+		return u, nil
+	}
+	now = now.UTC()
+	var (
+		u    store.User
+		lerr error
+	)
+	err := s.write(func(tx *bbolt.Tx) error {
+		u, lerr = store.User{}, nil
+		b, err := readApp(tx, app)
+		if err != nil {
+			return err
+		}
+		if b == nil || id == 0 {
+			lerr = store.ErrNotFound
+			return nil
+		}
+		raw := b.users.Get(idKey(id))
+		if raw == nil {
+			lerr = store.ErrNotFound
+			return nil
+		}
+		if u, err = decodeUser(app, id, raw); err != nil {
+			return err
+		}
+		if patch.Nickname != nil {
+			u.Nickname = *patch.Nickname
+		}
+		if patch.AvatarURL != nil {
+			u.AvatarURL = *patch.AvatarURL
+		}
+		if patch.Gender != nil {
+			u.Gender = *patch.Gender
+		}
+		if patch.Phone != nil {
+			u.Phone = *patch.Phone
+		}
+		u.UpdatedAt = now
+		return putUser(b, &u)
+	})
+	if err == nil {
+		err = lerr
+	}
+	if err != nil {
+		return store.User{}, fmt.Errorf("updating user: %w", err)
+	}
+	return u, nil
+}
+
+// userNoEnter reads a user by id; the caller has entered.
+func (s *Store) userNoEnter(app string, id uint64) (store.User, error) {
+	var u store.User
+	err := s.view(func(tx *bbolt.Tx) error {
+		b, err := readApp(tx, app)
+		if err != nil {
+			return err
+		}
+		if b == nil || id == 0 {
+			return store.ErrNotFound
+		}
+		u, err = getUserByKey(b, idKey(id))
+		return err
+	})
+	return u, err
+}
+
+// getUserByKey reads the user whose 8-byte id key is k (ErrNotFound when
+// no user has it).
+func getUserByKey(b *appBuckets, k []byte) (store.User, error) {
+	if len(k) != 8 {
+		return store.User{}, fmt.Errorf("user id key of %d bytes: %w", len(k), errCorrupt)
+	}
+	id := binary.BigEndian.Uint64(k)
+	raw := b.users.Get(k)
+	if raw == nil {
+		return store.User{}, fmt.Errorf("user %d of app %q: %w", id, b.name, store.ErrNotFound)
+	}
+	return decodeUser(b.name, id, raw)
+}
+
+func putUser(b *appBuckets, u *store.User) error {
+	if err := b.users.Put(idKey(u.ID), encodeUser(u)); err != nil {
+		return fmt.Errorf("writing user %d: %w", u.ID, err)
+	}
+	return nil
+}
+
+// indexUnionID points unionid at id unless it is empty or already taken:
+// an index entry keeps pointing at the first user that had the unionid.
+func indexUnionID(b *appBuckets, unionID string, id uint64) error {
+	if unionID == "" {
+		return nil
+	}
+	k := []byte(unionID)
+	if b.unionID.Get(k) != nil {
+		return nil
+	}
+	if err := b.unionID.Put(k, idKey(id)); err != nil {
+		return fmt.Errorf("indexing unionid: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,152 @@
+package wechat
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+)
+
+// maxOpenDataBytes bounds the base64 encryptedData DecryptOpenData accepts.
+const maxOpenDataBytes = 1 << 20
+
+// DecryptOpenData decrypts open data (the encryptedData and iv that
+// mini-program APIs such as wx.getUserInfo return, both standard base64)
+// with sessionKey, the decoded 16-byte session key of the user's session,
+// and returns the plaintext JSON object.
+//
+// The cipher is AES-128-CBC with strict PKCS#7 padding. The plaintext must
+// be a JSON object whose watermark.appid equals appID, otherwise the error
+// matches ErrWatermark. Every other failure (bad base64, a key or iv that
+// is not 16 bytes, a ciphertext that is not a positive multiple of 16
+// bytes, bad padding, a plaintext that is not a JSON object) matches
+// ErrBadData. It never panics, whatever the input.
+func DecryptOpenData(sessionKey []byte, encryptedData, iv, appID string) (json.RawMessage, error) {
+	if len(sessionKey) != aes.BlockSize {
+		return nil, fmt.Errorf("decrypting open data: session key is %d bytes, want 16: %w", len(sessionKey), ErrBadData)
+	}
+	if len(encryptedData) > maxOpenDataBytes {
+		return nil, fmt.Errorf("decrypting open data: encrypted data longer than %d bytes: %w", maxOpenDataBytes, ErrBadData)
+	}
+	ivb, err := base64.StdEncoding.DecodeString(iv)
+	if err != nil {
+		return nil, fmt.Errorf("decrypting open data: iv is not valid base64: %w", ErrBadData)
+	}
+	if len(ivb) != aes.BlockSize {
+		return nil, fmt.Errorf("decrypting open data: iv is %d bytes, want 16: %w", len(ivb), ErrBadData)
+	}
+	ct, err := base64.StdEncoding.DecodeString(encryptedData)
+	if err != nil {
+		return nil, fmt.Errorf("decrypting open data: encrypted data is not valid base64: %w", ErrBadData)
+	}
+	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
+		return nil, fmt.Errorf("decrypting open data: encrypted data is %d bytes, not a positive multiple of 16: %w", len(ct), ErrBadData)
+	}
+	block, err := aes.NewCipher(sessionKey)
+	if err != nil {
+		return nil, fmt.Errorf("decrypting open data: %w", ErrBadData)
+	}
+	pt := make([]byte, len(ct))
+	cipher.NewCBCDecrypter(block, ivb).CryptBlocks(pt, ct)
+	n, ok := pkcs7Unpad(pt)
+	if !ok {
+		return nil, fmt.Errorf("decrypting open data: bad padding (wrong session key or iv?): %w", ErrBadData)
+	}
+	pt = pt[:n]
+
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(pt, &obj); err != nil || obj == nil {
+		return nil, fmt.Errorf("decrypting open data: plaintext is not a JSON object: %w", ErrBadData)
+	}
+	var wm struct {
+		AppID string `json:"appid"`
+	}
+	raw, found := obj["watermark"]
+	if !found || json.Unmarshal(raw, &wm) != nil || wm.AppID == "" || wm.AppID != appID {
+		return nil, fmt.Errorf("decrypting open data: watermark appid is not this app's: %w", ErrWatermark)
+	}
+	return json.RawMessage(bytes.TrimSpace(pt)), nil
+}
+
+// EncryptOpenData is WeChat's side of DecryptOpenData, for emulators and
+// tests: it encrypts plaintext (normally a JSON object carrying a
+// "watermark":{"appid","timestamp"} member) with AES-128-CBC under the
+// 16-byte sessionKey and a fresh random iv, with PKCS#7 padding, and
+// returns the ciphertext and iv as standard base64.
+func EncryptOpenData(sessionKey, plaintext []byte) (encryptedData, iv string, err error) {
+	if len(sessionKey) != aes.BlockSize {
+		return "", "", fmt.Errorf("encrypting open data: session key is %d bytes, want 16: %w", len(sessionKey), ErrBadData)
+	}
+	block, err := aes.NewCipher(sessionKey)
+	if err != nil {
+		return "", "", fmt.Errorf("encrypting open data: %w", ErrBadData)
+	}
+	ivb := make([]byte, aes.BlockSize)
+	if _, err := rand.Read(ivb); err != nil {
+		return "", "", fmt.Errorf("encrypting open data: generating iv: %w", err)
+	}
+	buf := pkcs7Pad(plaintext)
+	cipher.NewCBCEncrypter(block, ivb).CryptBlocks(buf, buf)
+	return base64.StdEncoding.EncodeToString(buf), base64.StdEncoding.EncodeToString(ivb), nil
+}
+
+// VerifyRawSignature checks the signature that accompanies open data:
+// WeChat computes it as lower-case hex of SHA-1 over rawData followed by
+// the session key as WeChat hands it out (the standard base64 string), so
+// the raw 16-byte sessionKey is encoded back to that string here. The
+// comparison is in constant time; a malformed signature or a key that is
+// not 16 bytes is simply false.
+func VerifyRawSignature(rawData string, sessionKey []byte, signature string) bool {
+	if len(sessionKey) != sessionKeyBytes {
+		return false
+	}
+	got, err := hex.DecodeString(signature)
+	if err != nil || len(got) != sha1.Size {
+		return false
+	}
+	h := sha1.New()
+	h.Write([]byte(rawData))
+	h.Write([]byte(base64.StdEncoding.EncodeToString(sessionKey)))
+	return subtle.ConstantTimeCompare(h.Sum(nil), got) == 1
+}
+
+// pkcs7Pad returns a copy of b padded to a multiple of the AES block size.
+func pkcs7Pad(b []byte) []byte {
+	pad := aes.BlockSize - len(b)%aes.BlockSize
+	out := make([]byte, len(b)+pad)
+	copy(out, b)
+	for i := len(b); i < len(out); i++ {
+		out[i] = byte(pad)
+	}
+	return out
+}
+
+// pkcs7Unpad checks strict PKCS#7 padding on b (a non-empty multiple of the
+// block size) and returns the unpadded length. The check of the padding
+// bytes runs in time independent of their values.
+func pkcs7Unpad(b []byte) (int, bool) {
+	if len(b) == 0 || len(b)%aes.BlockSize != 0 {
+		return 0, false
+	}
+	last := b[len(b)-1]
+	pad := int(last)
+	good := subtle.ConstantTimeLessOrEq(1, pad) & subtle.ConstantTimeLessOrEq(pad, aes.BlockSize)
+	// Look at the whole last block; bytes inside the padding must equal it.
+	tail := b[len(b)-aes.BlockSize:]
+	for i := range aes.BlockSize {
+		inPad := subtle.ConstantTimeLessOrEq(aes.BlockSize, i+pad) // i >= 16-pad
+		eq := subtle.ConstantTimeByteEq(tail[i], last)
+		// Inside the padding, the byte must equal last.
+		good &= subtle.ConstantTimeSelect(inPad, eq, 1)
+	}
+	if good != 1 {
+		return 0, false
+	}
+	return len(b) - pad, true
+}
