@@ -34,6 +34,11 @@ const (
 // loopback port, a protected respond route on another. extra goes into
 // the wechat_auth block.
 func e2eConfig(db, extra string) string {
+	return e2eConfigKeys(db, "signing_key "+e2eKey, extra)
+}
+
+// e2eConfigKeys is e2eConfig with other key lines.
+func e2eConfigKeys(db, keys, extra string) string {
 	return fmt.Sprintf(`{
 	admin localhost:2999
 	http_port 9080
@@ -56,13 +61,13 @@ http://127.0.0.1:9080 {
 		app_secret  %[2]s
 		api_base    http://127.0.0.1:9081
 		db          %[3]s
-		signing_key %[4]s
+		%[4]s
 		timeout     1s
 		%[5]s
 	}
 	respond "user={http.auth.user.id} openid={http.auth.user.openid} sid={http.auth.user.sid} hdr={http.request.header.X-WeChat-User-ID} spoof={http.request.header.X-WeChat-Role}"
 }
-`, e2eAppID, e2eSecret, db, e2eKey, extra)
+`, e2eAppID, e2eSecret, db, keys, extra)
 }
 
 // emptyConfig stops the wechat_auth handlers (and closes their store),
@@ -100,7 +105,12 @@ func newE2E(t *testing.T, extra string) *e2e {
 
 func (e *e2e) load(extra string) {
 	e.t.Helper()
-	e.tester.InitServer(e2eConfig(e.db, extra), "caddyfile")
+	e.loadRaw(e2eConfig(e.db, extra))
+}
+
+func (e *e2e) loadRaw(config string) {
+	e.t.Helper()
+	e.tester.InitServer(config, "caddyfile")
 	if e.t.Failed() {
 		e.t.FailNow()
 	}
