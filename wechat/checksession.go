@@ -28,8 +28,7 @@ func (c *Client) CheckSession(ctx context.Context, openID string, sessionKey []b
 	}
 	sig := SessionSignature(sessionKey, nil)
 	return c.withAccessToken(ctx, func(tok string) error {
-		var out apiStatus
-		return c.call(ctx, &request{
+		_, err := call[apiStatus](ctx, c, &request{
 			api:    api,
 			method: http.MethodGet,
 			path:   "/wxa/checksession",
@@ -40,7 +39,8 @@ func (c *Client) CheckSession(ctx context.Context, openID string, sessionKey []b
 				"sig_method":   {"hmac_sha256"},
 			},
 			secrets: []string{tok, sig},
-		}, &out)
+		})
+		return err
 	})
 }
 

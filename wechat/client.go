@@ -129,6 +129,13 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
+// CloseIdleConnections closes the idle keep-alive connections of the
+// client's HTTP transport; call it when the Client is retired (for example
+// on a config reload) so its pool does not linger until the idle timeout.
+func (c *Client) CloseIdleConnections() {
+	c.hc.CloseIdleConnections()
+}
+
 // newHTTPClient returns a client with its own Transport (so other users of
 // http.DefaultTransport neither share nor disturb its pool) that refuses
 // redirects: WeChat never redirects, and following one would carry the
@@ -179,18 +186,25 @@ type request struct {
 }
 
 // call performs req, retrying once after errcode -1 and never otherwise,
-// and decodes the answer into out (a fresh value per attempt is not
-// needed: a decode only happens on an attempt that returns).
-func (c *Client) call(ctx context.Context, req *request, out response) error {
+// and returns the decoded answer of the last attempt. Each attempt decodes
+// into a fresh T, so nothing of a "system busy" answer leaks into the
+// retry's result.
+func call[T any, PT interface {
+	*T
+	response
+}](ctx context.Context, c *Client, req *request) (*T, error) {
 	req.secrets = append(req.secrets, c.secret)
+	out := PT(new(T))
 	err := c.attempt(ctx, req, out)
-	var ae *APIError
-	if errors.As(err, &ae) && ae.Code == codeSystemBusy {
+	if ae, ok := asAPIError(err); ok && ae.Code == codeSystemBusy {
 		c.logRetry(req.api)
-		*out.status() = apiStatus{}
+		out = PT(new(T))
 		err = c.attempt(ctx, req, out)
 	}
-	return err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // attempt performs req once, within c.timeout.

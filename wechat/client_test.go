@@ -242,3 +242,16 @@ func TestNoSecretsInErrorsOrLogs(t *testing.T) {
 		})
 	}
 }
+
+func TestCloseIdleConnections(t *testing.T) {
+	srv, _ := newTestServer(t, map[string]http.HandlerFunc{"/sns/jscode2session": okSession(t)})
+	c := newTestClient(t, srv.URL, nil)
+	if _, err := c.Code2Session(context.Background(), testCode); err != nil {
+		t.Fatal(err)
+	}
+	c.CloseIdleConnections()
+	// Still usable afterwards: a new connection is dialled.
+	if _, err := c.Code2Session(context.Background(), testCode); err != nil {
+		t.Fatal(err)
+	}
+}

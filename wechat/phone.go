@@ -58,17 +58,18 @@ func (c *Client) PhoneNumber(ctx context.Context, code string) (*PhoneInfo, erro
 	if len(code) > maxCodeBytes {
 		return nil, fmt.Errorf("wechat %s: code longer than %d bytes: %w", api, maxCodeBytes, ErrInvalidCode)
 	}
-	var out phoneResponse
+	var out *phoneResponse
 	err := c.withAccessToken(ctx, func(tok string) error {
-		out = phoneResponse{}
-		return c.call(ctx, &request{
+		var err error
+		out, err = call[phoneResponse](ctx, c, &request{
 			api:     api,
 			method:  http.MethodPost,
 			path:    "/wxa/business/getuserphonenumber",
 			query:   url.Values{"access_token": {tok}},
 			body:    phoneRequest{Code: code},
 			secrets: []string{code, tok},
-		}, &out)
+		})
+		return err
 	})
 	if err != nil {
 		return nil, err

@@ -84,8 +84,7 @@ func (c *Client) Code2Session(ctx context.Context, code string) (*Session, error
 
 // code2Session performs the exchange for Code2Session.
 func (c *Client) code2Session(ctx context.Context, code string) (*Session, error) {
-	var out jscode2sessionResponse
-	err := c.call(ctx, &request{
+	out, err := call[jscode2sessionResponse](ctx, c, &request{
 		api:    "jscode2session",
 		method: http.MethodGet,
 		path:   "/sns/jscode2session",
@@ -96,7 +95,7 @@ func (c *Client) code2Session(ctx context.Context, code string) (*Session, error
 			"grant_type": {"authorization_code"},
 		},
 		secrets: []string{code},
-	}, &out)
+	})
 	if err != nil {
 		return nil, err
 	}

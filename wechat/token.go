@@ -111,8 +111,7 @@ func (c *Client) fetchToken(ctx context.Context, f *tokenFetch) {
 // stableToken asks WeChat for the access token and computes until when it
 // may be served from the cache.
 func (c *Client) stableToken(ctx context.Context, force bool) (string, time.Time, error) {
-	var out stableTokenResponse
-	err := c.call(ctx, &request{
+	out, err := call[stableTokenResponse](ctx, c, &request{
 		api:    "stable_token",
 		method: http.MethodPost,
 		path:   "/cgi-bin/stable_token",
@@ -122,7 +121,7 @@ func (c *Client) stableToken(ctx context.Context, force bool) (string, time.Time
 			Secret:       c.secret,
 			ForceRefresh: force,
 		},
-	}, &out)
+	})
 	if err != nil {
 		return "", time.Time{}, err
 	}
