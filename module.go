@@ -129,6 +129,7 @@ type WeChatAuth struct {
 	LinkUnionID bool `json:"link_unionid,omitempty"`
 
 	handler  *handler.Handler
+	wx       *wechat.Client
 	db       *sharedDB
 	dbKey    string
 	logger   *zap.Logger
@@ -216,6 +217,7 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("setting up the WeChat client: %w", err)
 	}
+	m.wx = wx
 	sealer, err := handler.NewSealer(secret)
 	if err != nil {
 		return err
@@ -351,8 +353,11 @@ func (m *WeChatAuth) Validate() error {
 	return nil
 }
 
-// Cleanup releases the shared store.
+// Cleanup releases the shared store and the WeChat client's connections.
 func (m *WeChatAuth) Cleanup() error {
+	if m.wx != nil {
+		m.wx.CloseIdleConnections()
+	}
 	if m.db == nil {
 		return nil
 	}
