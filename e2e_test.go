@@ -352,9 +352,12 @@ func TestE2EBadTokens(t *testing.T) {
 	tampered := parts[0] + "." + strings.TrimRight(parts[1], "A") + "B." + parts[2]
 	none := sign(same, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType)
 	cases := map[string]string{
-		"tampered":       tampered,
-		"alg none":       none,
-		"expired":        sign(func(_ map[string]any, c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Hour).Unix(); c["iat"] = time.Now().Add(-2 * time.Hour).Unix() }, jwt.SigningMethodHS256, []byte(e2eKey)),
+		"tampered": tampered,
+		"alg none": none,
+		"expired": sign(func(_ map[string]any, c jwt.MapClaims) {
+			c["exp"] = time.Now().Add(-time.Hour).Unix()
+			c["iat"] = time.Now().Add(-2 * time.Hour).Unix()
+		}, jwt.SigningMethodHS256, []byte(e2eKey)),
 		"wrong audience": sign(func(_ map[string]any, c jwt.MapClaims) { c["aud"] = "someone-else" }, jwt.SigningMethodHS256, []byte(e2eKey)),
 		"wrong issuer":   sign(func(_ map[string]any, c jwt.MapClaims) { c["iss"] = "evil" }, jwt.SigningMethodHS256, []byte(e2eKey)),
 		"wrong type":     sign(func(h map[string]any, _ jwt.MapClaims) { h["typ"] = "JWT" }, jwt.SigningMethodHS256, []byte(e2eKey)),
