@@ -2,6 +2,7 @@ package token
 
 import (
 	"hash/maphash"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -15,8 +16,8 @@ const defaultCacheSize = 8192
 const maxCacheShards = 32
 
 // verifiedCache remembers tokens whose signature and claims were verified,
-// keyed by the exact token string, so an asymmetric signature is checked once
-// per token rather than once per request.
+// keyed by the exact token string, so a token is decoded and its signature
+// checked once per token rather than once per request.
 //
 // An entry is served only inside [validFrom, exp): never at or after exp, at
 // which point a full verification decides again. The cache holds at most its
@@ -60,7 +61,7 @@ func newVerifiedCache(size int) *verifiedCache {
 		mask:   uint64(n - 1),
 		shards: make([]cacheShard, n),
 	}
-	per := size / n
+	per := min(size/n, math.MaxInt32) // slots are indexed by int32
 	for i := range c.shards {
 		c.shards[i].limit = per
 		c.shards[i].index = make(map[string]int32, min(per, 1024))

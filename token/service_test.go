@@ -461,3 +461,8 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func TestNewRefusesZeroKey(t *testing.T) {
+	_, err := New(Config{Keys: []*Key{{}}, Issuer: "i", Audience: "a", AccessTTL: time.Minute})
+	checkErr(t, err, ErrUnsupportedKey)
+}
