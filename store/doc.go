@@ -56,15 +56,17 @@
 //     in that order.
 //
 // Concurrent Rotate calls with one hash yield exactly one Rotated; the rest
-// see Retried with the winner's token.
+// see Retried with the winner's token. The caller's next token must carry
+// a new hash; it is stored only when the outcome is Rotated.
 //
 // # Revocation
 //
 // A session is revoked by RevokeSession (idempotent: a second revocation
 // keeps the first RevokedAt and reason), by RevokeUserSessions (every
-// active session of a user; it returns only those it revoked now) or by
-// Rotate on reuse. Revocations(since) lists the app's revoked sessions with
-// RevokedAt at or after since, so a process can rebuild its in-memory
+// active session of a user; it returns only those it revoked now, and
+// ErrNotFound for an unknown user) or by Rotate on reuse.
+// Revocations(since) lists the app's revoked sessions with RevokedAt at or
+// after since, oldest first, so a process can rebuild its in-memory
 // revocation list at start and keep it current; a revoked session stays
 // listed until it is pruned.
 //

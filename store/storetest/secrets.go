@@ -32,6 +32,7 @@ func testSecret(t *testing.T, f *fixture) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			f := f.with(t)
 			calls.Store(0)
 			got, err := f.s.Secret(f.ctx, tc.app, tc.key, create(tc.value))
 			if err != nil {

@@ -31,6 +31,7 @@ func testCreateSession(t *testing.T, f *fixture) {
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			f := f.with(t)
 			sess, tok := newSession(u, fmt.Sprintf("sid-%d", i), at(time.Duration(i)*time.Minute))
 			if tc.modify != nil {
 				tc.modify(&sess, &tok)
@@ -93,6 +94,7 @@ func testCreateSessionRejected(t *testing.T, f *fixture) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			f := f.with(t)
 			s, tok := tc.build()
 			err := f.s.CreateSession(f.ctx, s, tok)
 			if err == nil {
@@ -154,6 +156,7 @@ func testRotateRetried(t *testing.T, f *fixture) {
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			f := f.with(t)
 			other := nextToken(sess.ID, fmt.Sprintf("retry-%d", i), t1.Add(tc.after), refreshTTL)
 			res := f.rotate("app", tok.Hash, other, t1.Add(tc.after))
 			if res.Outcome != store.Retried {
@@ -175,19 +178,19 @@ func testRotateReused(t *testing.T, f *fixture) {
 		name string
 		// setup rotates the session's first token and returns when it is
 		// presented again.
-		setup func(sid string, first store.RefreshToken) (presentAt time.Time, current store.RefreshToken)
+		setup func(f *fixture, sid string, first store.RefreshToken) (presentAt time.Time, current store.RefreshToken)
 	}{
-		{"after grace", func(sid string, first store.RefreshToken) (time.Time, store.RefreshToken) {
+		{"after grace", func(f *fixture, sid string, first store.RefreshToken) (time.Time, store.RefreshToken) {
 			child := nextToken(sid, sid+"-child", t1, refreshTTL)
 			f.rotate("app", first.Hash, child, t1)
 			return t1.Add(grace + time.Second), child
 		}},
-		{"long after", func(sid string, first store.RefreshToken) (time.Time, store.RefreshToken) {
+		{"long after", func(f *fixture, sid string, first store.RefreshToken) (time.Time, store.RefreshToken) {
 			child := nextToken(sid, sid+"-child", t1, refreshTTL)
 			f.rotate("app", first.Hash, child, t1)
 			return t1.Add(24 * time.Hour), child
 		}},
-		{"child already rotated", func(sid string, first store.RefreshToken) (time.Time, store.RefreshToken) {
+		{"child already rotated", func(f *fixture, sid string, first store.RefreshToken) (time.Time, store.RefreshToken) {
 			child := nextToken(sid, sid+"-child", t1, refreshTTL)
 			f.rotate("app", first.Hash, child, t1)
 			grandchild := nextToken(sid, sid+"-grandchild", t1.Add(time.Second), refreshTTL)
@@ -197,8 +200,9 @@ func testRotateReused(t *testing.T, f *fixture) {
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			f := f.with(t)
 			sess, first := f.startSession(u, fmt.Sprintf("sid-%d", i), at(0))
-			presentAt, current := tc.setup(sess.ID, first)
+			presentAt, current := tc.setup(f, sess.ID, first)
 			before := f.token("app", first.Hash)
 			res, err := f.s.Rotate(f.ctx, "app", first.Hash, nextToken(sess.ID, sess.ID+"-thief", presentAt, refreshTTL), presentAt, grace)
 			if err != nil {
@@ -229,35 +233,36 @@ func testRotateErrors(t *testing.T, f *fixture) {
 	tests := []struct {
 		name string
 		// setup returns the hash to present, when, and the wanted error.
-		setup func(sess store.Session, tok store.RefreshToken) ([32]byte, time.Time, error)
+		setup func(f *fixture, sess store.Session, tok store.RefreshToken) ([32]byte, time.Time, error)
 	}{
-		{"unknown hash", func(store.Session, store.RefreshToken) ([32]byte, time.Time, error) {
+		{"unknown hash", func(*fixture, store.Session, store.RefreshToken) ([32]byte, time.Time, error) {
 			return hash("never issued"), at(time.Hour), store.ErrNotFound
 		}},
-		{"expired at now", func(_ store.Session, tok store.RefreshToken) ([32]byte, time.Time, error) {
+		{"expired at now", func(_ *fixture, _ store.Session, tok store.RefreshToken) ([32]byte, time.Time, error) {
 			return tok.Hash, tok.ExpiresAt, store.ErrExpired
 		}},
-		{"long expired", func(_ store.Session, tok store.RefreshToken) ([32]byte, time.Time, error) {
+		{"long expired", func(_ *fixture, _ store.Session, tok store.RefreshToken) ([32]byte, time.Time, error) {
 			return tok.Hash, tok.ExpiresAt.Add(48 * time.Hour), store.ErrExpired
 		}},
-		{"revoked session", func(sess store.Session, tok store.RefreshToken) ([32]byte, time.Time, error) {
+		{"revoked session", func(f *fixture, sess store.Session, tok store.RefreshToken) ([32]byte, time.Time, error) {
 			if _, err := f.s.RevokeSession(f.ctx, "app", sess.ID, "logout", at(time.Minute)); err != nil {
-				t.Fatal(err)
+				f.t.Fatal(err)
 			}
 			return tok.Hash, at(time.Hour), store.ErrRevoked
 		}},
-		{"revoked session, rotated token", func(sess store.Session, tok store.RefreshToken) ([32]byte, time.Time, error) {
+		{"revoked session, rotated token", func(f *fixture, sess store.Session, tok store.RefreshToken) ([32]byte, time.Time, error) {
 			f.rotate("app", tok.Hash, nextToken(sess.ID, sess.ID+"-c", at(time.Minute), refreshTTL), at(time.Minute))
 			if _, err := f.s.RevokeSession(f.ctx, "app", sess.ID, "logout", at(2*time.Minute)); err != nil {
-				t.Fatal(err)
+				f.t.Fatal(err)
 			}
 			return tok.Hash, at(time.Hour), store.ErrRevoked
 		}},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			f := f.with(t)
 			sess, tok := f.startSession(u, fmt.Sprintf("sid-%d", i), at(0))
-			h, now, wantE := tc.setup(sess, tok)
+			h, now, wantE := tc.setup(f, sess, tok)
 			sessBefore := f.session("app", sess.ID)
 			tokBefore := f.token("app", tok.Hash)
 			next := nextToken(sess.ID, sess.ID+"-next", now, refreshTTL)
@@ -352,6 +357,7 @@ func testRevokeSession(t *testing.T, f *fixture) {
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
+			f := f.with(t)
 			got, err := f.s.RevokeSession(f.ctx, "app", sess.ID, st.reason, st.now)
 			if err != nil {
 				t.Fatalf("RevokeSession: %v", err)
@@ -414,6 +420,7 @@ func testRevokeUserSessions(t *testing.T, f *fixture) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			f := f.with(t)
 			got, err := f.s.RevokeUserSessions(f.ctx, "app", tc.userID, "logout_all", t3)
 			if err != nil || len(got) != 0 {
 				t.Errorf("RevokeUserSessions = %+v, %v; want none", got, err)
@@ -464,6 +471,7 @@ func testRevocations(t *testing.T, f *fixture) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			f := f.with(t)
 			got, err := f.s.Revocations(f.ctx, tc.app, tc.since)
 			if err != nil {
 				t.Fatalf("Revocations: %v", err)

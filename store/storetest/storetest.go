@@ -102,6 +102,12 @@ type fixture struct {
 	ctx context.Context
 }
 
+// with returns the fixture bound to t, for use inside subtests: its
+// helpers must fail the test that calls them.
+func (f *fixture) with(t *testing.T) *fixture {
+	return &fixture{t: t, s: f.s, ctx: f.ctx}
+}
+
 // login logs in (creating) a user and fails the test on error.
 func (f *fixture) login(app, openID, unionID string, now time.Time) store.User {
 	f.t.Helper()

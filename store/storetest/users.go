@@ -23,6 +23,7 @@ func testLoginUserCreate(t *testing.T, f *fixture) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			f := f.with(t)
 			u, created, err := f.s.LoginUser(f.ctx, tc.app, tc.nu, tc.now)
 			if err != nil {
 				t.Fatalf("LoginUser: %v", err)
@@ -77,6 +78,7 @@ func testLoginUserExisting(t *testing.T, f *fixture) {
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			f := f.with(t)
 			u, created, err := f.s.LoginUser(f.ctx, "app", tc.nu, at(time.Duration(i+1)*time.Hour))
 			if err != nil {
 				t.Fatalf("LoginUser: %v", err)
@@ -112,6 +114,7 @@ func testLoginUserUnionIDLater(t *testing.T, f *fixture) {
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
+			f := f.with(t)
 			u, created, err := f.s.LoginUser(f.ctx, "app", store.NewUser{OpenID: "o", UnionID: st.unionID, Nickname: "ignored"}, st.now)
 			if err != nil {
 				t.Fatalf("LoginUser: %v", err)
@@ -156,6 +159,7 @@ func testLoginUserLink(t *testing.T, f *fixture) {
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			f := f.with(t)
 			app := fmt.Sprintf("app-%d", i)
 			first, _, err := f.s.LoginUser(f.ctx, app, store.NewUser{OpenID: "o-1", UnionID: "u-1", Nickname: "Ann"}, at(0))
 			if err != nil {
@@ -267,6 +271,7 @@ func testLoginUserInvalid(t *testing.T, f *fixture) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			f := f.with(t)
 			if _, _, err := f.s.LoginUser(f.ctx, tc.app, tc.nu, at(0)); err == nil {
 				t.Error("LoginUser accepted invalid input")
 			}
@@ -325,6 +330,7 @@ func testUpdateUser(t *testing.T, f *fixture) {
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			f := f.with(t)
 			orig, _, err := f.s.LoginUser(f.ctx, "app", store.NewUser{OpenID: fmt.Sprintf("o-%d", i), UnionID: fmt.Sprintf("u-%d", i), Nickname: "Ann", AvatarURL: "https://a/", Gender: 2}, at(0))
 			if err != nil {
 				t.Fatal(err)
