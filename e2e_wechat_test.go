@@ -241,3 +241,16 @@ func TestE2EKeyRotationAndJWKS(t *testing.T) {
 	e.load("")
 	expect(t, e.do("GET", siteURL+"/.well-known/jwks.json", "", "", nil), 401, "invalid_token")
 }
+
+func tokenPayload(t *testing.T, tok string) string {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", tok)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

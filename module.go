@@ -380,6 +380,8 @@ func (m *WeChatAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 	c, err := h.Authenticate(r)
 	if err != nil {
 		if h.Optional() && errors.Is(err, handler.ErrNoToken) {
+			// Anonymous: the placeholders exist, empty.
+			setPlaceholders(r, "", "", "", "", "")
 			return next.ServeHTTP(w, r)
 		}
 		e := handler.GuardError(err)
@@ -391,14 +393,22 @@ func (m *WeChatAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 		return nil
 	}
 	h.SetIdentity(r.Header, c)
-	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set("http.auth.user.id", c.Subject)
-		repl.Set("http.auth.user.openid", c.OpenID)
-		repl.Set("http.auth.user.unionid", c.UnionID)
-		repl.Set("http.auth.user.appid", c.AppID)
-		repl.Set("http.auth.user.sid", c.SessionID)
-	}
+	setPlaceholders(r, c.Subject, c.OpenID, c.UnionID, c.AppID, c.SessionID)
 	return next.ServeHTTP(w, r)
+}
+
+// setPlaceholders sets the {http.auth.user.*} placeholders; Caddy's access
+// log shows http.auth.user.id as user_id.
+func setPlaceholders(r *http.Request, id, openID, unionID, appID, sid string) {
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return
+	}
+	repl.Set("http.auth.user.id", id)
+	repl.Set("http.auth.user.openid", openID)
+	repl.Set("http.auth.user.unionid", unionID)
+	repl.Set("http.auth.user.appid", appID)
+	repl.Set("http.auth.user.sid", sid)
 }
 
 // checkAPIBase requires an absolute http(s) URL.

@@ -207,10 +207,9 @@ func (e *Emulator) getUserPhoneNumber(w http.ResponseWriter, r *http.Request, no
 		e.writeStateError(w, err)
 		return
 	}
+	// The watermark names the app the access token belongs to (which is
+	// app_id when that is configured), unless the code forged another.
 	wmAppID := pc.watermarkAppID
-	if wmAppID == "" {
-		wmAppID = e.appID
-	}
 	if wmAppID == "" {
 		wmAppID = tokenAppID
 	}

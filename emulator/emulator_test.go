@@ -785,3 +785,64 @@ func TestProvisionAndValidateErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestModuleLoadsThroughCaddy(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	tests := []struct {
+		name, config string
+		wantErr      bool
+	}{
+		{"defaults", `{}`, false},
+		{"full", `{"app_id":"wx1","app_secret":"s","code_ttl":"1m","token_ttl":"1h"}`, false},
+		{"bad token_ttl", `{"token_ttl":"10ms"}`, true},
+		{"unknown field", `{"appid":"wx1"}`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mod, err := ctx.LoadModuleByID("http.handlers.wechat_emulator", json.RawMessage(tt.config))
+			if tt.wantErr {
+				if err == nil {
+					t.Fatal("want an error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("loading: %v", err)
+			}
+			if _, ok := mod.(caddyhttp.MiddlewareHandler); !ok {
+				t.Fatalf("module %T is not a middleware handler", mod)
+			}
+		})
+	}
+}
+
+// BenchmarkLogin measures one emulated wx.login: mint a code, exchange it.
+func BenchmarkLogin(b *testing.B) {
+	e := &Emulator{AppID: testAppID, AppSecret: testSecret}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	b.Cleanup(cancel)
+	if err := e.Provision(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			w := httptest.NewRecorder()
+			if err := e.ServeHTTP(w, httptest.NewRequest(http.MethodPost, pathCode, nil), nil); err != nil {
+				b.Error(err)
+				return
+			}
+			var cr codeResponse
+			if err := json.Unmarshal(w.Body.Bytes(), &cr); err != nil {
+				b.Error(err)
+				return
+			}
+			w = httptest.NewRecorder()
+			if err := e.ServeHTTP(w, httptest.NewRequest(http.MethodGet, exchangeURL(cr.Code), nil), nil); err != nil || !strings.Contains(w.Body.String(), "session_key") {
+				b.Errorf("exchange: %v %s", err, w.Body.String())
+				return
+			}
+		}
+	})
+}

@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha1" //nolint:gosec // WeChat's open-data signature is defined as SHA-1
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
@@ -16,6 +14,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/wxauth/caddy-wechat-auth/wechat"
 )
 
 // errBadKey: a session_key of the wrong length.
@@ -108,10 +108,10 @@ func openDataSignature(rawData, sessionKeyBase64 string) string {
 }
 
 // checkSessionSignature is the signature /wxa/checksession expects:
-// hex(HMAC-SHA256(key = session_key bytes, message = "")).
+// hex(HMAC-SHA256(key = session_key as WeChat's base64 string, message =
+// "")), WeChat's login-state signature rule, shared with the client.
 func checkSessionSignature(sessionKey []byte) string {
-	mac := hmac.New(sha256.New, sessionKey)
-	return hex.EncodeToString(mac.Sum(nil))
+	return wechat.SessionSignature(sessionKey, nil)
 }
 
 // validCheckSessionSignature reports, in constant time, whether sig (hex,

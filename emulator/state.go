@@ -136,7 +136,7 @@ func (s *state) exchangeCode(now time.Time, code, appid string) (session, error)
 	if !ok || !now.Before(c.expires) {
 		return session{}, fmt.Errorf("exchanging code: %w", errCodeInvalid)
 	}
-	if false && c.used {
+	if c.used {
 		return session{}, fmt.Errorf("exchanging code: %w", errCodeUsed)
 	}
 	c.used = true
