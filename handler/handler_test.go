@@ -587,3 +587,46 @@ func TestSealer(t *testing.T) {
 		t.Fatal("opened garbage")
 	}
 }
+
+func TestLinkUnionID(t *testing.T) {
+	for _, link := range []bool{false, true} {
+		t.Run(fmt.Sprintf("link=%v", link), func(t *testing.T) {
+			hs := newHarness(t)
+			cfg := hs.h.cfg
+			cfg.LinkUnionID = link
+			h, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hs.h = h
+			loginAs := func(code, openid string) result {
+				hs.wx.addCode(code, openid, "u_same_person")
+				r := hs.call("POST", "/wx/login", `{"code":"`+code+`"}`)
+				want(t, r, 200, "")
+				return r
+			}
+			first := loginAs("c1", "o_first")
+			second := loginAs("c2", "o_second")
+			sameUser := second.body["user_id"] == first.body["user_id"]
+			if sameUser != link || second.body["new_user"] == link {
+				t.Fatalf("link_unionid=%v: first %s, second %s", link, first.raw, second.raw)
+			}
+			// The token carries the unionid either way.
+			r := hs.guard(second.body["token"].(string))
+			want(t, r, 200, "")
+		})
+	}
+}
+
+func TestRevocationsAllocationFree(t *testing.T) {
+	revs := NewRevocations()
+	revs.Add("revoked", time.Now().Add(time.Hour))
+	live := "live-session"
+	if n := testing.AllocsPerRun(100, func() {
+		if revs.Revoked(live) || !revs.Revoked("revoked") {
+			t.Fatal("wrong answer")
+		}
+	}); n != 0 {
+		t.Fatalf("Revoked allocates %v times", n)
+	}
+}

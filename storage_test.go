@@ -1,0 +1,77 @@
+package wechatauth
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wxauth/caddy-wechat-auth/store"
+	"github.com/wxauth/caddy-wechat-auth/store/bolt"
+)
+
+// TestSharedDBSweep checks the background sweep's work: expired sessions
+// leave the store, stale revocations leave the in-memory lists.
+func TestSharedDBSweep(t *testing.T) {
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	d := newSharedDB(st, zap.NewNop(), func() time.Time { return now })
+	t.Cleanup(func() { _ = d.Destruct() })
+	ctx := context.Background()
+	const app = "wxsweep"
+
+	u, _, err := st.LoginUser(ctx, app, store.NewUser{OpenID: "o1"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(sid string, ttl time.Duration) {
+		s := store.Session{ID: sid, AppID: app, UserID: u.ID, OpenID: "o1", CreatedAt: now, ExpiresAt: now.Add(ttl)}
+		rt := store.RefreshToken{Hash: [32]byte{byte(len(sid)), sid[len(sid)-1]}, SessionID: sid, IssuedAt: now, ExpiresAt: now.Add(ttl), AccessID: "j", AccessIssuedAt: now}
+		if err := st.CreateSession(ctx, s, rt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("short-1", time.Hour)
+	mk("long-2", 48*time.Hour)
+	mk("revoked-3", 48*time.Hour)
+	if _, err := st.RevokeSession(ctx, app, "revoked-3", "logout", now); err != nil {
+		t.Fatal(err)
+	}
+	revs, err := d.revocations(ctx, app, 15*time.Minute, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !revs.Revoked("revoked-3") {
+		t.Fatal("revocation not loaded from the store")
+	}
+
+	// Two hours on: the short session has expired, the revocation no
+	// longer matters to the guard (its tokens have expired), but the
+	// revoked session is kept for restarts until revokedRetention.
+	now = now.Add(2 * time.Hour)
+	d.sweep(ctx)
+	if _, err := st.Session(ctx, app, "short-1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("expired session not pruned: %v", err)
+	}
+	if _, err := st.Session(ctx, app, "long-2"); err != nil {
+		t.Fatalf("live session pruned: %v", err)
+	}
+	if _, err := st.Session(ctx, app, "revoked-3"); err != nil {
+		t.Fatalf("revoked session pruned too early: %v", err)
+	}
+	if revs.Revoked("revoked-3") || revs.Len() != 0 {
+		t.Fatal("stale revocation kept in memory")
+	}
+
+	now = now.Add(revokedRetention)
+	d.sweep(ctx)
+	if _, err := st.Session(ctx, app, "revoked-3"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("old revoked session not pruned: %v", err)
+	}
+}
