@@ -102,6 +102,15 @@ func decodeBody(w http.ResponseWriter, r *http.Request, dst any, strict, allowEm
 	return nil
 }
 
+// decodePost is the prologue of a POST endpoint: the method, then the body
+// decoded into dst (unknown fields ignored).
+func decodePost(w http.ResponseWriter, r *http.Request, dst any, allowEmpty bool) *Error {
+	if r.Method != http.MethodPost {
+		return methodNotAllowed("POST")
+	}
+	return decodeBody(w, r, dst, false, allowEmpty)
+}
+
 // formToJSON turns a urlencoded body into a JSON object of strings, so one
 // decoder (with flexInt/flexBool) serves both media types. A repeated field
 // is an error.

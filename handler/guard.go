@@ -227,3 +227,19 @@ func (h *Handler) authenticated(r *http.Request) (*token.Claims, *Error) {
 	}
 	return c, nil
 }
+
+// authenticatedPost is the prologue of a POST endpoint that needs an access
+// token: method, guard, then the body decoded into dst.
+func (h *Handler) authenticatedPost(w http.ResponseWriter, r *http.Request, dst any) (*token.Claims, *Error) {
+	if r.Method != http.MethodPost {
+		return nil, methodNotAllowed("POST")
+	}
+	c, e := h.authenticated(r)
+	if e != nil {
+		return nil, e
+	}
+	if e := decodePost(w, r, dst, false); e != nil {
+		return nil, e
+	}
+	return c, nil
+}

@@ -34,11 +34,8 @@ type tokenPair struct {
 
 // login exchanges a wx.login code for a session and a token pair.
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) *Error {
-	if r.Method != http.MethodPost {
-		return methodNotAllowed("POST")
-	}
 	var req loginRequest
-	if e := decodeBody(w, r, &req, false, false); e != nil {
+	if e := decodePost(w, r, &req, false); e != nil {
 		return e
 	}
 	code := req.Code

@@ -22,15 +22,9 @@ type phoneView struct {
 
 // phone binds the phone number behind a getPhoneNumber code to the user.
 func (h *Handler) phone(w http.ResponseWriter, r *http.Request) *Error {
-	if r.Method != http.MethodPost {
-		return methodNotAllowed("POST")
-	}
-	c, e := h.authenticated(r)
-	if e != nil {
-		return e
-	}
 	var req phoneRequest
-	if e := decodeBody(w, r, &req, false, false); e != nil {
+	c, e := h.authenticatedPost(w, r, &req)
+	if e != nil {
 		return e
 	}
 	switch {
@@ -67,15 +61,9 @@ type decryptRequest struct {
 
 // decrypt opens encrypted open data with the session's stored session_key.
 func (h *Handler) decrypt(w http.ResponseWriter, r *http.Request) *Error {
-	if r.Method != http.MethodPost {
-		return methodNotAllowed("POST")
-	}
-	c, e := h.authenticated(r)
-	if e != nil {
-		return e
-	}
 	var req decryptRequest
-	if e := decodeBody(w, r, &req, false, false); e != nil {
+	c, e := h.authenticatedPost(w, r, &req)
+	if e != nil {
 		return e
 	}
 	switch {

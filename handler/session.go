@@ -24,11 +24,8 @@ type refreshRequest struct {
 // pair is answered. A retry of the same token within RefreshGrace gets the
 // same pair; a later replay revokes the whole session.
 func (h *Handler) refresh(w http.ResponseWriter, r *http.Request) *Error {
-	if r.Method != http.MethodPost {
-		return methodNotAllowed("POST")
-	}
 	var req refreshRequest
-	if e := decodeBody(w, r, &req, false, false); e != nil {
+	if e := decodePost(w, r, &req, false); e != nil {
 		return e
 	}
 	switch {
@@ -102,11 +99,8 @@ type logoutRequest struct {
 // logout revokes the session of the presented access token (or refresh
 // token), or with "all" every session of its user. It is idempotent.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) *Error {
-	if r.Method != http.MethodPost {
-		return methodNotAllowed("POST")
-	}
 	var req logoutRequest
-	if e := decodeBody(w, r, &req, false, true); e != nil {
+	if e := decodePost(w, r, &req, true); e != nil {
 		return e
 	}
 	ctx := r.Context()

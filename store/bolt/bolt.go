@@ -196,5 +196,32 @@ func (s *Store) write(fn func(*bbolt.Tx) error) error {
 // view runs fn in a read-only transaction.
 func (s *Store) view(fn func(*bbolt.Tx) error) error { return s.db.View(fn) }
 
+// readIn runs fn on app's buckets in a read transaction of an open store;
+// an app with no buckets yet has nothing, so it reads as ErrNotFound.
+// Errors say they happened while doing op.
+func readIn[T any](s *Store, ctx context.Context, op, app string, fn func(*appBuckets) (T, error)) (T, error) {
+	var out T
+	if err := s.enter(ctx); err != nil {
+		return out, fmt.Errorf("%s: %w", op, err)
+	}
+	defer s.mu.RUnlock()
+	err := s.view(func(tx *bbolt.Tx) error {
+		b, err := readApp(tx, app)
+		if err != nil {
+			return err
+		}
+		if b == nil {
+			return store.ErrNotFound
+		}
+		out, err = fn(b)
+		return err
+	})
+	if err != nil {
+		var zero T
+		return zero, fmt.Errorf("%s: %w", op, err)
+	}
+	return out, nil
+}
+
 // Interface guard.
 var _ store.Store = (*Store)(nil)

@@ -87,50 +87,16 @@ func (s *Store) CreateSession(ctx context.Context, sess store.Session, tok store
 
 // Session returns the app's session id, revoked or not.
 func (s *Store) Session(ctx context.Context, app, id string) (store.Session, error) {
-	if err := s.enter(ctx); err != nil {
-		return store.Session{}, fmt.Errorf("looking up session: %w", err)
-	}
-	defer s.mu.RUnlock()
-	var sess store.Session
-	err := s.view(func(tx *bbolt.Tx) error {
-		b, err := readApp(tx, app)
-		if err != nil {
-			return err
-		}
-		if b == nil {
-			return store.ErrNotFound
-		}
-		sess, err = getSession(b, id)
-		return err
+	return readIn(s, ctx, "looking up session", app, func(b *appBuckets) (store.Session, error) {
+		return getSession(b, id)
 	})
-	if err != nil {
-		return store.Session{}, fmt.Errorf("looking up session: %w", err)
-	}
-	return sess, nil
 }
 
 // RefreshToken returns the app's refresh-token record with hash.
 func (s *Store) RefreshToken(ctx context.Context, app string, hash [32]byte) (store.RefreshToken, error) {
-	if err := s.enter(ctx); err != nil {
-		return store.RefreshToken{}, fmt.Errorf("looking up refresh token: %w", err)
-	}
-	defer s.mu.RUnlock()
-	var tok store.RefreshToken
-	err := s.view(func(tx *bbolt.Tx) error {
-		b, err := readApp(tx, app)
-		if err != nil {
-			return err
-		}
-		if b == nil {
-			return store.ErrNotFound
-		}
-		tok, err = getToken(b, hash)
-		return err
+	return readIn(s, ctx, "looking up refresh token", app, func(b *appBuckets) (store.RefreshToken, error) {
+		return getToken(b, hash)
 	})
-	if err != nil {
-		return store.RefreshToken{}, fmt.Errorf("looking up refresh token: %w", err)
-	}
-	return tok, nil
 }
 
 // Rotate presents the refresh token with hash; see store.Store and

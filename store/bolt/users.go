@@ -150,30 +150,13 @@ func (s *Store) UserByUnionID(ctx context.Context, app, unionID string) (store.U
 
 // lookupUser reads the user whose id key find returns (nil: not found).
 func (s *Store) lookupUser(ctx context.Context, op, app string, find func(*appBuckets) []byte) (store.User, error) {
-	if err := s.enter(ctx); err != nil {
-		return store.User{}, fmt.Errorf("%s: %w", op, err)
-	}
-	defer s.mu.RUnlock()
-	var u store.User
-	err := s.view(func(tx *bbolt.Tx) error {
-		b, err := readApp(tx, app)
-		if err != nil {
-			return err
-		}
-		if b == nil {
-			return store.ErrNotFound
-		}
+	return readIn(s, ctx, op, app, func(b *appBuckets) (store.User, error) {
 		id := find(b)
 		if id == nil {
-			return store.ErrNotFound
+			return store.User{}, store.ErrNotFound
 		}
-		u, err = getUserByKey(b, id)
-		return err
+		return getUserByKey(b, id)
 	})
-	if err != nil {
-		return store.User{}, fmt.Errorf("%s: %w", op, err)
-	}
-	return u, nil
 }
 
 // UpdateUser applies patch to the app's user id and returns the result. An
