@@ -238,7 +238,7 @@ func (h *Handler) authenticatedPost(w http.ResponseWriter, r *http.Request, dst 
 	if e != nil {
 		return nil, e
 	}
-	if e := decodePost(w, r, dst, false); e != nil {
+	if e := decodeBody(w, r, dst, false, false); e != nil {
 		return nil, e
 	}
 	return c, nil
