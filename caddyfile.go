@@ -2,6 +2,7 @@ package wechatauth
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,6 +52,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    header_prefix <prefix>
 //	    errors        json | caddy
 //	    link_unionid
+//	    login_rate_limit <requests> <window>
 //	}
 //
 // signing_key_file and token_source may be repeated; every other
@@ -161,6 +163,21 @@ func (m *WeChatAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			m.LinkUnionID = true
+
+		case "login_rate_limit":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(args[0])
+			if err != nil || n < 1 {
+				return d.Errf("login_rate_limit: want a positive number of requests, got %q", args[0])
+			}
+			window, err := caddy.ParseDuration(args[1])
+			if err != nil || window <= 0 {
+				return d.Errf("login_rate_limit: want a positive window such as 1m, got %q", args[1])
+			}
+			m.LoginRateLimit = &LoginRateLimit{Requests: n, Window: caddy.Duration(window)}
 
 		case "errors":
 			if !d.NextArg() {

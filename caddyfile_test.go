@@ -60,6 +60,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				header_prefix X-User-
 				errors        caddy
 				link_unionid
+				login_rate_limit 10 1m
 			}`,
 			want: WeChatAuth{
 				AppID: "{env.APPID}", AppSecret: "{file./run/secret}",
@@ -78,6 +79,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				LoginPath: "/a/login", RefreshPath: "/a/refresh", LogoutPath: "/a/logout",
 				ProfilePath: "/a/me", PhonePath: "/a/phone", DecryptPath: "/a/decrypt", JWKSPath: "/a/jwks",
 				HeaderPrefix: "X-User-", Errors: "caddy", LinkUnionID: true,
+				LoginRateLimit: &LoginRateLimit{Requests: 10, Window: dur(time.Minute)},
 			},
 		},
 		{
@@ -112,6 +114,9 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "optional with argument", input: "wechat_auth {\n app_id wx1\n app_secret s\n optional yes\n}", wantErr: "wrong argument count"},
 		{name: "key file without path", input: "wechat_auth {\n app_id wx1\n app_secret s\n signing_key_file\n}", wantErr: "wrong argument count"},
 		{name: "both key kinds", input: "wechat_auth {\n app_id wx1\n app_secret s\n signing_key 0123456789abcdef0123456789abcdef\n signing_key_file /k.pem\n}", wantErr: "not both"},
+		{name: "rate limit without window", input: "wechat_auth {\n app_id wx1\n app_secret s\n login_rate_limit 10\n}", wantErr: "wrong argument count"},
+		{name: "rate limit zero", input: "wechat_auth {\n app_id wx1\n app_secret s\n login_rate_limit 0 1m\n}", wantErr: "positive number of requests"},
+		{name: "rate limit bad window", input: "wechat_auth {\n app_id wx1\n app_secret s\n login_rate_limit 5 soon\n}", wantErr: "positive window"},
 		{name: "bad header prefix", input: "wechat_auth {\n app_id wx1\n app_secret s\n header_prefix \"X Y\"\n}", wantErr: "not a header name prefix"},
 	}
 	for _, tt := range tests {

@@ -78,3 +78,16 @@ func TestE2ECaddyErrors(t *testing.T) {
 	// Endpoints still answer JSON.
 	expect(t, e.postJSON(siteURL+"/wx/login", map[string]string{}, nil), 400, "invalid_request")
 }
+
+func TestE2ELoginRateLimit(t *testing.T) {
+	e := newE2E(t, "login_rate_limit 2 1m")
+	e.login("o_e2e_limit")
+	e.login("o_e2e_limit")
+	code := e.mint("o_e2e_limit")
+	a := e.postJSON(siteURL+"/wx/login", map[string]string{"code": code}, nil)
+	expect(t, a, 429, "rate_limited")
+	if a.header.Get("Retry-After") == "" {
+		t.Fatal("429 without Retry-After")
+	}
+	noSecrets(t, a, code)
+}

@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -128,12 +129,24 @@ type WeChatAuth struct {
 	// this app, log in as that user instead of creating one. Default: false
 	LinkUnionID bool `json:"link_unionid,omitempty"`
 
+	// Limits login attempts per client IP (as Caddy sees it, honouring
+	// trusted_proxies), before WeChat is asked: over it, 429 rate_limited
+	// with Retry-After. Default: no limit.
+	LoginRateLimit *LoginRateLimit `json:"login_rate_limit,omitempty"`
+
 	handler  *handler.Handler
 	wx       *wechat.Client
 	db       *sharedDB
 	dbKey    string
 	logger   *zap.Logger
 	caddyErr bool
+}
+
+// LoginRateLimit allows Requests login attempts per client per Window
+// (a token bucket: all at once, then one back every Window/Requests).
+type LoginRateLimit struct {
+	Requests int            `json:"requests"`
+	Window   caddy.Duration `json:"window"`
 }
 
 // KeyFile is one signing_key_file entry.
@@ -248,6 +261,8 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 		Optional:     m.Optional,
 		HeaderPrefix: m.HeaderPrefix,
 		LinkUnionID:  m.LinkUnionID,
+		LoginLimit:   loginLimiter(m.LoginRateLimit),
+		ClientKey:    clientIP,
 		Logger:       m.logger,
 	})
 	if err != nil {
@@ -350,7 +365,30 @@ func (m *WeChatAuth) Validate() error {
 	if m.SigningKey != "" && len(m.SigningKeyFiles) > 0 {
 		return errors.New("use either signing_key or signing_key_file, not both")
 	}
+	if l := m.LoginRateLimit; l != nil && (l.Requests < 1 || l.Window <= 0) {
+		return errors.New("login_rate_limit: want at least 1 request per positive window")
+	}
 	return nil
+}
+
+// loginLimiter builds the login rate limiter, if one is configured.
+func loginLimiter(l *LoginRateLimit) *handler.RateLimiter {
+	if l == nil {
+		return nil
+	}
+	return handler.NewRateLimiter(l.Requests, time.Duration(l.Window))
+}
+
+// clientIP is the client address Caddy determined for r (honouring
+// trusted_proxies), or the connection's peer.
+func clientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }
 
 // Cleanup releases the shared store and the WeChat client's connections.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/textproto"
 	"time"
@@ -54,6 +55,10 @@ type Config struct {
 	Optional      bool          // a request without a token passes as anonymous
 	HeaderPrefix  string        // default "X-WeChat-"
 	LinkUnionID   bool          // a new openid whose unionid is known joins that user
+	LoginLimit    *RateLimiter  // optional: login attempts per client, checked before WeChat is asked
+	// ClientKey names the client a LoginLimit counts against. Default: the
+	// host part of the request's RemoteAddr.
+	ClientKey func(*http.Request) string
 	Now           func() time.Time
 	Logger        *zap.Logger
 }
@@ -110,6 +115,9 @@ func New(cfg Config) (*Handler, error) {
 			return nil, fmt.Errorf("handler: token source %d: %w", i, err)
 		}
 		cfg.Sources[i].Name = canonicalSourceName(s)
+	}
+	if cfg.ClientKey == nil {
+		cfg.ClientKey = remoteHost
 	}
 	if cfg.HeaderPrefix == "" {
 		cfg.HeaderPrefix = "X-WeChat-"
@@ -229,3 +237,11 @@ func (h *Handler) jwks(w http.ResponseWriter, r *http.Request) *Error {
 
 // Optional reports whether requests without a token pass as anonymous.
 func (h *Handler) Optional() bool { return h.cfg.Optional }
+
+// remoteHost is the host part of r.RemoteAddr.
+func remoteHost(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}

@@ -630,3 +630,37 @@ func TestRevocationsAllocationFree(t *testing.T) {
 		t.Fatalf("Revoked allocates %v times", n)
 	}
 }
+
+func TestLoginRateLimit(t *testing.T) {
+	hs := newHarness(t)
+	cfg := hs.h.cfg
+	cfg.LoginLimit = NewRateLimiter(2, time.Minute)
+	h, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs.h = h
+	hs.login("o1")
+	hs.login("o1")
+	hs.wx.addCode("c-limited", "o1", "")
+	r := hs.call("POST", "/wx/login", `{"code":"c-limited"}`)
+	want(t, r, 429, CodeRateLimited)
+	if r.header.Get("Retry-After") != "30" {
+		t.Fatalf("Retry-After %q", r.header.Get("Retry-After"))
+	}
+	// The refused attempt did not spend the code at WeChat.
+	hs.clock.Advance(30 * time.Second)
+	want(t, hs.call("POST", "/wx/login", `{"code":"c-limited"}`), 200, "")
+	// Other clients are not limited.
+	hs.wx.addCode("c-other", "o2", "")
+	hs.clock.Advance(time.Second)
+	want(t, hs.call("POST", "/wx/login", `{"code":"c-other"}`), 429, CodeRateLimited) // same RemoteAddr in httptest
+	req := httptest.NewRequest("POST", "/wx/login", strings.NewReader(`{"code":"c-other"}`))
+	req.RemoteAddr = "203.0.113.9:4567"
+	req.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	hs.h.ServeEndpoint(w, req)
+	if w.Code != 200 {
+		t.Fatalf("another client: %d %s", w.Code, w.Body)
+	}
+}

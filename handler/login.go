@@ -34,6 +34,13 @@ type tokenPair struct {
 
 // login exchanges a wx.login code for a session and a token pair.
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) *Error {
+	if l := h.cfg.LoginLimit; l != nil && r.Method == http.MethodPost {
+		if ok, wait := l.Allow(h.cfg.ClientKey(r), h.now()); !ok {
+			e := newError(http.StatusTooManyRequests, CodeRateLimited, "too many login attempts; try again later")
+			e.RetryAfter = wait
+			return e
+		}
+	}
 	var req loginRequest
 	if e := decodePost(w, r, &req, false); e != nil {
 		return e
