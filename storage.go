@@ -125,6 +125,9 @@ func (d *sharedDB) sweep(ctx context.Context) {
 		dropped += r.Sweep(now)
 	}
 	d.mu.Unlock()
+	if n == 0 && dropped == 0 {
+		return
+	}
 	if ce := d.logger.Check(zap.DebugLevel, "pruned expired sessions"); ce != nil {
 		ce.Write(zap.Int("records", n), zap.Int("revocations", dropped))
 	}
