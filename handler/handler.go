@@ -59,8 +59,8 @@ type Config struct {
 	// ClientKey names the client a LoginLimit counts against. Default: the
 	// host part of the request's RemoteAddr.
 	ClientKey func(*http.Request) string
-	Now           func() time.Time
-	Logger        *zap.Logger
+	Now       func() time.Time
+	Logger    *zap.Logger
 }
 
 // Handler serves the endpoints and guards everything else.
