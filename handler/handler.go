@@ -110,6 +110,7 @@ func New(cfg Config) (*Handler, error) {
 	if len(cfg.Sources) == 0 {
 		cfg.Sources = DefaultSources()
 	}
+	cfg.Sources = append([]TokenSource(nil), cfg.Sources...) // names are canonicalized below
 	for i, s := range cfg.Sources {
 		if err := s.validate(); err != nil {
 			return nil, fmt.Errorf("handler: token source %d: %w", i, err)

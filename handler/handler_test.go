@@ -80,7 +80,7 @@ func (f *fakeWeChat) PhoneNumber(_ context.Context, code string) (*wechat.PhoneI
 }
 
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	h     *Handler
 	clock *testClock
 	wx    *fakeWeChat
@@ -89,7 +89,7 @@ type harness struct {
 	n     int
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "h.db"), bolt.Options{NoSync: true})
 	if err != nil {
@@ -99,7 +99,7 @@ func newHarness(t *testing.T) *harness {
 	return newHarnessWith(t, st, &testClock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}, NewRevocations())
 }
 
-func newHarnessWith(t *testing.T, st store.Store, clk *testClock, revs *Revocations) *harness {
+func newHarnessWith(t testing.TB, st store.Store, clk *testClock, revs *Revocations) *harness {
 	t.Helper()
 	key, err := token.NewHMACKey([]byte("handler-test-signing-key-0123456789abcdef"), "")
 	if err != nil {
