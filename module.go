@@ -419,7 +419,7 @@ func (m *WeChatAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 	if err != nil {
 		if h.Optional() && errors.Is(err, handler.ErrNoToken) {
 			// Anonymous: the placeholders exist, empty.
-			setPlaceholders(r, "", "", "", "", "")
+			setPlaceholders(r, nil)
 			return next.ServeHTTP(w, r)
 		}
 		e := handler.GuardError(err)
@@ -431,22 +431,49 @@ func (m *WeChatAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 		return nil
 	}
 	h.SetIdentity(r.Header, c)
-	setPlaceholders(r, c.Subject, c.OpenID, c.UnionID, c.AppID, c.SessionID)
+	setPlaceholders(r, c)
 	return next.ServeHTTP(w, r)
 }
 
-// setPlaceholders sets the {http.auth.user.*} placeholders; Caddy's access
-// log shows http.auth.user.id as user_id.
-func setPlaceholders(r *http.Request, id, openID, unionID, appID, sid string) {
+// setPlaceholders provides the {http.auth.user.*} placeholders of a
+// verified request (c) or an anonymous one (nil); Caddy's access log shows
+// http.auth.user.id as user_id. One provider answers all five, which costs
+// less per request than five replacer Sets.
+func setPlaceholders(r *http.Request, c *token.Claims) {
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
 		return
 	}
-	repl.Set("http.auth.user.id", id)
-	repl.Set("http.auth.user.openid", openID)
-	repl.Set("http.auth.user.unionid", unionID)
-	repl.Set("http.auth.user.appid", appID)
-	repl.Set("http.auth.user.sid", sid)
+	if c == nil {
+		repl.Map(anonymousPlaceholders)
+		return
+	}
+	repl.Map(func(key string) (any, bool) {
+		switch key {
+		case "http.auth.user.id":
+			return c.Subject, true
+		case "http.auth.user.openid":
+			return c.OpenID, true
+		case "http.auth.user.unionid":
+			return c.UnionID, true
+		case "http.auth.user.appid":
+			return c.AppID, true
+		case "http.auth.user.sid":
+			return c.SessionID, true
+		}
+		return nil, false
+	})
+}
+
+// anonymousPlaceholders answers the {http.auth.user.*} placeholders of an
+// anonymous request (optional mode): known, and empty.
+func anonymousPlaceholders(key string) (any, bool) {
+	switch key {
+	case "http.auth.user.id", "http.auth.user.openid", "http.auth.user.unionid",
+		"http.auth.user.appid", "http.auth.user.sid":
+		return "", true
+	}
+	return nil, false
 }
 
 // checkAPIBase requires an absolute http(s) URL.

@@ -211,12 +211,15 @@ func GuardError(err error) *Error {
 // SetIdentity puts the verified identity on the request headers for the
 // upstream (the client's own identity headers were stripped before).
 func (h *Handler) SetIdentity(hdr http.Header, c *token.Claims) {
-	hdr[h.hdrUserID] = []string{c.Subject}
-	hdr[h.hdrOpenID] = []string{c.OpenID}
+	// One backing array for the four one-value slices: one allocation.
+	v := [...]string{c.Subject, c.OpenID, c.AppID, c.UnionID}
+	vals := v[:]
+	hdr[h.hdrUserID] = vals[0:1:1]
+	hdr[h.hdrOpenID] = vals[1:2:2]
+	hdr[h.hdrAppID] = vals[2:3:3]
 	if c.UnionID != "" {
-		hdr[h.hdrUnion] = []string{c.UnionID}
+		hdr[h.hdrUnion] = vals[3:4:4]
 	}
-	hdr[h.hdrAppID] = []string{c.AppID}
 }
 
 // authenticated runs the guard for an endpoint that needs an access token.
