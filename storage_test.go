@@ -75,3 +75,26 @@ func TestSharedDBSweep(t *testing.T) {
 		t.Fatalf("old revoked session not pruned: %v", err)
 	}
 }
+
+// TestSharedDBSweepStops checks the sweep goroutine ends with the store.
+func TestSharedDBSweepStops(t *testing.T) {
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newSharedDB(st, zap.NewNop(), time.Now)
+	d.startSweep(time.Hour)
+	done := make(chan error)
+	go func() { done <- d.Destruct() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Destruct did not stop the sweep")
+	}
+	if _, err := st.User(context.Background(), "a", 1); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("store still open after Destruct: %v", err)
+	}
+}
