@@ -1,0 +1,319 @@
+// Command load is the loopback load program of SPEC §10: in one run on one
+// machine it starts Caddy in-process with the wechat_auth module and the
+// WeChat emulator, drives it over HTTP on 127.0.0.1 and prints, side by
+// side:
+//
+//   - guard throughput: requests/s on a `respond` route without
+//     wechat_auth ("open"), and on the same route protected by wechat_auth
+//     with an HS256 key and with the generated Ed25519 (EdDSA) key, run
+//     interleaved (open, HS256, EdDSA) for several rounds, with the
+//     protected/open ratio per round and its median (goal ≥ 0.90);
+//   - logins/s of new users (a fresh openid each) and of returning users (a
+//     fixed pool, created before the measurement), refreshes/s (each worker
+//     chains its own refresh tokens), all against the emulator with the
+//     default durable bbolt store; and bbolt's raw durable write rate on the
+//     same disk (one small Put per db.Update, one writer, as
+//     store/bolt's BenchmarkRawDurableWrite) with the ratio of each to it
+//     (goal ≥ 0.5, i.e. within 2×).
+//
+// Usage, from the repository root:
+//
+//	go run ./bench/load [flags]
+//
+//	-c 32            concurrent client workers
+//	-duration 5s     time limit of each phase
+//	-requests 200000 request limit of each phase (whichever comes first)
+//	-rounds 3        interleaved rounds of the guard phases (medians reported)
+//	-warmup 500ms    warm-up before measuring (not counted)
+//	-users 1000      size of the returning-user pool
+//	-dir ""          parent of the temporary data directory (default: the
+//	                 system's); put it on the disk to be measured
+//	-log-level WARN  level of Caddy's default log (written to stderr)
+//	-emulator-port 18090, -open-port 18091, -hs256-port 18092, -eddsa-port 18093
+//
+// All sites listen on 127.0.0.1 only; the admin endpoint is off; the
+// databases live in a temporary directory removed at exit. With the
+// defaults a run takes about 70 s.
+//
+// A login, in this measurement, is two requests: minting the code at the
+// emulator (POST /emulator/code, standing in for wx.login) and POST
+// /wx/login, so the minting is part of the login's cost; the output says so. The guard phases send
+// the same Authorization header to the open route too, so the two differ
+// only by the guard's work.
+//
+// The table and goal lines are the only output on stdout; progress and
+// Caddy's logs go to stderr. Every response status is checked: any
+// non-200 (or a wrong body) is counted as an error and reported loudly
+// next to the phase, and the exit status is then 1. A missed goal is a
+// measurement, not a failure: the exit status stays 0.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	_ "github.com/wxauth/caddy-wechat-auth"
+	_ "github.com/wxauth/caddy-wechat-auth/emulator"
+)
+
+// Goals of SPEC §10.
+const (
+	guardGoal = 0.90 // protected req/s ÷ open req/s
+	loginGoal = 0.50 // logins/s ÷ raw durable bbolt writes/s ("within 2×")
+)
+
+const (
+	appID       = "wxload000000000001"
+	guardPath   = "/load"
+	routeBody   = "ok"
+	maxBody     = 64 << 10
+	setupBudget = time.Minute // bound of each unmeasured setup step
+)
+
+// config is the parsed command line.
+type config struct {
+	concurrency int
+	duration    time.Duration
+	requests    int64
+	rounds      int
+	warmup      time.Duration
+	users       int
+	dir         string
+	logLevel    string
+	ports       ports
+	// now is the clock the phases are timed with.
+	now func() time.Time
+}
+
+// ports are the loopback ports of the four sites.
+type ports struct {
+	emulator, open, hs256, eddsa int
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is main without the exit: 0 all clean, 1 failure or failed
+// requests, 2 bad flags.
+func run(args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "load: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := execute(ctx, cfg, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "load: %v\n", err)
+		return 1
+	}
+	if err := rep.print(stdout); err != nil {
+		fmt.Fprintf(stderr, "load: writing the report: %v\n", err)
+		return 1
+	}
+	if n := rep.failures(); n > 0 {
+		fmt.Fprintf(stderr, "load: %d requests FAILED; the phases marked !! are not clean measurements\n", n)
+		return 1
+	}
+	return 0
+}
+
+// parseFlags reads the command line into a config.
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	cfg := config{now: time.Now}
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&cfg.concurrency, "c", 32, "concurrent client workers")
+	fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "time limit of each phase")
+	fs.Int64Var(&cfg.requests, "requests", 200000, "request limit of each phase")
+	fs.IntVar(&cfg.rounds, "rounds", 3, "interleaved rounds of the guard phases")
+	fs.DurationVar(&cfg.warmup, "warmup", 500*time.Millisecond, "warm-up before measuring")
+	fs.IntVar(&cfg.users, "users", 1000, "size of the returning-user pool")
+	fs.StringVar(&cfg.dir, "dir", "", "parent of the temporary data directory (default: the system's)")
+	fs.StringVar(&cfg.logLevel, "log-level", "WARN", "level of Caddy's default log: DEBUG, INFO, WARN or ERROR")
+	fs.IntVar(&cfg.ports.emulator, "emulator-port", 18090, "loopback port of the WeChat emulator")
+	fs.IntVar(&cfg.ports.open, "open-port", 18091, "loopback port of the unprotected site")
+	fs.IntVar(&cfg.ports.hs256, "hs256-port", 18092, "loopback port of the HS256-protected site")
+	fs.IntVar(&cfg.ports.eddsa, "eddsa-port", 18093, "loopback port of the EdDSA-protected site")
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	return cfg, cfg.validate()
+}
+
+// validate rejects values the run cannot work with.
+func (c config) validate() error {
+	switch {
+	case c.concurrency < 1 || c.concurrency > 4096:
+		return fmt.Errorf("-c must be between 1 and 4096, got %d", c.concurrency)
+	case c.duration <= 0:
+		return fmt.Errorf("-duration must be positive, got %v", c.duration)
+	case c.requests < 1:
+		return fmt.Errorf("-requests must be positive, got %d", c.requests)
+	case c.rounds < 1 || c.rounds > 100:
+		return fmt.Errorf("-rounds must be between 1 and 100, got %d", c.rounds)
+	case c.warmup < 0:
+		return fmt.Errorf("-warmup must not be negative, got %v", c.warmup)
+	case c.users < 1 || c.users > 1_000_000:
+		return fmt.Errorf("-users must be between 1 and 1000000, got %d", c.users)
+	case strings.ContainsAny(c.dir, "\"{}\\`\n\r"):
+		return fmt.Errorf("-dir must not contain quotes, braces, backslashes or newlines: %q", c.dir)
+	}
+	switch strings.ToUpper(c.logLevel) {
+	case "DEBUG", "INFO", "WARN", "ERROR":
+	default:
+		return fmt.Errorf("-log-level must be DEBUG, INFO, WARN or ERROR, got %q", c.logLevel)
+	}
+	seen := map[int]bool{}
+	for _, p := range []int{c.ports.emulator, c.ports.open, c.ports.hs256, c.ports.eddsa} {
+		if p < 1 || p > 65535 {
+			return fmt.Errorf("port %d out of range", p)
+		}
+		if seen[p] {
+			return fmt.Errorf("port %d given twice", p)
+		}
+		seen[p] = true
+	}
+	return nil
+}
+
+// execute starts Caddy, runs every phase and stops Caddy again.
+func execute(ctx context.Context, cfg config, stderr io.Writer) (rep *report, err error) {
+	dir, err := os.MkdirTemp(cfg.dir, "wechat-auth-load-")
+	if err != nil {
+		return nil, fmt.Errorf("creating the data directory: %w", err)
+	}
+	defer func() {
+		if rerr := os.RemoveAll(dir); rerr != nil && err == nil {
+			err = fmt.Errorf("removing the data directory: %w", rerr)
+		}
+	}()
+	cfgJSON, err := caddyConfig(cfg, dir, stderr)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintln(stderr, "load: starting caddy on 127.0.0.1")
+	if err := caddy.Load(cfgJSON, true); err != nil {
+		return nil, fmt.Errorf("starting caddy: %w", err)
+	}
+	defer func() {
+		if serr := caddy.Stop(); serr != nil && err == nil {
+			err = fmt.Errorf("stopping caddy: %w", serr)
+		}
+	}()
+
+	l := newLoader(cfg, stderr)
+	defer l.client.CloseIdleConnections()
+	rep = &report{cfg: cfg, dir: dir}
+	if err := l.guardPhases(ctx, rep); err != nil {
+		return nil, err
+	}
+	if err := l.loginPhases(ctx, rep); err != nil {
+		return nil, err
+	}
+	if err := l.rawPhase(ctx, rep, filepath.Join(dir, "raw.db")); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// caddyConfig is the Caddyfile of the run, adapted to JSON.
+func caddyConfig(cfg config, dir string, stderr io.Writer) ([]byte, error) {
+	appSecret, err := randomHex(32)
+	if err != nil {
+		return nil, err
+	}
+	hsKey, err := randomHex(32)
+	if err != nil {
+		return nil, err
+	}
+	p := cfg.ports
+	site := func(port int, db, extra string) string {
+		return fmt.Sprintf(`http://127.0.0.1:%d {
+	bind 127.0.0.1
+	wechat_auth {
+		app_id %s
+		app_secret %s
+		api_base http://127.0.0.1:%d
+		db "%s"
+%s	}
+	respond %q 200
+}
+`, port, appID, appSecret, p.emulator, filepath.Join(dir, db), extra, routeBody)
+	}
+	caddyfile := fmt.Sprintf(`{
+	admin off
+	persist_config off
+	auto_https off
+	storage file_system "%s"
+	log {
+		output stderr
+		level %s
+	}
+}
+
+# The WeChat emulator, checking app_id and app_secret like WeChat.
+http://127.0.0.1:%d {
+	bind 127.0.0.1
+	wechat_emulator {
+		app_id %s
+		app_secret %s
+	}
+	respond "not a WeChat API path" 404
+}
+
+# The baseline: the same route, unprotected.
+http://127.0.0.1:%d {
+	bind 127.0.0.1
+	respond %q 200
+}
+
+`, filepath.Join(dir, "caddy"), strings.ToUpper(cfg.logLevel), p.emulator, appID, appSecret, p.open, routeBody)
+	caddyfile += "# HS256.\n" + site(p.hs256, "hs256.db", "\t\tsigning_key "+hsKey+"\n")
+	caddyfile += "\n# EdDSA: the generated default key.\n" + site(p.eddsa, "eddsa.db", "")
+
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	if adapter == nil {
+		return nil, errors.New("adapting the config: no caddyfile adapter registered")
+	}
+	out, warnings, err := adapter.Adapt([]byte(caddyfile), map[string]any{"filename": "load.Caddyfile"})
+	if err != nil {
+		return nil, fmt.Errorf("adapting the config: %w", err)
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "load: caddyfile warning: %s\n", w)
+	}
+	return out, nil
+}
+
+// randomHex is n random bytes in hex.
+func randomHex(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generating a secret: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// guardTarget is one of the interleaved guard phases.
+type guardTarget struct {
+	name   string
+	base   string
+	tokens []string // one per worker
+}
+
+// request is the phase's operation: one authenticated GET of the
+// target's route, each worker with its own token.
+func (t guardTarget) request(l *loader) op {
+	return func(ctx context.Context, w int) error { return l.get(ctx, t.base, t.tokens[w%len(t.tokens)]) }
+}
+
+// guardPhases measures the open and the two protected sites, interleaved.
+func (l *loader) guardPhases(ctx context.Context, rep *report) error {
+	n := l.cfg.concurrency
+	hsTokens, err := l.loginMany(ctx, l.hs, "o_load_guard_hs256_", n)
+	if err != nil {
+		return fmt.Errorf("logging in the HS256 guard users: %w", err)
+	}
+	edTokens, err := l.loginMany(ctx, l.eddsa, "o_load_guard_eddsa_", n)
+	if err != nil {
+		return fmt.Errorf("logging in the EdDSA guard users: %w", err)
+	}
+	// The open route gets the same header, so only the guard differs.
+	targets := []guardTarget{{"open", l.open, edTokens}, {"HS256", l.hs, hsTokens}, {"EdDSA", l.eddsa, edTokens}}
+
+	// Sanity: the guard must really be guarding, with its own key.
+	checks := []struct {
+		what      string
+		base, tok string
+		want      int
+	}{
+		{"open route", l.open, "", http.StatusOK},
+		{"HS256 route without a token", l.hs, "", http.StatusUnauthorized},
+		{"EdDSA route without a token", l.eddsa, "", http.StatusUnauthorized},
+		{"HS256 route with an EdDSA token", l.hs, edTokens[0], http.StatusUnauthorized},
+		{"EdDSA route with an HS256 token", l.eddsa, hsTokens[0], http.StatusUnauthorized},
+		{"HS256 route with its token", l.hs, hsTokens[0], http.StatusOK},
+		{"EdDSA route with its token", l.eddsa, edTokens[0], http.StatusOK},
+	}
+	for _, c := range checks {
+		err := l.get(ctx, c.base, c.tok)
+		var se *statusError
+		switch {
+		case c.want == http.StatusOK && err != nil,
+			c.want != http.StatusOK && (!errors.As(err, &se) || se.status != c.want):
+			return fmt.Errorf("sanity check %s: want status %d, got %v", c.what, c.want, err)
+		}
+	}
+
+	rep.guard = make([][]result, len(targets))
+	for _, t := range targets {
+		rep.guardNames = append(rep.guardNames, t.name)
+		if l.cfg.warmup > 0 {
+			fmt.Fprintf(l.progress, "load: warming up %s\n", t.name)
+			rep.guardWarm = append(rep.guardWarm, l.drive(ctx, n, l.cfg.requests, l.cfg.warmup, t.request(l)))
+		}
+	}
+	for round := range l.cfg.rounds {
+		for i, t := range targets {
+			fmt.Fprintf(l.progress, "load: guard round %d/%d: %s\n", round+1, l.cfg.rounds, t.name)
+			rep.guard[i] = append(rep.guard[i], l.drive(ctx, n, l.cfg.requests, l.cfg.duration, t.request(l)))
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("guard phases: interrupted: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// loginMany logs in n users named prefix+i at base and returns their
+// access tokens.
+func (l *loader) loginMany(ctx context.Context, base, prefix string, n int) ([]string, error) {
+	toks := make([]string, n)
+	var seq atomic.Int64
+	err := l.setup(ctx, "logging in "+strconv.Itoa(n)+" users", n, func(ctx context.Context, _ int) error {
+		i := seq.Add(1) - 1
+		t, err := l.login(ctx, base, prefix+strconv.FormatInt(i, 10))
+		if err != nil {
+			return err
+		}
+		toks[i] = t.Token
+		return nil
+	})
+	return toks, err
+}
+
+// loginPhases measures new-user logins, returning-user logins and
+// refreshes on the EdDSA site.
+func (l *loader) loginPhases(ctx context.Context, rep *report) error {
+	n := l.cfg.concurrency
+	var seq atomic.Int64
+	r, err := l.measure(ctx, "logins of new users", n, func(ctx context.Context, _ int) error {
+		t, err := l.login(ctx, l.eddsa, "o_load_new_"+strconv.FormatInt(seq.Add(1), 10))
+		if err == nil && !t.NewUser {
+			err = errors.New("a new openid logged in as an existing user")
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	rep.newLogins = r
+
+	fmt.Fprintf(l.progress, "load: creating %d returning users\n", l.cfg.users)
+	pool := func(i int64) string { return "o_load_pool_" + strconv.FormatInt(i%int64(l.cfg.users), 10) }
+	seq.Store(0)
+	if err := l.setup(ctx, "creating the returning users", l.cfg.users, func(ctx context.Context, _ int) error {
+		_, err := l.login(ctx, l.eddsa, pool(seq.Add(1)-1))
+		return err
+	}); err != nil {
+		return err
+	}
+	seq.Store(0)
+	r, err = l.measure(ctx, "logins of returning users", n, func(ctx context.Context, _ int) error {
+		t, err := l.login(ctx, l.eddsa, pool(seq.Add(1)))
+		if err == nil && t.NewUser {
+			err = errors.New("a returning user was created again")
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	rep.returningLogins = r
+
+	// Each worker walks its own session's refresh-token chain.
+	chains := make([]string, n)
+	login := func(ctx context.Context, w int) error {
+		t, err := l.login(ctx, l.eddsa, "o_load_refresh_"+strconv.Itoa(w))
+		if err == nil {
+			chains[w] = t.RefreshToken
+		}
+		return err
+	}
+	for w := range chains {
+		if err := login(ctx, w); err != nil {
+			return fmt.Errorf("logging in the refresh users: %w", err)
+		}
+	}
+	r, err = l.measure(ctx, "refreshes", n, func(ctx context.Context, w int) error {
+		t, err := l.refresh(ctx, l.eddsa, chains[w])
+		if err != nil {
+			// The chain may be broken: start a new one (not counted).
+			_ = login(ctx, w)
+			return err
+		}
+		chains[w] = t.RefreshToken
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	rep.refreshes = r
+	return nil
+}
+
+// rawPhase measures bbolt's raw durable write rate in dir's file system:
+// one 64-byte Put per db.Update, one writer, each commit fsynced.
+func (l *loader) rawPhase(ctx context.Context, rep *report, path string) (err error) {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return fmt.Errorf("opening the raw bbolt file: %w", err)
+	}
+	defer func() {
+		if cerr := db.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("closing the raw bbolt file: %w", cerr)
+		}
+	}()
+	bucket := []byte("raw")
+	if err := db.Update(func(tx *bbolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucket)
+		return err
+	}); err != nil {
+		return fmt.Errorf("creating the raw bucket: %w", err)
+	}
+	val := make([]byte, 64)
+	var seq uint64 // one writer: no synchronisation needed
+	rep.raw, err = l.measure(ctx, "raw durable bbolt writes", 1, func(context.Context, int) error {
+		seq++
+		key := binary.BigEndian.AppendUint64(nil, seq)
+		return db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucket).Put(key, val) })
+	})
+	return err
+}
