@@ -82,11 +82,6 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) *Error {
 		nu.Gender = *profile.Gender
 	}
 	now := h.now()
-	u, created, err := h.cfg.Store.LoginUser(ctx, h.cfg.AppID, nu, now)
-	if err != nil {
-		return internalError(fmt.Errorf("storing user: %w", err))
-	}
-
 	sid, err := token.NewID()
 	if err != nil {
 		return internalError(err)
@@ -106,9 +101,6 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) *Error {
 	sess := store.Session{
 		ID:               sid,
 		AppID:            h.cfg.AppID,
-		UserID:           u.ID,
-		OpenID:           ws.OpenID,
-		UnionID:          u.UnionID,
 		SealedSessionKey: sealed,
 		CreatedAt:        now,
 		ExpiresAt:        now.Add(h.cfg.RefreshTTL),
@@ -121,9 +113,10 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) *Error {
 		AccessID:       jti,
 		AccessIssuedAt: now,
 	}
-	// The session is durable before any token leaves.
-	if err := h.cfg.Store.CreateSession(ctx, sess, rt); err != nil {
-		return internalError(fmt.Errorf("storing session: %w", err))
+	// User and session in one durable write, before any token leaves.
+	u, sess, created, err := h.cfg.Store.Login(ctx, h.cfg.AppID, nu, sess, rt, now)
+	if err != nil {
+		return internalError(fmt.Errorf("storing login: %w", err))
 	}
 	pair, e := h.pair(sess, refresh, rt, now)
 	if e != nil {

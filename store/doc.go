@@ -34,7 +34,11 @@
 // and owns a family of refresh tokens. Session IDs are random and chosen by
 // the caller; they are unique across apps. CreateSession stores a session
 // with its first refresh token atomically; the user must exist. When the
-// session's ExpiresAt is zero it is taken from the token.
+// session's ExpiresAt is zero it is taken from the token. Login does
+// LoginUser and CreateSession in one write, all or nothing (a session that
+// cannot be stored leaves no new user behind), filling the session's user
+// fields from the user: it is what a login endpoint calls, and costs one
+// durable commit.
 //
 // A refresh token is stored only as the SHA-256 hash of its value. Exactly
 // one token of a live session is current (RotatedAt zero). Rotate presents

@@ -157,6 +157,14 @@ type Store interface {
 	// UpdateUser applies patch and returns the updated user.
 	UpdateUser(ctx context.Context, app string, id uint64, patch ProfilePatch, now time.Time) (User, error)
 
+	// Login is LoginUser and CreateSession in one durable write, all or
+	// nothing: the user with nu.OpenID is found or created, then s is
+	// stored with its first refresh token tok. The store fills s.UserID,
+	// s.OpenID and s.UnionID from the user. It returns the user, the
+	// session as stored and whether the user was created. If the session
+	// cannot be stored, no user is created either.
+	Login(ctx context.Context, app string, nu NewUser, s Session, tok RefreshToken, now time.Time) (u User, stored Session, created bool, err error)
+
 	// CreateSession stores a new session together with its first refresh
 	// token (tok.SessionID == s.ID), atomically.
 	CreateSession(ctx context.Context, s Session, tok RefreshToken) error

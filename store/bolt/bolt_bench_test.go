@@ -107,6 +107,29 @@ func BenchmarkLoginUserNew(b *testing.B) {
 	reportRate(b)
 }
 
+// BenchmarkLoginNew is a whole login as the handler stores it: a new user
+// and its first session with its refresh token, in one durable write.
+func BenchmarkLoginNew(b *testing.B) {
+	s := openBench(b)
+	ctx := context.Background()
+	var seq atomic.Uint64
+	b.SetParallelism(benchParallelism)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := seq.Add(1)
+			sid := fmt.Sprintf("sid-%d", i)
+			sess := store.Session{ID: sid, AppID: "app", SealedSessionKey: make([]byte, 44), CreatedAt: base, ExpiresAt: base.Add(time.Hour)}
+			tok := store.RefreshToken{Hash: sha256.Sum256([]byte(sid)), SessionID: sid, IssuedAt: base, ExpiresAt: base.Add(time.Hour), AccessID: sid, AccessIssuedAt: base}
+			if _, _, _, err := s.Login(ctx, "app", store.NewUser{OpenID: fmt.Sprintf("o-%d", i)}, sess, tok, base); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	reportRate(b)
+}
+
 // BenchmarkLoginUserNewSerial creates a new user per op from one
 // goroutine: the lone-writer path, comparable to BenchmarkRawDurableWrite.
 func BenchmarkLoginUserNewSerial(b *testing.B) {

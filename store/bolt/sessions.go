@@ -54,27 +54,12 @@ func (s *Store) CreateSession(ctx context.Context, sess store.Session, tok store
 		if err != nil {
 			return err
 		}
-		switch {
-		case b == nil || b.users.Get(idKey(sess.UserID)) == nil:
+		if b == nil {
 			lerr = fmt.Errorf("user %d of app %q: %w", sess.UserID, sess.AppID, store.ErrNotFound)
 			return nil
-		case b.sessions.Get([]byte(sess.ID)) != nil:
-			lerr = fmt.Errorf("session %q: %w", sess.ID, errDuplicate)
-			return nil
-		case b.refresh.Get(tok.Hash[:]) != nil:
-			lerr = fmt.Errorf("refresh token: %w", errDuplicate)
-			return nil
 		}
-		if err := putSession(b, &sess); err != nil {
-			return err
-		}
-		if err := b.userSessions.Put(userSessionKey(sess.UserID, sess.ID), nil); err != nil {
-			return fmt.Errorf("indexing session by user: %w", err)
-		}
-		if err := b.expSessions.Put(timeIDKey(sess.ExpiresAt, []byte(sess.ID)), nil); err != nil {
-			return fmt.Errorf("indexing session expiry: %w", err)
-		}
-		return addToken(b, &tok)
+		lerr, err = createSessionTx(b, &sess, &tok)
+		return err
 	})
 	if err == nil {
 		err = lerr
@@ -83,6 +68,99 @@ func (s *Store) CreateSession(ctx context.Context, sess store.Session, tok store
 		return fmt.Errorf("creating session: %w", err)
 	}
 	return nil
+}
+
+// createSessionTx is CreateSession's work inside a write transaction on the
+// app's buckets. Refusals that write nothing (unknown user, duplicate id or
+// hash) come back as refused; err is a failure that must roll back.
+func createSessionTx(b *appBuckets, sess *store.Session, tok *store.RefreshToken) (refused, err error) {
+	switch {
+	case b.users.Get(idKey(sess.UserID)) == nil:
+		return fmt.Errorf("user %d of app %q: %w", sess.UserID, sess.AppID, store.ErrNotFound), nil
+	case b.sessions.Get([]byte(sess.ID)) != nil:
+		return fmt.Errorf("session %q: %w", sess.ID, errDuplicate), nil
+	case b.refresh.Get(tok.Hash[:]) != nil:
+		return fmt.Errorf("refresh token: %w", errDuplicate), nil
+	}
+	if err := putSession(b, sess); err != nil {
+		return nil, err
+	}
+	if err := b.userSessions.Put(userSessionKey(sess.UserID, sess.ID), nil); err != nil {
+		return nil, fmt.Errorf("indexing session by user: %w", err)
+	}
+	if err := b.expSessions.Put(timeIDKey(sess.ExpiresAt, []byte(sess.ID)), nil); err != nil {
+		return nil, fmt.Errorf("indexing session expiry: %w", err)
+	}
+	return nil, addToken(b, tok)
+}
+
+// Login is LoginUser and CreateSession in one durable transaction; see
+// store.Store.
+func (s *Store) Login(ctx context.Context, app string, nu store.NewUser, sess store.Session, tok store.RefreshToken, now time.Time) (store.User, store.Session, bool, error) {
+	fail := func(err error) (store.User, store.Session, bool, error) {
+		return store.User{}, store.Session{}, false, fmt.Errorf("logging in: %w", err)
+	}
+	if sess.AppID == "" {
+		sess.AppID = app
+	}
+	switch {
+	case !validKey(app) || sess.AppID != app:
+		return fail(errors.New("invalid app"))
+	case !validKey(nu.OpenID):
+		return fail(errors.New("invalid openid"))
+	case len(nu.UnionID) > maxKeyLen:
+		return fail(errors.New("invalid unionid"))
+	case !validKey(sess.ID):
+		return fail(errors.New("invalid session id"))
+	case tok.SessionID != sess.ID:
+		return fail(errors.New("refresh token belongs to another session"))
+	case sess.Revoked():
+		return fail(errors.New("session is already revoked"))
+	case tok.Hash == [32]byte{}:
+		return fail(errors.New("missing refresh token hash"))
+	case tok.ExpiresAt.IsZero():
+		return fail(errors.New("missing refresh token expiry"))
+	case !tok.RotatedAt.IsZero() || tok.Child != [32]byte{}:
+		return fail(errors.New("first refresh token is already rotated"))
+	}
+	if err := s.enter(ctx); err != nil {
+		return fail(err)
+	}
+	defer s.mu.RUnlock()
+	now = now.UTC()
+	sess = normSession(sess)
+	tok = normToken(tok)
+	if sess.ExpiresAt.IsZero() {
+		sess.ExpiresAt = tok.ExpiresAt
+	}
+	var (
+		u       store.User
+		stored  store.Session
+		created bool
+	)
+	err := s.write(func(tx *bbolt.Tx) error {
+		b, err := writeApp(tx, app)
+		if err != nil {
+			return err
+		}
+		if u, created, err = loginUserTx(b, app, nu, now); err != nil {
+			return err
+		}
+		stored = sess
+		stored.UserID, stored.OpenID, stored.UnionID = u.ID, nu.OpenID, u.UnionID
+		t := tok
+		refused, err := createSessionTx(b, &stored, &t)
+		if err == nil {
+			// A refused session must not leave a new user behind: roll
+			// the whole transaction back.
+			err = refused
+		}
+		return err
+	})
+	if err != nil {
+		return fail(err)
+	}
+	return u, stored, created, nil
 }
 
 // Session returns the app's session id, revoked or not.

@@ -57,65 +57,71 @@ func (s *Store) LoginUser(ctx context.Context, app string, nu store.NewUser, now
 
 	var created bool
 	err = s.write(func(tx *bbolt.Tx) error {
-		u, created = store.User{}, false
 		b, err := writeApp(tx, app)
 		if err != nil {
 			return err
 		}
-		openID := []byte(nu.OpenID)
-		if id := b.openID.Get(openID); id != nil {
-			if u, err = getUserByKey(b, id); err != nil {
-				return err
-			}
-			if u.UnionID != "" || nu.UnionID == "" {
-				return nil
-			}
-			u.UnionID = nu.UnionID
-			u.UpdatedAt = now
-			if err := putUser(b, &u); err != nil {
-				return err
-			}
-			return indexUnionID(b, u.UnionID, u.ID)
-		}
-		if nu.LinkByUnionID && nu.UnionID != "" {
-			if id := b.unionID.Get([]byte(nu.UnionID)); id != nil {
-				if u, err = getUserByKey(b, id); err != nil {
-					return err
-				}
-				if err := b.openID.Put(openID, idKey(u.ID)); err != nil {
-					return fmt.Errorf("indexing openid: %w", err)
-				}
-				return nil
-			}
-		}
-		id, err := b.users.NextSequence()
-		if err != nil {
-			return fmt.Errorf("allocating user id: %w", err)
-		}
-		u = store.User{
-			ID:        id,
-			AppID:     app,
-			OpenID:    nu.OpenID,
-			UnionID:   nu.UnionID,
-			Nickname:  nu.Nickname,
-			AvatarURL: nu.AvatarURL,
-			Gender:    nu.Gender,
-			CreatedAt: now,
-			UpdatedAt: now,
-		}
-		if err := putUser(b, &u); err != nil {
-			return err
-		}
-		if err := b.openID.Put(openID, idKey(id)); err != nil {
-			return fmt.Errorf("indexing openid: %w", err)
-		}
-		created = true
-		return indexUnionID(b, u.UnionID, id)
+		u, created, err = loginUserTx(b, app, nu, now)
+		return err
 	})
 	if err != nil {
 		return store.User{}, false, fmt.Errorf("logging in user: %w", err)
 	}
 	return u, created, nil
+}
+
+// loginUserTx is LoginUser's work inside a write transaction on the app's
+// buckets: find the user by openid (filling in a new unionid), link by
+// unionid when asked, or create it.
+func loginUserTx(b *appBuckets, app string, nu store.NewUser, now time.Time) (u store.User, created bool, err error) {
+	openID := []byte(nu.OpenID)
+	if id := b.openID.Get(openID); id != nil {
+		if u, err = getUserByKey(b, id); err != nil {
+			return u, false, err
+		}
+		if u.UnionID != "" || nu.UnionID == "" {
+			return u, false, nil
+		}
+		u.UnionID = nu.UnionID
+		u.UpdatedAt = now
+		if err := putUser(b, &u); err != nil {
+			return u, false, err
+		}
+		return u, false, indexUnionID(b, u.UnionID, u.ID)
+	}
+	if nu.LinkByUnionID && nu.UnionID != "" {
+		if id := b.unionID.Get([]byte(nu.UnionID)); id != nil {
+			if u, err = getUserByKey(b, id); err != nil {
+				return u, false, err
+			}
+			if err := b.openID.Put(openID, idKey(u.ID)); err != nil {
+				return u, false, fmt.Errorf("indexing openid: %w", err)
+			}
+			return u, false, nil
+		}
+	}
+	id, err := b.users.NextSequence()
+	if err != nil {
+		return u, false, fmt.Errorf("allocating user id: %w", err)
+	}
+	u = store.User{
+		ID:        id,
+		AppID:     app,
+		OpenID:    nu.OpenID,
+		UnionID:   nu.UnionID,
+		Nickname:  nu.Nickname,
+		AvatarURL: nu.AvatarURL,
+		Gender:    nu.Gender,
+		CreatedAt: now,
+		UpdatedAt: now,
+	}
+	if err := putUser(b, &u); err != nil {
+		return u, false, err
+	}
+	if err := b.openID.Put(openID, idKey(id)); err != nil {
+		return u, false, fmt.Errorf("indexing openid: %w", err)
+	}
+	return u, true, indexUnionID(b, u.UnionID, id)
 }
 
 // User returns the app's user by id.
