@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -510,4 +511,19 @@ func TestE2EBadConfig(t *testing.T) {
 		"caddyfile", "at least 32 bytes")
 	caddytest.AssertLoadError(t, e2eConfig(filepath.Join(t.TempDir(), "x.db"), "signing_key_file /nonexistent/key.pem"),
 		"caddyfile", "not both")
+	caddytest.AssertLoadError(t, e2eConfigKeys(filepath.Join(t.TempDir(), "x.db"), "signing_key_file /nonexistent/key.pem", ""),
+		"caddyfile", "signing_key_file /nonexistent/key.pem: reading")
+	notPEM := filepath.Join(t.TempDir(), "garbage.pem")
+	if err := os.WriteFile(notPEM, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	caddytest.AssertLoadError(t, e2eConfigKeys(filepath.Join(t.TempDir(), "x.db"), "signing_key_file "+notPEM, ""),
+		"caddyfile", "signing_key_file "+notPEM)
+	caddytest.AssertLoadError(t, e2eConfig(filepath.Join(t.TempDir(), "x.db"), "app_idd wx"),
+		"caddyfile", `unknown subdirective \"app_idd\", at Caddyfile:25`)
+	caddytest.AssertLoadError(t, e2eConfig(filepath.Join(t.TempDir(), "x.db"), "access_ttl forever"),
+		"caddyfile", "access_ttl: bad duration")
+	// A secret from an unset environment variable: refused at start.
+	caddytest.AssertLoadError(t, strings.Replace(e2eConfig(filepath.Join(t.TempDir(), "x.db"), ""), "app_secret  "+e2eSecret, "app_secret  {env.CADDY_WECHAT_AUTH_TEST_UNSET}", 1),
+		"caddyfile", "app_secret is required")
 }
