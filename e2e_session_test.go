@@ -27,7 +27,7 @@ func TestE2ELogoutSurvivesRestart(t *testing.T) {
 	expect(t, e.do("GET", siteURL+"/x", "", "", bearer(other)), 200, "")
 
 	// Restart: the revocation is rebuilt from the database.
-	e.tester.InitServer(emptyConfig, "caddyfile")
+	e.stop()
 	e.load("")
 	expect(t, e.do("GET", siteURL+"/x", "", "", bearer(tok)), 401, "invalid_token")
 	expect(t, e.do("GET", siteURL+"/x", "", "", bearer(other)), 200, "")

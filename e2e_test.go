@@ -100,8 +100,15 @@ func newE2E(t *testing.T, extra string) *e2e {
 		db:     filepath.Join(t.TempDir(), "wechat_auth.db"),
 	}
 	e.load(extra)
-	t.Cleanup(func() { e.tester.InitServer(emptyConfig, "caddyfile") })
+	t.Cleanup(e.stop)
 	return e
+}
+
+// stop loads a config without wechat_auth: every handler goes and the
+// store is closed, as when Caddy stops.
+func (e *e2e) stop() {
+	e.tester.InitServer(emptyConfig, "caddyfile")
+	e.client.CloseIdleConnections()
 }
 
 func (e *e2e) load(extra string) {
@@ -112,6 +119,8 @@ func (e *e2e) load(extra string) {
 func (e *e2e) loadRaw(config string) {
 	e.t.Helper()
 	e.tester.InitServer(config, "caddyfile")
+	// The old config's server closes its connections: do not reuse one.
+	e.client.CloseIdleConnections()
 	if e.t.Failed() {
 		e.t.FailNow()
 	}
@@ -492,7 +501,7 @@ func TestE2ERestartAndReload(t *testing.T) {
 
 	// Restart: every wechat_auth handler goes (the store is closed), then
 	// the config comes back and reopens the file.
-	e.tester.InitServer(emptyConfig, "caddyfile")
+	e.stop()
 	expect(t, e.do("GET", siteURL+"/wx/profile", "", "", bearer(tok)), 503, "")
 	e.load("")
 	a = e.do("GET", siteURL+"/wx/profile", "", "", bearer(tok))

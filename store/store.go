@@ -171,8 +171,9 @@ type Store interface {
 	// Session returns a session by id (ErrNotFound), revoked or not.
 	Session(ctx context.Context, app, id string) (Session, error)
 	// Rotate presents the refresh token whose hash is hash. If it is the
-	// session's current token, next (whose SessionID, IssuedAt, ExpiresAt,
-	// AccessID, AccessIssuedAt the caller fills) becomes current and the
+	// session's current token, next (whose IssuedAt, ExpiresAt, AccessID
+	// and AccessIssuedAt the caller fills; SessionID may be left empty for
+	// the store to fill, and must match when given) becomes current and the
 	// session's ExpiresAt moves to next.ExpiresAt. See RotateOutcome for
 	// the other cases. Errors: ErrNotFound (unknown hash, or a session of
 	// another app), ErrExpired (token expired at now), ErrRevoked (session
