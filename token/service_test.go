@@ -107,7 +107,14 @@ func TestVerifyRefuses(t *testing.T) {
 	otherClaims["sub"] = "43"
 	tamperedPayload := strings.Split(e.signEd(t, e.header("ed"), otherClaims), ".")[1]
 	sig := []byte(parts[2])
-	sig[10] ^= 0x01 // flip a bit inside the signature
+	// Change one character inside the signature to another valid base64url
+	// character (flipping a bit could make it invalid: then the token is
+	// malformed, not wrongly signed).
+	if sig[10] == 'A' {
+		sig[10] = 'B'
+	} else {
+		sig[10] = 'A'
+	}
 	rsaPubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: mustPKIX(t, e.m.rsa.Public())})
 
 	tests := []struct {
