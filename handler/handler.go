@@ -203,6 +203,8 @@ func (h *Handler) ServeEndpoint(w http.ResponseWriter, r *http.Request) bool {
 func (h *Handler) logError(r *http.Request, e *Error) {
 	var lvl = zap.DebugLevel
 	switch {
+	case r.Context().Err() != nil:
+		// The client went away mid-request: nothing for an operator.
 	case e.Status >= 500:
 		lvl = zap.ErrorLevel
 	case e.Code == CodeRateLimited || e.Code == CodeUserBlocked:
