@@ -196,6 +196,43 @@ func (s *Store) write(fn func(*bbolt.Tx) error) error {
 // view runs fn in a read-only transaction.
 func (s *Store) view(fn func(*bbolt.Tx) error) error { return s.db.View(fn) }
 
+// writeIn runs fn on app's buckets in a durable write of an open store
+// (see write for what fn may do). fn returns its result, a refusal that
+// writes nothing (given to the caller; a batch goes on), or an error that
+// rolls the transaction back. An app without buckets is refused with
+// ErrNotFound before fn runs. Errors say they happened while doing op.
+func writeIn[T any](s *Store, ctx context.Context, op, app string, fn func(*appBuckets) (out T, refused, err error)) (T, error) {
+	var zero T
+	if err := s.enter(ctx); err != nil {
+		return zero, fmt.Errorf("%s: %w", op, err)
+	}
+	defer s.mu.RUnlock()
+	var (
+		out     T
+		refused error
+	)
+	err := s.write(func(tx *bbolt.Tx) error {
+		out, refused = zero, nil
+		b, err := readApp(tx, app)
+		if err != nil {
+			return err
+		}
+		if b == nil {
+			refused = store.ErrNotFound
+			return nil
+		}
+		out, refused, err = fn(b)
+		return err
+	})
+	if err == nil {
+		err = refused
+	}
+	if err != nil {
+		return zero, fmt.Errorf("%s: %w", op, err)
+	}
+	return out, nil
+}
+
 // readIn runs fn on app's buckets in a read transaction of an open store;
 // an app with no buckets yet has nothing, so it reads as ErrNotFound.
 // Errors say they happened while doing op.

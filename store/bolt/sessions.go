@@ -38,36 +38,16 @@ func (s *Store) CreateSession(ctx context.Context, sess store.Session, tok store
 	case !tok.RotatedAt.IsZero() || tok.Child != [32]byte{}:
 		return errors.New("creating session: first refresh token is already rotated")
 	}
-	if err := s.enter(ctx); err != nil {
-		return fmt.Errorf("creating session: %w", err)
-	}
-	defer s.mu.RUnlock()
 	sess = normSession(sess)
 	tok = normToken(tok)
 	if sess.ExpiresAt.IsZero() {
 		sess.ExpiresAt = tok.ExpiresAt
 	}
-	var lerr error
-	err := s.write(func(tx *bbolt.Tx) error {
-		lerr = nil
-		b, err := readApp(tx, sess.AppID)
-		if err != nil {
-			return err
-		}
-		if b == nil {
-			lerr = fmt.Errorf("user %d of app %q: %w", sess.UserID, sess.AppID, store.ErrNotFound)
-			return nil
-		}
-		lerr, err = createSessionTx(b, &sess, &tok)
-		return err
+	_, err := writeIn(s, ctx, "creating session", sess.AppID, func(b *appBuckets) (struct{}, error, error) {
+		refused, err := createSessionTx(b, &sess, &tok)
+		return struct{}{}, refused, err
 	})
-	if err == nil {
-		err = lerr
-	}
-	if err != nil {
-		return fmt.Errorf("creating session: %w", err)
-	}
-	return nil
+	return err
 }
 
 // createSessionTx is CreateSession's work inside a write transaction on the
@@ -192,105 +172,77 @@ func (s *Store) Rotate(ctx context.Context, app string, hash [32]byte, next stor
 	case next.ExpiresAt.IsZero():
 		return store.RotateResult{}, errors.New("rotating refresh token: missing next token expiry")
 	}
-	if err := s.enter(ctx); err != nil {
-		return store.RotateResult{}, fmt.Errorf("rotating refresh token: %w", err)
-	}
-	defer s.mu.RUnlock()
 	now = now.UTC()
 	next = normToken(next)
 	next.RotatedAt, next.Child = time.Time{}, [32]byte{}
 	grace = max(grace, 0)
-
-	var (
-		res  store.RotateResult
-		lerr error
-	)
-	err := s.write(func(tx *bbolt.Tx) error {
-		res, lerr = store.RotateResult{}, nil
-		b, err := readApp(tx, app)
-		if err != nil {
-			return err
-		}
-		if b == nil {
-			lerr = store.ErrNotFound
-			return nil
-		}
-		tok, err := getToken(b, hash)
-		if errors.Is(err, store.ErrNotFound) {
-			lerr = err
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		sess, err := getSession(b, tok.SessionID)
-		if err != nil {
-			// Tokens die with their session: a token without one is
-			// corruption, not an unknown token.
-			return fmt.Errorf("session of refresh token: %w: %w", errCorrupt, err)
-		}
-		switch {
-		case sess.Revoked():
-			lerr = store.ErrRevoked
-			return nil
-		case !now.Before(tok.ExpiresAt):
-			lerr = store.ErrExpired
-			return nil
-		}
-
-		if tok.RotatedAt.IsZero() { // current: rotate
-			nt := next
-			if nt.SessionID == "" {
-				nt.SessionID = sess.ID
-			}
-			if nt.SessionID != sess.ID {
-				lerr = errors.New("next token belongs to another session")
-				return nil
-			}
-			if b.refresh.Get(nt.Hash[:]) != nil {
-				lerr = fmt.Errorf("next token: %w", errDuplicate)
-				return nil
-			}
-			tok.RotatedAt, tok.Child = now, nt.Hash
-			if err := putToken(b, &tok); err != nil {
-				return err
-			}
-			if err := addToken(b, &nt); err != nil {
-				return err
-			}
-			if err := moveSessionExpiry(b, &sess, nt.ExpiresAt); err != nil {
-				return err
-			}
-			res = store.RotateResult{Outcome: store.Rotated, Session: sess, Token: nt}
-			return nil
-		}
-
-		child, err := getToken(b, tok.Child)
-		switch {
-		case errors.Is(err, store.ErrNotFound): // pruned: treat as not current
-		case err != nil:
-			return err
-		case child.RotatedAt.IsZero() && !now.After(tok.RotatedAt.Add(grace)):
-			if !now.Before(child.ExpiresAt) {
-				lerr = store.ErrExpired
-				return nil
-			}
-			res = store.RotateResult{Outcome: store.Retried, Session: sess, Token: child}
-			return nil
-		}
-		if err := revokeSession(b, &sess, "reuse", now); err != nil {
-			return err
-		}
-		res = store.RotateResult{Outcome: store.Reused, Session: sess, Token: tok}
-		return nil
+	return writeIn(s, ctx, "rotating refresh token", app, func(b *appBuckets) (store.RotateResult, error, error) {
+		return rotateTx(b, hash, next, now, grace)
 	})
-	if err == nil {
-		err = lerr
+}
+
+// rotateTx is Rotate's work inside a write transaction on the app's
+// buckets; see writeIn for its three results.
+func rotateTx(b *appBuckets, hash [32]byte, next store.RefreshToken, now time.Time, grace time.Duration) (res store.RotateResult, refused, err error) {
+	tok, err := getToken(b, hash)
+	if errors.Is(err, store.ErrNotFound) {
+		return res, err, nil
 	}
 	if err != nil {
-		return store.RotateResult{}, fmt.Errorf("rotating refresh token: %w", err)
+		return res, nil, err
 	}
-	return res, nil
+	sess, err := getSession(b, tok.SessionID)
+	if err != nil {
+		// Tokens die with their session: a token without one is
+		// corruption, not an unknown token.
+		return res, nil, fmt.Errorf("session of refresh token: %w: %w", errCorrupt, err)
+	}
+	switch {
+	case sess.Revoked():
+		return res, store.ErrRevoked, nil
+	case !now.Before(tok.ExpiresAt):
+		return res, store.ErrExpired, nil
+	}
+
+	if tok.RotatedAt.IsZero() { // current: rotate
+		nt := next
+		if nt.SessionID == "" {
+			nt.SessionID = sess.ID
+		}
+		if nt.SessionID != sess.ID {
+			return res, errors.New("next token belongs to another session"), nil
+		}
+		if b.refresh.Get(nt.Hash[:]) != nil {
+			return res, fmt.Errorf("next token: %w", errDuplicate), nil
+		}
+		tok.RotatedAt, tok.Child = now, nt.Hash
+		if err := putToken(b, &tok); err != nil {
+			return res, nil, err
+		}
+		if err := addToken(b, &nt); err != nil {
+			return res, nil, err
+		}
+		if err := moveSessionExpiry(b, &sess, nt.ExpiresAt); err != nil {
+			return res, nil, err
+		}
+		return store.RotateResult{Outcome: store.Rotated, Session: sess, Token: nt}, nil, nil
+	}
+
+	child, err := getToken(b, tok.Child)
+	switch {
+	case errors.Is(err, store.ErrNotFound): // pruned: treat as not current
+	case err != nil:
+		return res, nil, err
+	case child.RotatedAt.IsZero() && !now.After(tok.RotatedAt.Add(grace)):
+		if !now.Before(child.ExpiresAt) {
+			return res, store.ErrExpired, nil
+		}
+		return store.RotateResult{Outcome: store.Retried, Session: sess, Token: child}, nil, nil
+	}
+	if err := revokeSession(b, &sess, "reuse", now); err != nil {
+		return res, nil, err
+	}
+	return store.RotateResult{Outcome: store.Reused, Session: sess, Token: tok}, nil, nil
 }
 
 // RevokeSession revokes the app's session id at now with reason. Revoking
@@ -299,42 +251,17 @@ func (s *Store) RevokeSession(ctx context.Context, app, id, reason string, now t
 	if now.IsZero() {
 		return store.Session{}, errors.New("revoking session: zero time")
 	}
-	if err := s.enter(ctx); err != nil {
-		return store.Session{}, fmt.Errorf("revoking session: %w", err)
-	}
-	defer s.mu.RUnlock()
 	now = now.UTC()
-	var (
-		sess store.Session
-		lerr error
-	)
-	err := s.write(func(tx *bbolt.Tx) error {
-		sess, lerr = store.Session{}, nil
-		b, err := readApp(tx, app)
-		if err != nil {
-			return err
+	return writeIn(s, ctx, "revoking session", app, func(b *appBuckets) (store.Session, error, error) {
+		sess, err := getSession(b, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return sess, err, nil
+		case err != nil || sess.Revoked():
+			return sess, nil, err
 		}
-		if b == nil {
-			lerr = store.ErrNotFound
-			return nil
-		}
-		sess, err = getSession(b, id)
-		if errors.Is(err, store.ErrNotFound) {
-			lerr = err
-			return nil
-		}
-		if err != nil || sess.Revoked() {
-			return err
-		}
-		return revokeSession(b, &sess, reason, now)
+		return sess, nil, revokeSession(b, &sess, reason, now)
 	})
-	if err == nil {
-		err = lerr
-	}
-	if err != nil {
-		return store.Session{}, fmt.Errorf("revoking session: %w", err)
-	}
-	return sess, nil
 }
 
 // RevokeUserSessions revokes every active session of the app's user and
@@ -344,24 +271,10 @@ func (s *Store) RevokeUserSessions(ctx context.Context, app string, userID uint6
 	if now.IsZero() {
 		return nil, errors.New("revoking user sessions: zero time")
 	}
-	if err := s.enter(ctx); err != nil {
-		return nil, fmt.Errorf("revoking user sessions: %w", err)
-	}
-	defer s.mu.RUnlock()
 	now = now.UTC()
-	var (
-		revoked []store.Session
-		lerr    error
-	)
-	err := s.write(func(tx *bbolt.Tx) error {
-		revoked, lerr = nil, nil
-		b, err := readApp(tx, app)
-		if err != nil {
-			return err
-		}
-		if b == nil || userID == 0 || b.users.Get(idKey(userID)) == nil {
-			lerr = fmt.Errorf("user %d of app %q: %w", userID, app, store.ErrNotFound)
-			return nil
+	return writeIn(s, ctx, "revoking user sessions", app, func(b *appBuckets) ([]store.Session, error, error) {
+		if userID == 0 || b.users.Get(idKey(userID)) == nil {
+			return nil, fmt.Errorf("user %d of app %q: %w", userID, app, store.ErrNotFound), nil
 		}
 		// Collect first: revoking deletes from the index being scanned.
 		var ids []string
@@ -370,28 +283,22 @@ func (s *Store) RevokeUserSessions(ctx context.Context, app string, userID uint6
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			ids = append(ids, string(k[len(prefix):]))
 		}
+		var revoked []store.Session
 		for _, id := range ids {
 			sess, err := getSession(b, id)
 			if err != nil {
-				return fmt.Errorf("session indexed by user: %w: %w", errCorrupt, err)
+				return nil, nil, fmt.Errorf("session indexed by user: %w: %w", errCorrupt, err)
 			}
 			if sess.Revoked() {
 				continue
 			}
 			if err := revokeSession(b, &sess, reason, now); err != nil {
-				return err
+				return nil, nil, err
 			}
 			revoked = append(revoked, sess)
 		}
-		return nil
+		return revoked, nil, nil
 	})
-	if err == nil {
-		err = lerr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("revoking user sessions: %w", err)
-	}
-	return revoked, nil
 }
 
 // Revocations lists the app's sessions revoked at or after since, oldest

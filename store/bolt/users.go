@@ -126,12 +126,7 @@ func loginUserTx(b *appBuckets, app string, nu store.NewUser, now time.Time) (u 
 
 // User returns the app's user by id.
 func (s *Store) User(ctx context.Context, app string, id uint64) (store.User, error) {
-	return s.lookupUser(ctx, "looking up user", app, func(b *appBuckets) []byte {
-		if id == 0 {
-			return nil
-		}
-		return idKey(id)
-	})
+	return s.lookupUser(ctx, "looking up user", app, func(*appBuckets) []byte { return userKey(id) })
 }
 
 // UserByOpenID returns the app's user by openid.
@@ -154,6 +149,14 @@ func (s *Store) UserByUnionID(ctx context.Context, app, unionID string) (store.U
 	})
 }
 
+// userKey is the users-bucket key of id; nil (no user) for the zero id.
+func userKey(id uint64) []byte {
+	if id == 0 {
+		return nil
+	}
+	return idKey(id)
+}
+
 // lookupUser reads the user whose id key find returns (nil: not found).
 func (s *Store) lookupUser(ctx context.Context, op, app string, find func(*appBuckets) []byte) (store.User, error) {
 	return readIn(s, ctx, op, app, func(b *appBuckets) (store.User, error) {
@@ -168,40 +171,21 @@ func (s *Store) lookupUser(ctx context.Context, op, app string, find func(*appBu
 // UpdateUser applies patch to the app's user id and returns the result. An
 // empty patch changes nothing and returns the user as stored.
 func (s *Store) UpdateUser(ctx context.Context, app string, id uint64, patch store.ProfilePatch, now time.Time) (store.User, error) {
-	if err := s.enter(ctx); err != nil {
-		return store.User{}, fmt.Errorf("updating user: %w", err)
-	}
-	defer s.mu.RUnlock()
-	empty := patch.Nickname == nil && patch.AvatarURL == nil && patch.Gender == nil && patch.Phone == nil
-	if empty {
-		u, err := s.userNoEnter(app, id)
-		if err != nil {
-			return store.User{}, fmt.Errorf("updating user: %w", err)
-		}
-		return u, nil
+	if patch.Nickname == nil && patch.AvatarURL == nil && patch.Gender == nil && patch.Phone == nil {
+		return s.lookupUser(ctx, "updating user", app, func(*appBuckets) []byte { return userKey(id) })
 	}
 	now = now.UTC()
-	var (
-		u    store.User
-		lerr error
-	)
-	err := s.write(func(tx *bbolt.Tx) error {
-		u, lerr = store.User{}, nil
-		b, err := readApp(tx, app)
-		if err != nil {
-			return err
+	return writeIn(s, ctx, "updating user", app, func(b *appBuckets) (store.User, error, error) {
+		var raw []byte
+		if k := userKey(id); k != nil {
+			raw = b.users.Get(k)
 		}
-		if b == nil || id == 0 {
-			lerr = store.ErrNotFound
-			return nil
-		}
-		raw := b.users.Get(idKey(id))
 		if raw == nil {
-			lerr = store.ErrNotFound
-			return nil
+			return store.User{}, store.ErrNotFound, nil
 		}
-		if u, err = decodeUser(app, id, raw); err != nil {
-			return err
+		u, err := decodeUser(app, id, raw)
+		if err != nil {
+			return u, nil, err
 		}
 		if patch.Nickname != nil {
 			u.Nickname = *patch.Nickname
@@ -216,32 +200,8 @@ func (s *Store) UpdateUser(ctx context.Context, app string, id uint64, patch sto
 			u.Phone = *patch.Phone
 		}
 		u.UpdatedAt = now
-		return putUser(b, &u)
+		return u, nil, putUser(b, &u)
 	})
-	if err == nil {
-		err = lerr
-	}
-	if err != nil {
-		return store.User{}, fmt.Errorf("updating user: %w", err)
-	}
-	return u, nil
-}
-
-// userNoEnter reads a user by id; the caller has entered.
-func (s *Store) userNoEnter(app string, id uint64) (store.User, error) {
-	var u store.User
-	err := s.view(func(tx *bbolt.Tx) error {
-		b, err := readApp(tx, app)
-		if err != nil {
-			return err
-		}
-		if b == nil || id == 0 {
-			return store.ErrNotFound
-		}
-		u, err = getUserByKey(b, idKey(id))
-		return err
-	})
-	return u, err
 }
 
 // getUserByKey reads the user whose 8-byte id key is k (ErrNotFound when
