@@ -30,9 +30,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    app_secret <secret>
 //	    code_ttl   <duration>
 //	    token_ttl  <duration>
+//	    unionid    <openid> <unionid>
 //	}
 //
-// Every subdirective is optional, and so is the block: a bare
+// unionid may be repeated, once per openid. Every subdirective is optional, and so is the block: a bare
 // `wechat_emulator` accepts any appid and secret. app_id and app_secret may
 // be placeholders such as {env.WECHAT_APPID}, resolved at provision.
 // Durations use Caddy's syntax (5m, 2h, 1d).
@@ -44,7 +45,7 @@ func (e *Emulator) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := make(map[string]bool)
 	for d.NextBlock(0) {
 		sub := d.Val()
-		if seen[sub] {
+		if seen[sub] && sub != "unionid" {
 			return d.Errf("%s specified more than once", sub)
 		}
 		seen[sub] = true
@@ -78,6 +79,21 @@ func (e *Emulator) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("token_ttl must be at least 1s, got %s", time.Duration(dur))
 			}
 			e.TokenTTL = dur
+		case "unionid":
+			var openid, unionid string
+			if !d.AllArgs(&openid, &unionid) {
+				return d.ArgErr()
+			}
+			if !validID(openid) || !validID(unionid) {
+				return d.Errf("unionid: openid and unionid must be 1 to 128 characters of A-Z a-z 0-9 - _")
+			}
+			if _, dup := e.UnionIDs[openid]; dup {
+				return d.Errf("unionid for openid %q given twice", openid)
+			}
+			if e.UnionIDs == nil {
+				e.UnionIDs = make(map[string]string)
+			}
+			e.UnionIDs[openid] = unionid
 		default:
 			return d.Errf("unrecognized wechat_emulator subdirective '%s'", sub)
 		}

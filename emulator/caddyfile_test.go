@@ -27,12 +27,15 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				app_secret {env.WECHAT_SECRET}
 				code_ttl   10m
 				token_ttl  1d
+				unionid    oA uA
+				unionid    oB uB
 			}`,
 			want: Emulator{
 				AppID:     "wx0123456789abcdef",
 				AppSecret: "{env.WECHAT_SECRET}",
 				CodeTTL:   caddy.Duration(10 * time.Minute),
 				TokenTTL:  caddy.Duration(24 * time.Hour),
+				UnionIDs:  map[string]string{"oA": "uA", "oB": "uB"},
 			},
 		},
 		{name: "argument after directive", input: `wechat_emulator wx1`, wantErr: "wrong argument count"},
@@ -48,6 +51,9 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "code_ttl two values", input: "wechat_emulator {\n code_ttl 5m 6m\n}", wantErr: "wrong argument count"},
 		{name: "token_ttl missing", input: "wechat_emulator {\n token_ttl\n}", wantErr: "wrong argument count"},
 		{name: "token_ttl sub-second", input: "wechat_emulator {\n token_ttl 500ms\n}", wantErr: "token_ttl must be at least 1s"},
+		{name: "unionid one value", input: "wechat_emulator {\n unionid oA\n}", wantErr: "wrong argument count"},
+		{name: "unionid bad characters", input: "wechat_emulator {\n unionid oA u/A\n}", wantErr: "1 to 128 characters"},
+		{name: "unionid twice for an openid", input: "wechat_emulator {\n unionid oA uA\n unionid oA uB\n}", wantErr: `unionid for openid "oA" given twice`},
 		{name: "duplicate", input: "wechat_emulator {\n app_id a\n app_id b\n}", wantErr: "app_id specified more than once"},
 	}
 	for _, tt := range tests {

@@ -66,6 +66,11 @@ type Emulator struct {
 	// expires_in counts down from this. At least 1s. Default: 2h.
 	TokenTTL caddy.Duration `json:"token_ttl,omitempty"`
 
+	// UnionIDs maps openids to the unionid jscode2session returns for them,
+	// as for a mini-program bound to an Open Platform account. A unionid
+	// given to POST /emulator/code overrides it. Default: none.
+	UnionIDs map[string]string `json:"unionids,omitempty"`
+
 	appID     string // AppID with placeholders resolved
 	appSecret string // AppSecret with placeholders resolved
 
@@ -111,6 +116,12 @@ func (e *Emulator) Provision(ctx caddy.Context) error {
 		e.sleep = sleepContext
 	}
 	e.state = newState(time.Duration(e.CodeTTL), time.Duration(e.TokenTTL))
+	for openid, unionid := range e.UnionIDs {
+		if !validID(openid) || !validID(unionid) {
+			return fmt.Errorf("unionids: openid and unionid must be 1 to 128 characters of A-Z a-z 0-9 - _ (got %q → %q)", openid, unionid)
+		}
+		e.state.setUnionID(openid, unionid)
+	}
 	e.faults = new(faultQueue)
 
 	e.logger.Warn("WeChat API emulator enabled: for local development and tests only, never for production",

@@ -270,6 +270,24 @@ func TestUnionIDRemembered(t *testing.T) {
 	}
 }
 
+func TestUnionIDConfigured(t *testing.T) {
+	e, _ := newEmulator(t, &Emulator{UnionIDs: map[string]string{"oConf": "uConf"}})
+	code, _ := mintCode(t, e, `{"openid":"oConf"}`)
+	if m := exchange(t, e, code); m["unionid"] != "uConf" {
+		t.Fatalf("unionid = %v, want the configured uConf", m["unionid"])
+	}
+	code, _ = mintCode(t, e, `{"openid":"oOther"}`)
+	if m := exchange(t, e, code); m["unionid"] != nil {
+		t.Fatalf("unconfigured openid got unionid %v", m["unionid"])
+	}
+	bad := &Emulator{UnionIDs: map[string]string{"o A": "u"}}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := bad.Provision(ctx); err == nil || !strings.Contains(err.Error(), "unionids") {
+		t.Fatalf("Provision with a bad openid: %v", err)
+	}
+}
+
 func TestEachExchangeIssuesNewSessionKey(t *testing.T) {
 	e, _ := configured(t)
 	c1, _ := mintCode(t, e, `{"openid":"oSame"}`)

@@ -124,6 +124,13 @@ func (s *state) mintCode(now time.Time, openid, unionid string) (code, id string
 	return code, openid, nil
 }
 
+// setUnionID remembers unionid for openid.
+func (s *state) setUnionID(openid, unionid string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.userLocked(openid).unionid = unionid
+}
+
 // exchangeCode redeems a login code for appid: it marks the code used and
 // gives the openid a new session_key.
 func (s *state) exchangeCode(now time.Time, code, appid string) (session, error) {
