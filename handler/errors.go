@@ -43,6 +43,7 @@ type Error struct {
 	Err error
 }
 
+// Error describes the answer and its cause, for logs.
 func (e *Error) Error() string {
 	if e.Err != nil {
 		return e.Code + ": " + e.Message + ": " + e.Err.Error()
@@ -50,6 +51,7 @@ func (e *Error) Error() string {
 	return e.Code + ": " + e.Message
 }
 
+// Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
 func newError(status int, code, msg string) *Error {
