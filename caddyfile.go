@@ -87,40 +87,21 @@ func (m *WeChatAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		// Subdirectives taking one duration.
 		if dst := m.durationField(name); dst != nil {
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(d.Val())
+			dur, err := parseDuration(d, name)
 			if err != nil {
-				return d.Errf("%s: bad duration %q: %v", name, d.Val(), err)
+				return err
 			}
-			if dur < 0 {
-				return d.Errf("%s: must not be negative", name)
-			}
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			*dst = caddy.Duration(dur)
+			*dst = dur
 			continue
 		}
 
 		switch name {
 		case "leeway":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(d.Val())
+			dur, err := parseDuration(d, name)
 			if err != nil {
-				return d.Errf("leeway: bad duration %q: %v", d.Val(), err)
+				return err
 			}
-			if dur < 0 {
-				return d.Errf("leeway: must not be negative")
-			}
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			l := caddy.Duration(dur)
-			m.Leeway = &l
+			m.Leeway = &dur
 
 		case "signing_key_file":
 			args := d.RemainingArgs()
@@ -258,6 +239,25 @@ func (m *WeChatAuth) durationField(name string) *caddy.Duration {
 		return &m.RefreshTTL
 	}
 	return nil
+}
+
+// parseDuration reads the one non-negative duration argument of the
+// subdirective name.
+func parseDuration(d *caddyfile.Dispenser, name string) (caddy.Duration, error) {
+	if !d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(d.Val())
+	if err != nil {
+		return 0, d.Errf("%s: bad duration %q: %v", name, d.Val(), err)
+	}
+	if dur < 0 {
+		return 0, d.Errf("%s: must not be negative", name)
+	}
+	if d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	return caddy.Duration(dur), nil
 }
 
 // checkStringField checks what can be checked of a one-string value at

@@ -11,7 +11,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -24,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wechat-auth/handler"
+	"github.com/wxauth/caddy-wechat-auth/store"
 	"github.com/wxauth/caddy-wechat-auth/token"
 	"github.com/wxauth/caddy-wechat-auth/wechat"
 )
@@ -257,7 +257,7 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 			Decrypt: m.DecryptPath,
 			JWKS:    m.JWKSPath,
 		},
-		Sources:      append([]handler.TokenSource(nil), m.TokenSources...),
+		Sources:      m.TokenSources,
 		Optional:     m.Optional,
 		HeaderPrefix: m.HeaderPrefix,
 		LinkUnionID:  m.LinkUnionID,
@@ -307,9 +307,7 @@ func (m *WeChatAuth) applyDefaults() {
 
 // loadKeys builds the signing keys: the HS256 secret, the PEM files, or
 // the generated Ed25519 key kept in the store.
-func (m *WeChatAuth) loadKeys(ctx context.Context, repl *caddy.Replacer, st interface {
-	Secret(ctx context.Context, app, name string, create func() ([]byte, error)) ([]byte, error)
-}, appID string) ([]*token.Key, error) {
+func (m *WeChatAuth) loadKeys(ctx context.Context, repl *caddy.Replacer, st store.Store, appID string) ([]*token.Key, error) {
 	if m.SigningKey != "" {
 		secret := repl.ReplaceKnown(m.SigningKey, "")
 		if len(secret) < MinHMACKeyLen {
@@ -385,10 +383,7 @@ func clientIP(r *http.Request) string {
 	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
 		return ip
 	}
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
+	return handler.RemoteHost(r)
 }
 
 // Cleanup releases the shared store and the WeChat client's connections.

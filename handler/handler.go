@@ -74,6 +74,7 @@ type Handler struct {
 	hdrOpenID string
 	hdrUnion  string
 	hdrAppID  string
+	jwksBody  []byte // the JWK Set, nil with symmetric keys only
 }
 
 // DefaultSources are the token sources used when none are configured: the
@@ -110,7 +111,7 @@ func New(cfg Config) (*Handler, error) {
 	if len(cfg.Sources) == 0 {
 		cfg.Sources = DefaultSources()
 	}
-	cfg.Sources = append([]TokenSource(nil), cfg.Sources...) // names are canonicalized below
+	cfg.Sources = append([]TokenSource(nil), cfg.Sources...) // the caller's slice stays as given: names are canonicalized below
 	for i, s := range cfg.Sources {
 		if err := s.validate(); err != nil {
 			return nil, fmt.Errorf("handler: token source %d: %w", i, err)
@@ -118,7 +119,7 @@ func New(cfg Config) (*Handler, error) {
 		cfg.Sources[i].Name = canonicalSourceName(s)
 	}
 	if cfg.ClientKey == nil {
-		cfg.ClientKey = remoteHost
+		cfg.ClientKey = RemoteHost
 	}
 	if cfg.HeaderPrefix == "" {
 		cfg.HeaderPrefix = "X-WeChat-"
@@ -170,7 +171,7 @@ func New(cfg Config) (*Handler, error) {
 		}
 	}
 	// The JWK Set is served only when there are public keys to publish.
-	if cfg.Tokens.JWKS() != nil {
+	if h.jwksBody = cfg.Tokens.JWKS(); h.jwksBody != nil {
 		if err := add(p.JWKS, h.jwks); err != nil {
 			return nil, err
 		}
@@ -233,7 +234,7 @@ func (h *Handler) jwks(w http.ResponseWriter, r *http.Request) *Error {
 	hd.Set("Cache-Control", "public, max-age=300")
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodGet {
-		_, _ = w.Write(h.cfg.Tokens.JWKS())
+		_, _ = w.Write(h.jwksBody)
 	}
 	return nil
 }
@@ -241,8 +242,8 @@ func (h *Handler) jwks(w http.ResponseWriter, r *http.Request) *Error {
 // Optional reports whether requests without a token pass as anonymous.
 func (h *Handler) Optional() bool { return h.cfg.Optional }
 
-// remoteHost is the host part of r.RemoteAddr.
-func remoteHost(r *http.Request) string {
+// RemoteHost is the host part of r.RemoteAddr: the connection's peer.
+func RemoteHost(r *http.Request) string {
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		return host
 	}

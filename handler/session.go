@@ -158,14 +158,14 @@ func (h *Handler) markRevoked(s store.Session) {
 	if at.IsZero() {
 		at = h.now()
 	}
-	h.cfg.Revocations.Add(s.ID, at.Add(h.cfg.Tokens.AccessTTL()+h.cfg.Tokens.Leeway()+time.Second))
+	h.cfg.Revocations.Add(s.ID, at.Add(revocationWindow(h.cfg.Tokens.AccessTTL(), h.cfg.Tokens.Leeway())))
 }
 
 // LoadRevocations fills the revocation list from the store: every session
 // revoked recently enough that one of its access tokens could still be
 // accepted at now.
 func LoadRevocations(ctx context.Context, st store.Store, app string, revs *Revocations, accessTTL, leeway time.Duration, now time.Time) error {
-	window := accessTTL + leeway + time.Second
+	window := revocationWindow(accessTTL, leeway)
 	rs, err := st.Revocations(ctx, app, now.Add(-window))
 	if err != nil {
 		return fmt.Errorf("loading revocations: %w", err)
@@ -174,4 +174,11 @@ func LoadRevocations(ctx context.Context, st store.Store, app string, revs *Revo
 		revs.Add(rv.SessionID, rv.RevokedAt.Add(window))
 	}
 	return nil
+}
+
+// revocationWindow is how long after its revocation a session's access
+// tokens can still be accepted (their lifetime, the leeway, and a second
+// for the whole-second token times): how long it stays on the list.
+func revocationWindow(accessTTL, leeway time.Duration) time.Duration {
+	return accessTTL + leeway + time.Second
 }
