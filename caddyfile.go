@@ -11,7 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/wxauth/caddy-wechat-auth/handler"
+	"github.com/wxauth/caddy-wechat-auth/internal/handler"
 )
 
 func init() {

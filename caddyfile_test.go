@@ -9,7 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
-	"github.com/wxauth/caddy-wechat-auth/handler"
+	"github.com/wxauth/caddy-wechat-auth/internal/handler"
 )
 
 func dur(d time.Duration) caddy.Duration { return caddy.Duration(d) }

@@ -19,7 +19,7 @@ import (
 
 	_ "github.com/wxauth/caddy-wechat-auth"
 	_ "github.com/wxauth/caddy-wechat-auth/emulator"
-	"github.com/wxauth/caddy-wechat-auth/token"
+	"github.com/wxauth/caddy-wechat-auth/internal/token"
 )
 
 const (

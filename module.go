@@ -22,10 +22,10 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/wxauth/caddy-wechat-auth/handler"
+	"github.com/wxauth/caddy-wechat-auth/internal/handler"
+	"github.com/wxauth/caddy-wechat-auth/internal/token"
+	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
 	"github.com/wxauth/caddy-wechat-auth/store"
-	"github.com/wxauth/caddy-wechat-auth/token"
-	"github.com/wxauth/caddy-wechat-auth/wechat"
 )
 
 func init() {

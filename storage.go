@@ -10,7 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
-	"github.com/wxauth/caddy-wechat-auth/handler"
+	"github.com/wxauth/caddy-wechat-auth/internal/handler"
 	"github.com/wxauth/caddy-wechat-auth/store"
 	"github.com/wxauth/caddy-wechat-auth/store/bolt"
 )

@@ -24,10 +24,10 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	wechatauth "github.com/wxauth/caddy-wechat-auth"
-	"github.com/wxauth/caddy-wechat-auth/handler"
+	"github.com/wxauth/caddy-wechat-auth/internal/handler"
+	"github.com/wxauth/caddy-wechat-auth/internal/token"
+	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
 	"github.com/wxauth/caddy-wechat-auth/store/bolt"
-	"github.com/wxauth/caddy-wechat-auth/token"
-	"github.com/wxauth/caddy-wechat-auth/wechat"
 )
 
 const (

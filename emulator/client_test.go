@@ -10,7 +10,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/wxauth/caddy-wechat-auth/wechat"
+	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
 )
 
 // TestWithWeChatClient runs the project's own WeChat client against the

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wxauth/caddy-wechat-auth/wechat"
+	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
 )
 
 // errBadKey: a session_key of the wrong length.

@@ -7,7 +7,7 @@ import (
 	"net/textproto"
 	"strings"
 
-	"github.com/wxauth/caddy-wechat-auth/token"
+	"github.com/wxauth/caddy-wechat-auth/internal/token"
 )
 
 // Where a token can come from.

@@ -9,8 +9,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/wxauth/caddy-wechat-auth/internal/token"
 	"github.com/wxauth/caddy-wechat-auth/store"
-	"github.com/wxauth/caddy-wechat-auth/token"
 )
 
 // maxRefreshLen bounds a presented refresh token (ours are 43 characters).

@@ -7,9 +7,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/wxauth/caddy-wechat-auth/internal/token"
+	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
 	"github.com/wxauth/caddy-wechat-auth/store"
-	"github.com/wxauth/caddy-wechat-auth/token"
-	"github.com/wxauth/caddy-wechat-auth/wechat"
 )
 
 // maxCodeLen bounds a wx.login code (WeChat's are 32 characters).

@@ -11,9 +11,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/wxauth/caddy-wechat-auth/internal/token"
+	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
 	"github.com/wxauth/caddy-wechat-auth/store"
-	"github.com/wxauth/caddy-wechat-auth/token"
-	"github.com/wxauth/caddy-wechat-auth/wechat"
 )
 
 // WeChat is the part of the WeChat server API the endpoints use;

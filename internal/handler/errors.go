@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
 	"github.com/wxauth/caddy-wechat-auth/store"
-	"github.com/wxauth/caddy-wechat-auth/wechat"
 )
 
 // Error codes of SPEC §6.

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
 	"github.com/wxauth/caddy-wechat-auth/store"
-	"github.com/wxauth/caddy-wechat-auth/wechat"
 )
 
 type phoneRequest struct {

@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxauth/caddy-wechat-auth/internal/token"
+	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
 	"github.com/wxauth/caddy-wechat-auth/store"
 	"github.com/wxauth/caddy-wechat-auth/store/bolt"
-	"github.com/wxauth/caddy-wechat-auth/token"
-	"github.com/wxauth/caddy-wechat-auth/wechat"
 )
 
 const testApp = "wxtest00000000001"
