@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 )
 
@@ -17,6 +18,23 @@ var (
 	ErrExpired = errors.New("store: expired")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("store: closed")
+	// ErrBanned: the user is banned; Login wrote nothing.
+	ErrBanned = errors.New("store: user banned")
+	// ErrConflict: an imported record collides with an existing one
+	// (same user id, openid, session id or refresh-token hash).
+	ErrConflict = errors.New("store: conflict")
+	// ErrUnavailable: the database cannot be reached right now. Nothing
+	// was written; the same call may succeed later.
+	ErrUnavailable = errors.New("store: database unavailable")
+)
+
+// Revocation reasons, as stored in Session.RevokeReason.
+const (
+	ReasonLogout    = "logout"     // the user logged out of this session
+	ReasonLogoutAll = "logout_all" // the user logged out everywhere
+	ReasonReuse     = "reuse"      // a rotated refresh token was replayed
+	ReasonBan       = "ban"        // the user was banned
+	ReasonAdmin     = "admin"      // an operator ended the session
 )
 
 // User is one mini-program user. Users live in a namespace, the app
@@ -33,6 +51,9 @@ type User struct {
 	Phone     string    `json:"phone"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Banned users cannot log in (Login answers ErrBanned) until unbanned.
+	Banned    bool   `json:"banned"`
+	BanReason string `json:"ban_reason,omitempty"`
 }
 
 // NewUser is what a login knows about a user. The profile fields are used
@@ -73,9 +94,12 @@ type Session struct {
 	// ExpiresAt is when the session's newest refresh token expires; each
 	// rotation moves it to the new token's ExpiresAt.
 	ExpiresAt time.Time `json:"expires_at"`
+	// RefreshedAt is when the session's refresh token last rotated (zero
+	// until the first refresh).
+	RefreshedAt time.Time `json:"refreshed_at,omitempty"`
 	// RevokedAt is zero while the session is active.
 	RevokedAt    time.Time `json:"revoked_at,omitempty"`
-	RevokeReason string    `json:"revoke_reason,omitempty"` // "logout", "logout_all", "reuse"
+	RevokeReason string    `json:"revoke_reason,omitempty"` // one of the Reason constants
 }
 
 // Revoked reports whether the session has been revoked.
@@ -131,6 +155,7 @@ type RotateResult struct {
 
 // Revocation is one revoked session, for the in-memory revocation list.
 type Revocation struct {
+	AppID     string
 	SessionID string
 	UserID    uint64
 	RevokedAt time.Time
@@ -190,6 +215,34 @@ type Store interface {
 	RevokeUserSessions(ctx context.Context, app string, userID uint64, reason string, now time.Time) ([]Session, error)
 	// Revocations lists the app's sessions revoked at or after since.
 	Revocations(ctx context.Context, app string, since time.Time) ([]Revocation, error)
+
+	// UserByPhone returns the app's user whose Phone is phone (the lowest
+	// id when several share it), or ErrNotFound.
+	UserByPhone(ctx context.Context, app, phone string) (User, error)
+	// UserSessions lists a user's sessions, newest first, revoked ones
+	// included until they are pruned (ErrNotFound for an unknown user).
+	UserSessions(ctx context.Context, app string, userID uint64) ([]Session, error)
+	// Ban marks the user banned with reason and revokes every active
+	// session of the user with ReasonBan, in one durable write; it returns
+	// the user and the sessions it revoked now. Banning a banned user
+	// updates the reason and revokes any session left.
+	Ban(ctx context.Context, app string, userID uint64, reason string, now time.Time) (User, []Session, error)
+	// Unban lifts a ban (idempotent); the user can log in again.
+	Unban(ctx context.Context, app string, userID uint64, now time.Time) (User, error)
+	// Stats counts the app's users and its sessions that are neither
+	// revoked nor expired at now.
+	Stats(ctx context.Context, app string, now time.Time) (Stats, error)
+
+	// Export calls fn with every record of app: its secrets, then its
+	// users, then its sessions each followed by its refresh tokens. A
+	// session's sealed session_key is exported as stored (sealed).
+	Export(ctx context.Context, app string, fn func(Record) error) error
+	// Import writes records (as Export gives them) into app, all or
+	// nothing. A record that collides with an existing one (user id or
+	// openid, session id, refresh-token hash, secret name) fails the whole
+	// call with ErrConflict. User ids are kept; users created later get ids
+	// after the highest one in the store.
+	Import(ctx context.Context, app string, recs []Record) error
 	// Prune deletes, across all apps, sessions and refresh tokens that
 	// expired before now, and revoked sessions (with their tokens) revoked
 	// before revokedBefore. It returns how many records it deleted.
@@ -198,7 +251,48 @@ type Store interface {
 	// Secret returns the app's named secret, creating it with create when
 	// missing (concurrent callers all get the one value that was stored).
 	Secret(ctx context.Context, app, name string, create func() ([]byte, error)) ([]byte, error)
+	// ReplaceSecret stores next as the app's named secret if the stored
+	// value is still old (compare and swap) and returns the value stored
+	// afterwards: next, or whatever another caller put there first.
+	ReplaceSecret(ctx context.Context, app, name string, old, next []byte) ([]byte, error)
 
 	// Close releases the store. Calls after Close return ErrClosed.
 	Close() error
+}
+
+// Stats are an app's counts, for operators.
+type Stats struct {
+	Users          int64 `json:"users"`
+	ActiveSessions int64 `json:"active_sessions"`
+}
+
+// Record is one line of an export: exactly one of its fields is set.
+type Record struct {
+	Secret  *SecretRecord `json:"secret,omitempty"`
+	User    *User         `json:"user,omitempty"`
+	Session *Session      `json:"session,omitempty"`
+	Token   *RefreshToken `json:"refresh_token,omitempty"`
+}
+
+// SecretRecord is one named per-app secret as stored.
+type SecretRecord struct {
+	Name  string `json:"name"`
+	Value []byte `json:"value"`
+}
+
+// RevocationWatcher is implemented by stores that several processes share
+// (PostgreSQL). WatchRevocations delivers to fn every revocation committed
+// by any process, of any app in the store, from the moment it is called
+// until ctx is done, catching up after a lost connection; fn may see a
+// revocation more than once. It returns once watching has started, or an
+// error if it cannot start.
+type RevocationWatcher interface {
+	WatchRevocations(ctx context.Context, fn func(Revocation)) error
+}
+
+// Backuper is implemented by stores that can write a consistent snapshot
+// of their whole database while serving (bbolt). Backup writes it to w and
+// returns the number of bytes written.
+type Backuper interface {
+	Backup(ctx context.Context, w io.Writer) (int64, error)
 }

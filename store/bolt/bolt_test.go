@@ -223,7 +223,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 		{"revoked session", func() (any, error) { return s.Session(ctx, "app", "sid2") }, revoked},
 		{"rotated token", func() (any, error) { return s.RefreshToken(ctx, "app", tok.Hash) }, rotatedTok},
 		{"current token", func() (any, error) { return s.RefreshToken(ctx, "app", next.Hash) }, rot.Token},
-		{"revocations", func() (any, error) { return s.Revocations(ctx, "app", time.Time{}) }, []store.Revocation{{SessionID: "sid2", UserID: u2.ID, RevokedAt: revoked.RevokedAt}}},
+		{"revocations", func() (any, error) { return s.Revocations(ctx, "app", time.Time{}) }, []store.Revocation{{AppID: "app", SessionID: "sid2", UserID: u2.ID, RevokedAt: revoked.RevokedAt}}},
 		{"secret", func() (any, error) {
 			v, err := s.Secret(ctx, "app", "key", func() ([]byte, error) { return nil, errors.New("must not be called") })
 			return string(v), err

@@ -1,11 +1,14 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/wxauth/caddy-wechat-auth/store"
 )
 
 // Secret returns the app's secret called name, storing the value of create
@@ -71,6 +74,50 @@ func (s *Store) Secret(ctx context.Context, app, name string, create func() ([]b
 	})
 	if err != nil {
 		return nil, fmt.Errorf("storing secret %q: %w", name, err)
+	}
+	return val, nil
+}
+
+// ReplaceSecret stores next as the app's secret called name when the
+// stored value is still old, and returns what is stored afterwards: next,
+// or the value another caller stored first (then nothing is written). A
+// missing secret counts as old only when old is empty.
+func (s *Store) ReplaceSecret(ctx context.Context, app, name string, old, next []byte) ([]byte, error) {
+	switch {
+	case !validKey(app):
+		return nil, errors.New("replacing secret: invalid app")
+	case !validKey(name):
+		return nil, errors.New("replacing secret: invalid name")
+	case len(next) == 0:
+		return nil, errors.New("replacing secret: empty value")
+	}
+	if err := s.enter(ctx); err != nil {
+		return nil, fmt.Errorf("replacing secret %q: %w", name, err)
+	}
+	defer s.mu.RUnlock()
+	next = append([]byte(nil), next...)
+	var val []byte
+	err := s.write(func(tx *bbolt.Tx) error {
+		val = nil
+		b, err := writeApp(tx, app)
+		if err != nil {
+			return err
+		}
+		if cur := b.secrets.Get([]byte(name)); !bytes.Equal(cur, old) {
+			val = append([]byte(nil), cur...)
+			if cur == nil {
+				return store.ErrNotFound
+			}
+			return nil
+		}
+		if err := b.secrets.Put([]byte(name), next); err != nil {
+			return fmt.Errorf("writing secret: %w", err)
+		}
+		val = next
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replacing secret %q: %w", name, err)
 	}
 	return val, nil
 }

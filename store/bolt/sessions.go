@@ -321,6 +321,7 @@ func (s *Store) Revocations(ctx context.Context, app string, since time.Time) ([
 				return fmt.Errorf("revocation index entry: %w", errCorrupt)
 			}
 			out = append(out, store.Revocation{
+				AppID:     app,
 				SessionID: string(k[timeKeyLen:]),
 				UserID:    binary.BigEndian.Uint64(v),
 				RevokedAt: at,

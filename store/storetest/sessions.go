@@ -377,7 +377,7 @@ func testRevokeSession(t *testing.T, f *fixture) {
 	if err != nil || len(revs) != 1 {
 		t.Fatalf("Revocations = %+v, %v; want one", revs, err)
 	}
-	equal(t, "revocation", revs[0], store.Revocation{SessionID: sess.ID, UserID: u.ID, RevokedAt: t1})
+	equal(t, "revocation", revs[0], store.Revocation{AppID: "app", SessionID: sess.ID, UserID: u.ID, RevokedAt: t1})
 }
 
 func testRevokeUserSessions(t *testing.T, f *fixture) {
@@ -453,9 +453,9 @@ func testRevocations(t *testing.T, f *fixture) {
 		}
 	}
 	all := []store.Revocation{
-		{SessionID: "s-1", UserID: u.ID, RevokedAt: t1},
-		{SessionID: "s-2", UserID: v.ID, RevokedAt: t2},
-		{SessionID: "s-3", UserID: u.ID, RevokedAt: t3},
+		{AppID: "app", SessionID: "s-1", UserID: u.ID, RevokedAt: t1},
+		{AppID: "app", SessionID: "s-2", UserID: v.ID, RevokedAt: t2},
+		{AppID: "app", SessionID: "s-3", UserID: u.ID, RevokedAt: t3},
 	}
 	tests := []struct {
 		name  string
