@@ -139,7 +139,6 @@ type WeChatAuth struct {
 	db       *sharedDB
 	dbKey    string
 	logger   *zap.Logger
-	caddyErr bool
 }
 
 // LoginRateLimit allows Requests login attempts per client per Window
@@ -261,6 +260,7 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 		Optional:     m.Optional,
 		HeaderPrefix: m.HeaderPrefix,
 		LinkUnionID:  m.LinkUnionID,
+		CaddyErrors:  m.Errors == "caddy",
 		LoginLimit:   loginLimiter(m.LoginRateLimit),
 		ClientKey:    clientIP,
 		Logger:       m.logger,
@@ -268,7 +268,6 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	m.caddyErr = m.Errors == "caddy"
 	return nil
 }
 
@@ -399,34 +398,24 @@ func (m *WeChatAuth) Cleanup() error {
 	return err
 }
 
-// ServeHTTP strips client-sent identity headers, answers endpoint
-// requests, and guards every other request.
+// ServeHTTP adapts the handler's decision to Caddy: the handler answers
+// endpoints and guard failures itself; a request it lets through gets the
+// {http.auth.user.*} placeholders and goes to next. With `errors caddy` a
+// guard failure is returned as a caddyhttp.Error for handle_errors.
 func (m *WeChatAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	h := m.handler
-	h.StripHeaders(r.Header)
-	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
-		return next.ServeHTTP(w, r)
-	}
-	if h.ServeEndpoint(w, r) {
-		return nil
-	}
-	c, err := h.Authenticate(r)
+	res, c, err := m.handler.Serve(w, r)
 	if err != nil {
-		if h.Optional() && errors.Is(err, handler.ErrNoToken) {
-			// Anonymous: the placeholders exist, empty.
-			setPlaceholders(r, nil)
-			return next.ServeHTTP(w, r)
-		}
-		e := handler.GuardError(err)
-		if m.caddyErr {
-			w.Header().Set("WWW-Authenticate", e.Challenge)
-			return caddyhttp.Error(http.StatusUnauthorized, err)
-		}
-		handler.WriteError(w, e)
+		return caddyhttp.Error(http.StatusUnauthorized, err)
+	}
+	switch res {
+	case handler.ResultOK:
+		setPlaceholders(r, c)
+	case handler.ResultAnonymous:
+		setPlaceholders(r, nil)
+	}
+	if !res.Next() {
 		return nil
 	}
-	h.SetIdentity(r.Header, c)
-	setPlaceholders(r, c)
 	return next.ServeHTTP(w, r)
 }
 

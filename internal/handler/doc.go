@@ -3,16 +3,15 @@
 // phone, decrypt, JWKS) and the token guard that runs on every other request.
 //
 // The Caddy module (package wechatauth at the repository root) builds one
-// Handler per configured wechat_auth block and calls, for each request:
-//
-//	StripHeaders      remove client-sent identity headers (always)
-//	ServeEndpoint     answer the request if its path is an endpoint
-//	Authenticate      otherwise find and verify the access token
-//	SetIdentity       put the verified identity on the request
+// Handler per configured wechat_auth block and calls Handler.Serve for each
+// request: Serve removes client-sent identity headers, lets a CORS
+// preflight through, answers endpoint paths, and otherwise verifies the
+// access token, puts the identity on the request and tells the module
+// whether to call the next handler (see Serve for the order).
 //
 // Every endpoint answers JSON. Success bodies carry "status":"success";
 // errors are {"status":"error","error":"<code>","message":"<text>"} with the
-// codes of SPEC §6. Nothing here ever writes a WeChat session_key, the app
+// codes listed in errors.go. Nothing here ever writes a WeChat session_key, the app
 // secret, a login code or a token to a log.
 //
 // Sessions end for real: a refresh token is single-use (rotation with reuse

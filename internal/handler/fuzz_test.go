@@ -34,7 +34,9 @@ func FuzzDecodeBody(f *testing.F) {
 }
 
 // FuzzGuardHeaders: whatever headers a client sends, the identity headers
-// are gone after StripHeaders and finding a token never panics.
+// are gone after the guard ran and a random token is refused. The oracle
+// folds names with the standard library, independently of the guard's own
+// folding.
 func FuzzGuardHeaders(f *testing.F) {
 	f.Add("X_WeChat_User_ID", "1", "Bearer x.y.z")
 	f.Add("x-wechat-openid", "o", "bearer ")
@@ -43,14 +45,14 @@ func FuzzGuardHeaders(f *testing.F) {
 	f.Fuzz(func(t *testing.T, name, value, auth string) {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.Header = http.Header{name: {value}, "Authorization": {auth}}
-		hs.h.StripHeaders(r.Header)
+		res, _, _ := hs.h.Serve(httptest.NewRecorder(), r)
+		if res == ResultOK {
+			t.Fatalf("random Authorization %q accepted", auth)
+		}
 		for k := range r.Header {
-			if hasFoldedPrefix(k, "x-wechat-") {
+			if strings.HasPrefix(strings.ReplaceAll(strings.ToLower(k), "_", "-"), "x-wechat-") {
 				t.Fatalf("identity header %q kept", k)
 			}
-		}
-		if _, err := hs.h.Authenticate(r); err == nil {
-			t.Fatalf("random Authorization %q accepted", auth)
 		}
 	})
 }

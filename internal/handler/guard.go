@@ -50,19 +50,19 @@ func canonicalSourceName(s TokenSource) string {
 	return s.Name
 }
 
-// Guard errors. Authenticate returns ErrNoToken, ErrRevoked, or an error
+// Guard errors: authenticate returns errNoToken, errRevoked, or an error
 // wrapping token.ErrInvalidToken.
 var (
-	// ErrNoToken: the request carries no token in any configured source.
-	ErrNoToken = errors.New("no access token")
-	// ErrRevoked: the token is valid but its session has been revoked.
-	ErrRevoked = errors.New("session revoked")
+	// errNoToken: the request carries no token in any configured source.
+	errNoToken = errors.New("no access token")
+	// errRevoked: the token is valid but its session has been revoked.
+	errRevoked = errors.New("session revoked")
 )
 
-// StripHeaders removes every header whose name, lower-cased with '_' read
+// stripHeaders removes every header whose name, lower-cased with '_' read
 // as '-', starts with the identity header prefix, so a client can never
 // pass an identity to the upstream.
-func (h *Handler) StripHeaders(hdr http.Header) {
+func (h *Handler) stripHeaders(hdr http.Header) {
 	for k := range hdr {
 		if hasFoldedPrefix(k, h.prefix) {
 			delete(hdr, k)
@@ -148,12 +148,101 @@ func cutScheme(v, scheme string) (string, bool) {
 	return strings.TrimSpace(v[len(scheme)+1:]), true
 }
 
-// Authenticate finds the request's access token, verifies it and checks
+// Result is what Serve decided about a request.
+type Result uint8
+
+// The results of Serve. Only ResultPreflight, ResultOK and ResultAnonymous
+// send the request on to the next handler.
+const (
+	// ResultEndpoint: the path is an endpoint path; its answer is written.
+	ResultEndpoint Result = iota
+	// ResultPreflight: a CORS preflight, passed on unauthenticated (CORS
+	// headers are the site's business, and a browser never sends
+	// credentials on a preflight).
+	ResultPreflight
+	// ResultOK: a valid access token of a live session.
+	ResultOK
+	// ResultAnonymous: no token, and the guard is optional.
+	ResultAnonymous
+	// ResultMissing: no token.
+	ResultMissing
+	// ResultInvalid: a token that does not verify.
+	ResultInvalid
+	// ResultExpired: a token past its exp.
+	ResultExpired
+	// ResultRevoked: a valid token of a revoked session.
+	ResultRevoked
+)
+
+var resultNames = [...]string{"endpoint", "preflight", "ok", "anonymous", "missing", "invalid", "expired", "revoked"}
+
+// String names the result: endpoint, preflight, ok, anonymous, missing,
+// invalid, expired or revoked.
+func (r Result) String() string {
+	if int(r) < len(resultNames) {
+		return resultNames[r]
+	}
+	return "unknown"
+}
+
+// Next reports whether the request goes on to the next handler.
+func (r Result) Next() bool {
+	return r == ResultPreflight || r == ResultOK || r == ResultAnonymous
+}
+
+// Serve is the handler's one entry point: every decision about a request
+// is made here, in this order.
+//
+//  1. Client-sent identity headers are removed (always, so a spoofed
+//     identity never reaches the upstream).
+//  2. A CORS preflight passes unauthenticated: ResultPreflight.
+//  3. An endpoint path is answered: ResultEndpoint.
+//  4. Otherwise the access token is checked. A valid one puts the identity
+//     headers on r and returns ResultOK with its claims; no token in
+//     optional mode returns ResultAnonymous.
+//  5. A failure is answered 401 with the RFC 6750 challenge. With
+//     Config.CaddyErrors the JSON body is not written: Serve sets the
+//     WWW-Authenticate header and returns the *Error, for the caller to
+//     hand to the server's own error handling.
+//
+// The error is non-nil only in that last case. Serve reads no storage
+// except at endpoints.
+func (h *Handler) Serve(w http.ResponseWriter, r *http.Request) (Result, *token.Claims, error) {
+	h.stripHeaders(r.Header)
+	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		return ResultPreflight, nil, nil
+	}
+	if fn, ok := h.endpoints[r.URL.Path]; ok {
+		if e := fn(w, r); e != nil {
+			h.logError(r, e)
+			WriteError(w, e)
+		}
+		return ResultEndpoint, nil, nil
+	}
+	c, err := h.authenticate(r)
+	if err == nil {
+		h.setIdentity(r.Header, c)
+		return ResultOK, c, nil
+	}
+	res := guardResult(err)
+	if res == ResultMissing && h.cfg.Optional {
+		return ResultAnonymous, nil, nil
+	}
+	e := guardError(err)
+	if h.cfg.CaddyErrors {
+		w.Header().Set("WWW-Authenticate", e.Challenge)
+		return res, nil, e
+	}
+	WriteError(w, e)
+	return res, nil, nil
+}
+
+// authenticate finds the request's access token, verifies it and checks
 // that its session is not revoked. It reads no storage.
-func (h *Handler) Authenticate(r *http.Request) (*token.Claims, error) {
+func (h *Handler) authenticate(r *http.Request) (*token.Claims, error) {
 	raw := h.findToken(r)
 	if raw == "" {
-		return nil, ErrNoToken
+		return nil, errNoToken
 	}
 	return h.verifyAccess(raw)
 }
@@ -165,7 +254,7 @@ func (h *Handler) verifyAccess(raw string) (*token.Claims, error) {
 		return nil, err
 	}
 	if h.cfg.Revocations.Revoked(c.SessionID) {
-		return nil, ErrRevoked
+		return nil, errRevoked
 	}
 	return c, nil
 }
@@ -189,18 +278,31 @@ func (h *Handler) verifySignature(raw string) (*token.Claims, error) {
 	return c, nil
 }
 
-// GuardError turns an Authenticate error into the 401 answer, with the
+// guardResult classifies an authenticate error.
+func guardResult(err error) Result {
+	switch {
+	case errors.Is(err, errNoToken):
+		return ResultMissing
+	case errors.Is(err, errRevoked):
+		return ResultRevoked
+	case errors.Is(err, token.ErrExpired):
+		return ResultExpired
+	}
+	return ResultInvalid
+}
+
+// guardError turns an authenticate error into the 401 answer, with the
 // WWW-Authenticate challenge of RFC 6750 in its Challenge field.
-func GuardError(err error) *Error {
+func guardError(err error) *Error {
 	e := &Error{Status: http.StatusUnauthorized, Code: CodeInvalidToken, Err: err,
 		Challenge: `Bearer error="invalid_token"`}
-	switch {
-	case errors.Is(err, ErrNoToken):
+	switch guardResult(err) {
+	case ResultMissing:
 		e.Message = "missing access token"
 		e.Challenge = `Bearer realm="wechat_auth"`
-	case errors.Is(err, ErrRevoked):
+	case ResultRevoked:
 		e.Message = "the session has ended; log in again"
-	case errors.Is(err, token.ErrExpired):
+	case ResultExpired:
 		e.Message = "access token expired; refresh it"
 	default:
 		e.Message = "invalid access token"
@@ -208,9 +310,9 @@ func GuardError(err error) *Error {
 	return e
 }
 
-// SetIdentity puts the verified identity on the request headers for the
+// setIdentity puts the verified identity on the request headers for the
 // upstream (the client's own identity headers were stripped before).
-func (h *Handler) SetIdentity(hdr http.Header, c *token.Claims) {
+func (h *Handler) setIdentity(hdr http.Header, c *token.Claims) {
 	// One backing array for the four one-value slices: one allocation.
 	v := [...]string{c.Subject, c.OpenID, c.AppID, c.UnionID}
 	vals := v[:]
@@ -224,9 +326,9 @@ func (h *Handler) SetIdentity(hdr http.Header, c *token.Claims) {
 
 // authenticated runs the guard for an endpoint that needs an access token.
 func (h *Handler) authenticated(r *http.Request) (*token.Claims, *Error) {
-	c, err := h.Authenticate(r)
+	c, err := h.authenticate(r)
 	if err != nil {
-		return nil, GuardError(err)
+		return nil, guardError(err)
 	}
 	return c, nil
 }

@@ -53,6 +53,7 @@ type Config struct {
 	Paths         Paths
 	Sources       []TokenSource // default: header Authorization Bearer, then header token
 	Optional      bool          // a request without a token passes as anonymous
+	CaddyErrors   bool          // guard failures are returned by Serve, not written
 	HeaderPrefix  string        // default "X-WeChat-"
 	LinkUnionID   bool          // a new openid whose unionid is known joins that user
 	LoginLimit    *RateLimiter  // optional: login attempts per client, checked before WeChat is asked
@@ -179,26 +180,6 @@ func New(cfg Config) (*Handler, error) {
 	return h, nil
 }
 
-// IsEndpoint reports whether path is one of the endpoint paths.
-func (h *Handler) IsEndpoint(path string) bool {
-	_, ok := h.endpoints[path]
-	return ok
-}
-
-// ServeEndpoint answers r if its path is an endpoint path and reports
-// whether it did.
-func (h *Handler) ServeEndpoint(w http.ResponseWriter, r *http.Request) bool {
-	fn, ok := h.endpoints[r.URL.Path]
-	if !ok {
-		return false
-	}
-	if e := fn(w, r); e != nil {
-		h.logError(r, e)
-		WriteError(w, e)
-	}
-	return true
-}
-
 // logError logs failures that an operator must see: internal errors and
 // WeChat failures, never with secrets (the wrapped errors carry none).
 func (h *Handler) logError(r *http.Request, e *Error) {
@@ -238,9 +219,6 @@ func (h *Handler) jwks(w http.ResponseWriter, r *http.Request) *Error {
 	}
 	return nil
 }
-
-// Optional reports whether requests without a token pass as anonymous.
-func (h *Handler) Optional() bool { return h.cfg.Optional }
 
 // RemoteHost is the host part of r.RemoteAddr: the connection's peer.
 func RemoteHost(r *http.Request) string {

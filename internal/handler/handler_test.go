@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/wxauth/caddy-wechat-auth/internal/testclock"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -23,23 +24,8 @@ import (
 
 const testApp = "wxtest00000000001"
 
-// testClock is the injected clock of the tests.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// testClock is the tests' injected clock.
+type testClock = testclock.Clock
 
 // fakeWeChat hands out sessions for codes it was told about, single-use.
 type fakeWeChat struct {
@@ -96,7 +82,7 @@ func newHarness(t testing.TB) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return newHarnessWith(t, st, &testClock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}, NewRevocations())
+	return newHarnessWith(t, st, testclock.New(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)), NewRevocations())
 }
 
 func newHarnessWith(t testing.TB, st store.Store, clk *testClock, revs *Revocations) *harness {
@@ -147,16 +133,9 @@ func (hs *harness) call(method, path, body string, hdr ...string) result {
 		r.Header.Set(hdr[i], hdr[i+1])
 	}
 	w := httptest.NewRecorder()
-	if !hs.h.ServeEndpoint(w, r) {
-		// The guard, as the module runs it.
-		hs.h.StripHeaders(r.Header)
-		c, err := hs.h.Authenticate(r)
-		if err != nil {
-			WriteError(w, GuardError(err))
-		} else {
-			hs.h.SetIdentity(r.Header, c)
-			fmt.Fprintf(w, "ok %s %s", c.Subject, r.Header.Get("X-WeChat-User-ID"))
-		}
+	if res, c, _ := hs.h.Serve(w, r); res == ResultOK {
+		// Stands in for the next handler.
+		fmt.Fprintf(w, "ok %s %s", c.Subject, r.Header.Get("X-WeChat-User-ID"))
 	}
 	res := result{status: w.Code, header: w.Header(), raw: w.Body.String()}
 	_ = json.Unmarshal(w.Body.Bytes(), &res.body)
@@ -286,7 +265,7 @@ func TestConcurrentRefreshOnePair(t *testing.T) {
 			r := httptest.NewRequest("POST", "/wx/refresh", strings.NewReader(`{"refresh_token":"`+rt+`"}`))
 			r.Header.Set("Content-Type", "application/json")
 			w := httptest.NewRecorder()
-			hs.h.ServeEndpoint(w, r)
+			hs.h.Serve(w, r)
 			results[i] = result{status: w.Code, raw: w.Body.String()}
 			_ = json.Unmarshal(w.Body.Bytes(), &results[i].body)
 		}()
@@ -460,7 +439,7 @@ func TestStripHeaders(t *testing.T) {
 		"X-Other":           {"keep"},
 		"X-We":              {"keep"},
 	}
-	hs.h.StripHeaders(hdr)
+	hs.h.stripHeaders(hdr)
 	if len(hdr) != 3 || hdr.Get("X-Wechatty") != "keep" || hdr.Get("X-Other") != "keep" || hdr.Get("X-We") != "keep" {
 		t.Fatalf("after strip: %v", hdr)
 	}
@@ -659,7 +638,7 @@ func TestLoginRateLimit(t *testing.T) {
 	req.RemoteAddr = "203.0.113.9:4567"
 	req.Header.Set("Content-Type", "application/json")
 	w := httptest.NewRecorder()
-	hs.h.ServeEndpoint(w, req)
+	hs.h.Serve(w, req)
 	if w.Code != 200 {
 		t.Fatalf("another client: %d %s", w.Code, w.Body)
 	}

@@ -43,7 +43,7 @@ func (h *Handler) phone(w http.ResponseWriter, r *http.Request) *Error {
 	}
 	phone := info.PhoneNumber
 	if _, err := h.cfg.Store.UpdateUser(ctx, h.cfg.AppID, c.UserID, store.ProfilePatch{Phone: &phone}, h.now()); err != nil {
-		return storeError(err, GuardError(ErrRevoked))
+		return storeError(err, guardError(errRevoked))
 	}
 	writeJSON(w, http.StatusOK, struct {
 		Status string    `json:"status"`
@@ -74,7 +74,7 @@ func (h *Handler) decrypt(w http.ResponseWriter, r *http.Request) *Error {
 	}
 	s, err := h.cfg.Store.Session(r.Context(), h.cfg.AppID, c.SessionID)
 	if err != nil {
-		return storeError(err, GuardError(ErrRevoked))
+		return storeError(err, guardError(errRevoked))
 	}
 	key, err := h.cfg.Sealer.Open(h.cfg.AppID, s.ID, s.SealedSessionKey)
 	if err != nil {

@@ -124,7 +124,7 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request) *Error {
 		u, err = h.cfg.Store.UpdateUser(ctx, h.cfg.AppID, c.UserID, patch, h.now())
 	}
 	if err != nil {
-		return storeError(err, GuardError(ErrRevoked))
+		return storeError(err, guardError(errRevoked))
 	}
 	writeJSON(w, http.StatusOK, struct {
 		Status string   `json:"status"`

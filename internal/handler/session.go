@@ -106,7 +106,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) *Error {
 		// A token of an already revoked session may log out again.
 		c, err := h.verifySignature(raw)
 		if err != nil {
-			return GuardError(err)
+			return guardError(err)
 		}
 		sid, uid = c.SessionID, c.UserID
 	case req.RefreshToken != "":
@@ -123,7 +123,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) *Error {
 		}
 		sid, uid = s.ID, s.UserID
 	default:
-		return GuardError(ErrNoToken)
+		return guardError(errNoToken)
 	}
 
 	now := h.now()

@@ -9,9 +9,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/wxauth/caddy-wechat-auth/internal/testclock"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,18 +21,10 @@ import (
 // t0 is the fixed start time of the test clocks.
 var t0 = time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
 
-// testClock is an injectable clock, safe for concurrent use.
-type testClock struct{ ns atomic.Int64 }
+// testClock is the tests' injected clock.
+type testClock = testclock.Clock
 
-func newClock(t time.Time) *testClock {
-	c := &testClock{}
-	c.ns.Store(t.UnixNano())
-	return c
-}
-
-func (c *testClock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *testClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
-func (c *testClock) Set(t time.Time)         { c.ns.Store(t.UnixNano()) }
+func newClock(t time.Time) *testClock { return testclock.New(t) }
 
 // sharedRSAKey is generated once per test binary: RSA key generation takes up
 // to a second under -race. It is only ever read.
