@@ -1,10 +1,8 @@
 package wechatauth
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -79,8 +77,11 @@ func (m *WeChatAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if d.NextArg() {
 				return d.ArgErr()
 			}
-			if err := checkStringField(name, v); err != nil {
-				return d.Errf("%s: %v", name, err)
+			if !strings.Contains(v, "{") {
+				// Placeholders are resolved and checked at provision.
+				if err := checkField(name, v); err != nil {
+					return d.Errf("%s: %v", name, err)
+				}
 			}
 			*dst = v
 			continue
@@ -164,9 +165,6 @@ func (m *WeChatAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.NextArg() {
 				return d.ArgErr()
 			}
-			if v := d.Val(); v != "json" && v != "caddy" {
-				return d.Errf("errors: want json or caddy, got %q", v)
-			}
 			m.Errors = d.Val()
 			if d.NextArg() {
 				return d.ArgErr()
@@ -176,17 +174,8 @@ func (m *WeChatAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.Errf("unknown subdirective %q", name)
 		}
 	}
-	if m.AppID == "" {
-		return d.Err("app_id is required")
-	}
-	if m.AppSecret == "" {
-		return d.Err("app_secret is required")
-	}
-	if m.SigningKey != "" && len(m.SigningKeyFiles) > 0 {
-		return d.Err("use either signing_key or signing_key_file, not both")
-	}
-	if time.Duration(m.AccessTTL) > MaxAccessTTL {
-		return d.Errf("access_ttl: at most %s", MaxAccessTTL)
+	if err := m.Validate(); err != nil {
+		return d.Errf("%v", err)
 	}
 	return nil
 }
@@ -258,31 +247,6 @@ func parseDuration(d *caddyfile.Dispenser, name string) (caddy.Duration, error) 
 		return 0, d.ArgErr()
 	}
 	return caddy.Duration(dur), nil
-}
-
-// checkStringField checks what can be checked of a one-string value at
-// parse time. Values holding placeholders are checked at provision.
-func checkStringField(name, v string) error {
-	if strings.Contains(v, "{") {
-		return nil
-	}
-	switch {
-	case strings.HasSuffix(name, "_path"):
-		if !strings.HasPrefix(v, "/") {
-			return fmt.Errorf("must start with /, got %q", v)
-		}
-	case name == "signing_key":
-		if len(v) < MinHMACKeyLen {
-			return fmt.Errorf("an HS256 key must be at least %d bytes, got %d", MinHMACKeyLen, len(v))
-		}
-	case name == "api_base":
-		return checkAPIBase(v)
-	case name == "header_prefix":
-		if strings.ContainsAny(v, " \t:") {
-			return fmt.Errorf("not a header name prefix: %q", v)
-		}
-	}
-	return nil
 }
 
 // Interface guards

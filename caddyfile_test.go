@@ -92,6 +92,11 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			input: "wechat_auth {\n app_id wx1\n app_secret s\n signing_key {env.KEY}\n}",
 			want:  WeChatAuth{AppID: "wx1", AppSecret: "s", SigningKey: "{env.KEY}"},
 		},
+		{
+			name:  "path and header prefix placeholders are resolved at provision",
+			input: "wechat_auth {\n app_id wx1\n app_secret s\n login_path {env.LOGIN}\n header_prefix {env.PREFIX}\n}",
+			want:  WeChatAuth{AppID: "wx1", AppSecret: "s", LoginPath: "{env.LOGIN}", HeaderPrefix: "{env.PREFIX}"},
+		},
 		{name: "no block", input: "wechat_auth", wantErr: "app_id is required"},
 		{name: "missing secret", input: "wechat_auth {\n app_id wx1\n}", wantErr: "app_secret is required"},
 		{name: "missing app_id", input: "wechat_auth {\n app_secret s\n}", wantErr: "app_id is required"},
@@ -117,6 +122,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "rate limit without window", input: "wechat_auth {\n app_id wx1\n app_secret s\n login_rate_limit 10\n}", wantErr: "wrong argument count"},
 		{name: "rate limit zero", input: "wechat_auth {\n app_id wx1\n app_secret s\n login_rate_limit 0 1m\n}", wantErr: "positive number of requests"},
 		{name: "rate limit bad window", input: "wechat_auth {\n app_id wx1\n app_secret s\n login_rate_limit 5 soon\n}", wantErr: "positive window"},
+		{name: "leeway too long", input: "wechat_auth {\n app_id wx1\n app_secret s\n leeway 10m\n}", wantErr: "leeway: must not be negative and at most 5m"},
+		{name: "empty header prefix", input: "wechat_auth {\n app_id wx1\n app_secret s\n header_prefix \"\"\n}", wantErr: "not a header name prefix"},
 		{name: "bad header prefix", input: "wechat_auth {\n app_id wx1\n app_secret s\n header_prefix \"X Y\"\n}", wantErr: "not a header name prefix"},
 	}
 	for _, tt := range tests {

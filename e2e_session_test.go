@@ -1,8 +1,13 @@
 package wechatauth_test
 
 import (
+	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
 func TestE2ELogoutSurvivesRestart(t *testing.T) {
@@ -90,4 +95,31 @@ func TestE2ELoginRateLimit(t *testing.T) {
 		t.Fatal("429 without Retry-After")
 	}
 	noSecrets(t, a, code)
+}
+
+// TestE2EPathPlaceholders: endpoint paths and the header prefix take
+// placeholders, resolved at start; a resolved value that is not valid
+// fails the start naming the field.
+func TestE2EPathPlaceholders(t *testing.T) {
+	t.Setenv("WXAUTH_E2E_LOGIN", "/api/sign-in")
+	t.Setenv("WXAUTH_E2E_PREFIX", "X-Auth-")
+	e := &e2e{t: t, tester: caddytest.NewTester(t), client: &http.Client{Timeout: 10 * time.Second},
+		db: filepath.Join(t.TempDir(), "wechat_auth.db")}
+	t.Cleanup(e.stop)
+	cfg := e2eConfig(e.db, "login_path {env.WXAUTH_E2E_LOGIN}\n\t\theader_prefix {env.WXAUTH_E2E_PREFIX}")
+	cfg = strings.Replace(cfg, "hdr={http.request.header.X-WeChat-User-ID}", "hdr={http.request.header.X-Auth-User-ID}", 1)
+	e.loadRaw(cfg)
+
+	expect(t, e.postJSON(siteURL+"/wx/login", map[string]string{"code": "x"}, nil), 401, "invalid_token") // not an endpoint now
+	a := e.postJSON(siteURL+"/api/sign-in", map[string]string{"code": e.mint("o_placeholder")}, nil)
+	expect(t, a, 200, "")
+	a = e.do("GET", siteURL+"/x", "", "", map[string]string{"Authorization": "Bearer " + a.body["token"].(string), "X-Auth-User-ID": "999"})
+	expect(t, a, 200, "")
+	if !strings.Contains(a.raw, "hdr=1 ") {
+		t.Fatalf("identity header under the resolved prefix: %q", a.raw)
+	}
+
+	t.Setenv("WXAUTH_E2E_LOGIN", "no-slash")
+	caddytest.AssertLoadError(t, e2eConfig(filepath.Join(t.TempDir(), "x.db"), "login_path {env.WXAUTH_E2E_LOGIN}"),
+		"caddyfile", `login_path: must start with /, got \"no-slash\"`)
 }

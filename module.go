@@ -32,22 +32,6 @@ func init() {
 	caddy.RegisterModule(WeChatAuth{})
 }
 
-// Defaults of the configuration.
-const (
-	DefaultAPIBase      = "https://api.weixin.qq.com"
-	DefaultTimeout      = 5 * time.Second
-	DefaultIssuer       = "caddy-wechat-auth"
-	DefaultAccessTTL    = 15 * time.Minute
-	DefaultRefreshTTL   = 720 * time.Hour
-	DefaultLeeway       = 30 * time.Second
-	DefaultHeaderPrefix = "X-WeChat-"
-	// MaxAccessTTL bounds access_ttl: revoked sessions are kept in the
-	// store for this long so the revocation list survives restarts.
-	MaxAccessTTL = 24 * time.Hour
-	// MinHMACKeyLen is the shortest accepted HS256 signing_key.
-	MinHMACKeyLen = 32
-)
-
 // WeChatAuth authenticates mini-program users with WeChat login and
 // protects everything behind it with access tokens (JWT). Requests to its
 // endpoint paths are answered by the module; every other request needs a
@@ -134,11 +118,11 @@ type WeChatAuth struct {
 	// with Retry-After. Default: no limit.
 	LoginRateLimit *LoginRateLimit `json:"login_rate_limit,omitempty"`
 
-	handler  *handler.Handler
-	wx       *wechat.Client
-	db       *sharedDB
-	dbKey    string
-	logger   *zap.Logger
+	handler *handler.Handler
+	wx      *wechat.Client
+	db      *sharedDB
+	dbKey   string
+	logger  *zap.Logger
 }
 
 // LoginRateLimit allows Requests login attempts per client per Window
@@ -184,6 +168,10 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 	apiBase := repl.ReplaceKnown(m.APIBase, "")
 	if err := checkAPIBase(apiBase); err != nil {
 		return fmt.Errorf("api_base: %w", err)
+	}
+	paths, prefix, err := m.resolvePaths(repl)
+	if err != nil {
+		return err
 	}
 
 	dbPath := repl.ReplaceKnown(m.DB, "")
@@ -247,23 +235,15 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 		Revocations:   revs,
 		RefreshSecret: refreshSecret,
 		RefreshTTL:    time.Duration(m.RefreshTTL),
-		Paths: handler.Paths{
-			Login:   m.LoginPath,
-			Refresh: m.RefreshPath,
-			Logout:  m.LogoutPath,
-			Profile: m.ProfilePath,
-			Phone:   m.PhonePath,
-			Decrypt: m.DecryptPath,
-			JWKS:    m.JWKSPath,
-		},
-		Sources:      m.TokenSources,
-		Optional:     m.Optional,
-		HeaderPrefix: m.HeaderPrefix,
-		LinkUnionID:  m.LinkUnionID,
-		CaddyErrors:  m.Errors == "caddy",
-		LoginLimit:   loginLimiter(m.LoginRateLimit),
-		ClientKey:    clientIP,
-		Logger:       m.logger,
+		Paths:         paths,
+		Sources:       m.TokenSources,
+		Optional:      m.Optional,
+		HeaderPrefix:  prefix,
+		LinkUnionID:   m.LinkUnionID,
+		CaddyErrors:   m.Errors == "caddy",
+		LoginLimit:    loginLimiter(m.LoginRateLimit),
+		ClientKey:     clientIP,
+		Logger:        m.logger,
 	})
 	if err != nil {
 		return err
@@ -278,30 +258,60 @@ func (m *WeChatAuth) applyDefaults() {
 			*s = def
 		}
 	}
-	setDefault(&m.APIBase, DefaultAPIBase)
-	setDefault(&m.Issuer, DefaultIssuer)
-	setDefault(&m.LoginPath, "/wx/login")
-	setDefault(&m.RefreshPath, "/wx/refresh")
-	setDefault(&m.LogoutPath, "/wx/logout")
-	setDefault(&m.ProfilePath, "/wx/profile")
-	setDefault(&m.PhonePath, "/wx/phone")
-	setDefault(&m.DecryptPath, "/wx/decrypt")
-	setDefault(&m.JWKSPath, "/.well-known/jwks.json")
-	setDefault(&m.HeaderPrefix, DefaultHeaderPrefix)
+	p := handler.DefaultPaths()
+	setDefault(&m.APIBase, wechat.DefaultBaseURL)
+	setDefault(&m.Issuer, handler.DefaultIssuer)
+	setDefault(&m.LoginPath, p.Login)
+	setDefault(&m.RefreshPath, p.Refresh)
+	setDefault(&m.LogoutPath, p.Logout)
+	setDefault(&m.ProfilePath, p.Profile)
+	setDefault(&m.PhonePath, p.Phone)
+	setDefault(&m.DecryptPath, p.Decrypt)
+	setDefault(&m.JWKSPath, p.JWKS)
+	setDefault(&m.HeaderPrefix, handler.DefaultHeaderPrefix)
 	setDefault(&m.Errors, "json")
 	if m.Timeout == 0 {
-		m.Timeout = caddy.Duration(DefaultTimeout)
+		m.Timeout = caddy.Duration(wechat.DefaultTimeout)
 	}
 	if m.AccessTTL == 0 {
-		m.AccessTTL = caddy.Duration(DefaultAccessTTL)
+		m.AccessTTL = caddy.Duration(handler.DefaultAccessTTL)
 	}
 	if m.RefreshTTL == 0 {
-		m.RefreshTTL = caddy.Duration(DefaultRefreshTTL)
+		m.RefreshTTL = caddy.Duration(handler.DefaultRefreshTTL)
 	}
 	if m.Leeway == nil {
-		l := caddy.Duration(DefaultLeeway)
+		l := caddy.Duration(handler.DefaultLeeway)
 		m.Leeway = &l
 	}
+}
+
+// resolvePaths resolves placeholders in the endpoint paths and the header
+// prefix, then checks the values.
+func (m *WeChatAuth) resolvePaths(repl *caddy.Replacer) (handler.Paths, string, error) {
+	p := handler.Paths{
+		Login:   m.LoginPath,
+		Refresh: m.RefreshPath,
+		Logout:  m.LogoutPath,
+		Profile: m.ProfilePath,
+		Phone:   m.PhonePath,
+		Decrypt: m.DecryptPath,
+		JWKS:    m.JWKSPath,
+	}
+	prefix := m.HeaderPrefix
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{
+		{"login_path", &p.Login}, {"refresh_path", &p.Refresh}, {"logout_path", &p.Logout},
+		{"profile_path", &p.Profile}, {"phone_path", &p.Phone}, {"decrypt_path", &p.Decrypt},
+		{"jwks_path", &p.JWKS}, {"header_prefix", &prefix},
+	} {
+		*f.v = repl.ReplaceKnown(*f.v, "")
+		if err := checkField(f.name, *f.v); err != nil {
+			return p, "", fmt.Errorf("%s: %w", f.name, err)
+		}
+	}
+	return p, prefix, nil
 }
 
 // loadKeys builds the signing keys: the HS256 secret, the PEM files, or
@@ -309,8 +319,8 @@ func (m *WeChatAuth) applyDefaults() {
 func (m *WeChatAuth) loadKeys(ctx context.Context, repl *caddy.Replacer, st store.Store, appID string) ([]*token.Key, error) {
 	if m.SigningKey != "" {
 		secret := repl.ReplaceKnown(m.SigningKey, "")
-		if len(secret) < MinHMACKeyLen {
-			return nil, fmt.Errorf("signing_key: an HS256 key must be at least %d bytes, got %d", MinHMACKeyLen, len(secret))
+		if err := checkField("signing_key", secret); err != nil {
+			return nil, fmt.Errorf("signing_key: %w", err)
 		}
 		k, err := token.NewHMACKey([]byte(secret), "")
 		if err != nil {
@@ -348,22 +358,67 @@ func (m *WeChatAuth) loadKeys(ctx context.Context, repl *caddy.Replacer, st stor
 	return []*token.Key{k}, nil
 }
 
-// Validate checks what can be checked without resolving placeholders.
+// Validate checks what can be checked without resolving placeholders:
+// every check of the configuration's values is here or in checkField,
+// which the Caddyfile parser also runs so that its errors name the line.
 func (m *WeChatAuth) Validate() error {
-	if m.Errors != "json" && m.Errors != "caddy" {
+	if m.AppID == "" {
+		return errors.New("app_id is required")
+	}
+	if m.AppSecret == "" {
+		return errors.New("app_secret is required")
+	}
+	if m.Errors != "" && m.Errors != "json" && m.Errors != "caddy" {
 		return fmt.Errorf("errors: want json or caddy, got %q", m.Errors)
 	}
-	if time.Duration(m.Timeout) < 0 || time.Duration(m.RefreshTTL) < 0 || time.Duration(*m.Leeway) < 0 {
-		return errors.New("timeout, refresh_ttl and leeway must not be negative")
+	if time.Duration(m.Timeout) < 0 || time.Duration(m.RefreshTTL) < 0 {
+		return errors.New("timeout and refresh_ttl must not be negative")
 	}
-	if ttl := time.Duration(m.AccessTTL); ttl <= 0 || ttl > MaxAccessTTL {
-		return fmt.Errorf("access_ttl must be more than 0 and at most %s", MaxAccessTTL)
+	if ttl := time.Duration(m.AccessTTL); ttl < 0 || ttl > handler.MaxAccessTTL {
+		return fmt.Errorf("access_ttl: at most %s", handler.MaxAccessTTL)
+	}
+	if m.Leeway != nil && (*m.Leeway < 0 || time.Duration(*m.Leeway) > handler.MaxLeeway) {
+		return fmt.Errorf("leeway: must not be negative and at most %s", handler.MaxLeeway)
 	}
 	if m.SigningKey != "" && len(m.SigningKeyFiles) > 0 {
 		return errors.New("use either signing_key or signing_key_file, not both")
 	}
 	if l := m.LoginRateLimit; l != nil && (l.Requests < 1 || l.Window <= 0) {
 		return errors.New("login_rate_limit: want at least 1 request per positive window")
+	}
+	for name, v := range map[string]string{
+		"api_base": m.APIBase, "signing_key": m.SigningKey, "header_prefix": m.HeaderPrefix,
+		"login_path": m.LoginPath, "refresh_path": m.RefreshPath, "logout_path": m.LogoutPath,
+		"profile_path": m.ProfilePath, "phone_path": m.PhonePath, "decrypt_path": m.DecryptPath,
+		"jwks_path": m.JWKSPath,
+	} {
+		if v == "" || strings.Contains(v, "{") {
+			continue // unset, or checked once its placeholders are resolved
+		}
+		if err := checkField(name, v); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// checkField checks one resolved string value of the configuration.
+func checkField(name, v string) error {
+	switch {
+	case strings.HasSuffix(name, "_path"):
+		if !strings.HasPrefix(v, "/") {
+			return fmt.Errorf("must start with /, got %q", v)
+		}
+	case name == "signing_key":
+		if len(v) < handler.MinSecretLen {
+			return fmt.Errorf("an HS256 key must be at least %d bytes, got %d", handler.MinSecretLen, len(v))
+		}
+	case name == "api_base":
+		return checkAPIBase(v)
+	case name == "header_prefix":
+		if v == "" || strings.ContainsAny(v, " \t:{}") {
+			return fmt.Errorf("not a header name prefix: %q", v)
+		}
 	}
 	return nil
 }

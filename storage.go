@@ -28,11 +28,6 @@ const lockTimeout = 5 * time.Second
 // sweepInterval is how often expired sessions are pruned.
 const sweepInterval = 10 * time.Minute
 
-// revokedRetention is how long revoked sessions stay in the store: long
-// enough for the revocation list to be rebuilt after a restart for any
-// allowed access_ttl.
-const revokedRetention = MaxAccessTTL + time.Hour
-
 // sharedDB is one open store with the per-app revocation lists of the
 // handlers that use it, and a background sweep.
 type sharedDB struct {
@@ -112,7 +107,7 @@ func (d *sharedDB) startSweep(interval time.Duration) {
 // sweep runs one pruning pass.
 func (d *sharedDB) sweep(ctx context.Context) {
 	now := d.now()
-	n, err := d.store.Prune(ctx, now, now.Add(-revokedRetention))
+	n, err := d.store.Prune(ctx, now, now.Add(-handler.RevokedRetention))
 	if err != nil {
 		if ctx.Err() == nil {
 			d.logger.Error("pruning expired sessions", zap.Error(err))

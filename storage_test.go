@@ -3,6 +3,7 @@ package wechatauth
 import (
 	"context"
 	"errors"
+	"github.com/wxauth/caddy-wechat-auth/internal/handler"
 	"path/filepath"
 	"testing"
 	"time"
@@ -53,7 +54,7 @@ func TestSharedDBSweep(t *testing.T) {
 
 	// Two hours on: the short session has expired, the revocation no
 	// longer matters to the guard (its tokens have expired), but the
-	// revoked session is kept for restarts until revokedRetention.
+	// revoked session is kept for restarts until handler.RevokedRetention.
 	now = now.Add(2 * time.Hour)
 	d.sweep(ctx)
 	if _, err := st.Session(ctx, app, "short-1"); !errors.Is(err, store.ErrNotFound) {
@@ -69,7 +70,7 @@ func TestSharedDBSweep(t *testing.T) {
 		t.Fatal("stale revocation kept in memory")
 	}
 
-	now = now.Add(revokedRetention)
+	now = now.Add(handler.RevokedRetention)
 	d.sweep(ctx)
 	if _, err := st.Session(ctx, app, "revoked-3"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("old revoked session not pruned: %v", err)

@@ -91,8 +91,8 @@ func algCases(tb testing.TB) []algCase {
 func issue(tb testing.TB, k *token.Key) string {
 	tb.Helper()
 	svc, err := token.New(token.Config{
-		Keys: []*token.Key{k}, Issuer: wechatauth.DefaultIssuer, Audience: benchApp,
-		AccessTTL: wechatauth.DefaultAccessTTL, Leeway: time.Minute,
+		Keys: []*token.Key{k}, Issuer: handler.DefaultIssuer, Audience: benchApp,
+		AccessTTL: handler.DefaultAccessTTL, Leeway: time.Minute,
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -211,8 +211,8 @@ func BenchmarkGuardNoCache(b *testing.B) {
 			}
 			b.Run(name, func(b *testing.B) {
 				svc, err := token.New(token.Config{
-					Keys: []*token.Key{c.signer}, Issuer: wechatauth.DefaultIssuer, Audience: benchApp,
-					AccessTTL: wechatauth.DefaultAccessTTL, Leeway: time.Minute, CacheSize: size,
+					Keys: []*token.Key{c.signer}, Issuer: handler.DefaultIssuer, Audience: benchApp,
+					AccessTTL: handler.DefaultAccessTTL, Leeway: time.Minute, CacheSize: size,
 				})
 				if err != nil {
 					b.Fatal(err)

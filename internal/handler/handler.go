@@ -49,12 +49,12 @@ type Config struct {
 	Sealer        *Sealer
 	Revocations   *Revocations
 	RefreshSecret []byte        // derives a rotation's child refresh token from its parent
-	RefreshTTL    time.Duration // default 720h
-	Paths         Paths
+	RefreshTTL    time.Duration // default DefaultRefreshTTL
+	Paths         Paths         // an empty path disables its endpoint
 	Sources       []TokenSource // default: header Authorization Bearer, then header token
 	Optional      bool          // a request without a token passes as anonymous
 	CaddyErrors   bool          // guard failures are returned by Serve, not written
-	HeaderPrefix  string        // default "X-WeChat-"
+	HeaderPrefix  string        // default DefaultHeaderPrefix
 	LinkUnionID   bool          // a new openid whose unionid is known joins that user
 	LoginLimit    *RateLimiter  // optional: login attempts per client, checked before WeChat is asked
 	// ClientKey names the client a LoginLimit counts against. Default: the
@@ -78,16 +78,6 @@ type Handler struct {
 	jwksBody  []byte // the JWK Set, nil with symmetric keys only
 }
 
-// DefaultSources are the token sources used when none are configured: the
-// standard bearer header, then the `token` header of the usual
-// mini-program code.
-func DefaultSources() []TokenSource {
-	return []TokenSource{
-		{From: SourceHeader, Name: "Authorization", Scheme: "Bearer"},
-		{From: SourceHeader, Name: "token"},
-	}
-}
-
 // New checks cfg and builds a Handler.
 func New(cfg Config) (*Handler, error) {
 	switch {
@@ -103,11 +93,11 @@ func New(cfg Config) (*Handler, error) {
 		return nil, errors.New("handler: missing sealer")
 	case cfg.Revocations == nil:
 		return nil, errors.New("handler: missing revocation list")
-	case len(cfg.RefreshSecret) < 32:
-		return nil, errors.New("handler: refresh secret shorter than 32 bytes")
+	case len(cfg.RefreshSecret) < MinSecretLen:
+		return nil, fmt.Errorf("handler: refresh secret shorter than %d bytes", MinSecretLen)
 	}
 	if cfg.RefreshTTL <= 0 {
-		cfg.RefreshTTL = 720 * time.Hour
+		cfg.RefreshTTL = DefaultRefreshTTL
 	}
 	if len(cfg.Sources) == 0 {
 		cfg.Sources = DefaultSources()
@@ -123,7 +113,7 @@ func New(cfg Config) (*Handler, error) {
 		cfg.ClientKey = RemoteHost
 	}
 	if cfg.HeaderPrefix == "" {
-		cfg.HeaderPrefix = "X-WeChat-"
+		cfg.HeaderPrefix = DefaultHeaderPrefix
 	}
 	h := &Handler{
 		cfg:       cfg,

@@ -175,10 +175,3 @@ func LoadRevocations(ctx context.Context, st store.Store, app string, revs *Revo
 	}
 	return nil
 }
-
-// revocationWindow is how long after its revocation a session's access
-// tokens can still be accepted (their lifetime, the leeway, and a second
-// for the whole-second token times): how long it stays on the list.
-func revocationWindow(accessTTL, leeway time.Duration) time.Duration {
-	return accessTTL + leeway + time.Second
-}
