@@ -23,6 +23,19 @@ type WeChat interface {
 	PhoneNumber(ctx context.Context, code string) (*wechat.PhoneInfo, error)
 }
 
+// Store is the part of store.Store the endpoints use; every store.Store
+// implements it.
+type Store interface {
+	Login(ctx context.Context, app string, nu store.NewUser, s store.Session, tok store.RefreshToken, now time.Time) (store.User, store.Session, bool, error)
+	User(ctx context.Context, app string, id uint64) (store.User, error)
+	UpdateUser(ctx context.Context, app string, id uint64, patch store.ProfilePatch, now time.Time) (store.User, error)
+	Session(ctx context.Context, app, id string) (store.Session, error)
+	Rotate(ctx context.Context, app string, hash [32]byte, next store.RefreshToken, now time.Time, grace time.Duration) (store.RotateResult, error)
+	RefreshToken(ctx context.Context, app string, hash [32]byte) (store.RefreshToken, error)
+	RevokeSession(ctx context.Context, app, id string, reason string, now time.Time) (store.Session, error)
+	RevokeUserSessions(ctx context.Context, app string, userID uint64, reason string, now time.Time) ([]store.Session, error)
+}
+
 // Paths are the endpoint paths. An empty path disables that endpoint.
 type Paths struct {
 	Login   string
@@ -43,7 +56,7 @@ const RefreshGrace = 10 * time.Second
 // Revocations, AppID and RefreshSecret are required.
 type Config struct {
 	AppID         string
-	Store         store.Store
+	Store         Store
 	Tokens        *token.Service
 	WeChat        WeChat
 	Sealer        *Sealer

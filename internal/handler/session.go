@@ -164,7 +164,9 @@ func (h *Handler) markRevoked(s store.Session) {
 // LoadRevocations fills the revocation list from the store: every session
 // revoked recently enough that one of its access tokens could still be
 // accepted at now.
-func LoadRevocations(ctx context.Context, st store.Store, app string, revs *Revocations, accessTTL, leeway time.Duration, now time.Time) error {
+func LoadRevocations(ctx context.Context, st interface {
+	Revocations(ctx context.Context, app string, since time.Time) ([]store.Revocation, error)
+}, app string, revs *Revocations, accessTTL, leeway time.Duration, now time.Time) error {
 	window := revocationWindow(accessTTL, leeway)
 	rs, err := st.Revocations(ctx, app, now.Add(-window))
 	if err != nil {
