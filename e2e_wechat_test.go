@@ -200,8 +200,27 @@ func TestE2EKeyRotationAndJWKS(t *testing.T) {
 		t.Fatalf("jwks: %v %s", jwks.header, jwks.raw)
 	}
 
-	// The new key first, the old one kept: old tokens stay valid, new
-	// ones are signed with the new key, the JWK Set has both.
+	// Step 1, publish: the new key listed after the current one. The
+	// current key still signs, and the JWK Set has both, so outside
+	// verifiers that cached it for its max-age learn the new key before
+	// any token uses it.
+	e.loadRaw(config(oldKey, newKey))
+	jwks = e.do("GET", siteURL+"/.well-known/jwks.json", "", "", nil)
+	if jwks.header.Get("Cache-Control") != "public, max-age=300" {
+		t.Fatalf("jwks Cache-Control %q", jwks.header.Get("Cache-Control"))
+	}
+	published := map[string]bool{}
+	for _, k := range jwks.body["keys"].([]any) {
+		published[k.(map[string]any)["kid"].(string)] = true
+	}
+	overlapTok := e.login("o_e2e_rotate")["token"].(string)
+	if len(published) != 2 || !published[tokenKID(t, oldTok)] || tokenKID(t, overlapTok) != tokenKID(t, oldTok) {
+		t.Fatalf("during the overlap: published %v, signing kid %q, old kid %q", published, tokenKID(t, overlapTok), tokenKID(t, oldTok))
+	}
+
+	// Step 2, after the JWK Set's max-age: the new key first, the old one
+	// kept. Old tokens stay valid, new ones are signed with the new key
+	// (already published), the JWK Set has both.
 	e.loadRaw(config(newKey, oldKey))
 	expect(t, e.do("GET", siteURL+"/x", "", "", bearer(oldTok)), 200, "")
 	newTok := e.login("o_e2e_rotate")["token"].(string)
@@ -210,7 +229,7 @@ func TestE2EKeyRotationAndJWKS(t *testing.T) {
 	}
 	jwks = e.do("GET", siteURL+"/.well-known/jwks.json", "", "", nil)
 	set := jwks.body["keys"].([]any)
-	if len(set) != 2 {
+	if len(set) != 2 || !published[tokenKID(t, newTok)] {
 		t.Fatalf("jwks after rotation: %s", jwks.raw)
 	}
 	// Verify the new token independently with the published key.

@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/wxauth/caddy-wechat-auth/internal/token"
@@ -26,6 +27,13 @@ const (
 	// signing key and the refresh-token derivation secret alike.
 	MinSecretLen = token.MinHMACKeySize
 )
+
+// JWKSMaxAge is how long clients may cache the JWK Set (its
+// Cache-Control max-age). A new signing key must be published (listed
+// after the current one) at least this long before it signs.
+const JWKSMaxAge = 5 * time.Minute
+
+var jwksCacheControl = "public, max-age=" + strconv.Itoa(int(JWKSMaxAge/time.Second))
 
 // RevokedRetention is how long a revoked session must stay in the store:
 // as long as an access token of it could be accepted under any allowed

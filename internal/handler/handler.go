@@ -215,7 +215,7 @@ func (h *Handler) jwks(w http.ResponseWriter, r *http.Request) *Error {
 	}
 	hd := w.Header()
 	hd.Set("Content-Type", "application/jwk-set+json")
-	hd.Set("Cache-Control", "public, max-age=300")
+	hd.Set("Cache-Control", jwksCacheControl)
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodGet {
 		_, _ = w.Write(h.jwksBody)
