@@ -1,4 +1,4 @@
-// Package bench holds the benchmarks of SPEC §10 that span packages: the
+// Package bench holds the benchmarks that span packages: the
 // guard as Caddy runs it (WeChatAuth.ServeHTTP) against one bare
 // golang-jwt parse of the same token, per signing algorithm, with and
 // without the verified-token cache, and the revocation check.
@@ -7,6 +7,6 @@
 //
 //	bench/ratios.sh
 //
-// Goals (SPEC §10): guard ServeHTTP within 1.5× of a bare parse; the
+// Goals: guard ServeHTTP within 1.5× of a bare parse; the
 // revocation check under 100 ns with no allocation.
 package bench

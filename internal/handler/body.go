@@ -13,7 +13,8 @@ import (
 	"strings"
 )
 
-// MaxBodySize is the largest request body an endpoint reads (SPEC §5).
+// MaxBodySize is the largest request body an endpoint reads; a larger one
+// is answered 413 payload_too_large.
 const MaxBodySize = 64 << 10
 
 // flexInt is an integer that also accepts a JSON string holding one, as

@@ -11,7 +11,7 @@ import (
 	"github.com/wxauth/caddy-wechat-auth/store"
 )
 
-// Error codes of SPEC §6.
+// Error codes: the "error" field of every error answer.
 const (
 	CodeInvalidRequest       = "invalid_request"
 	CodeUnsupportedMediaType = "unsupported_media_type"
@@ -27,7 +27,7 @@ const (
 	CodeInternalError        = "internal_error"
 )
 
-// Error is an error answer: an HTTP status, a SPEC §6 code and a message
+// Error is an error answer: an HTTP status, an error code and a message
 // for humans. Its text never contains a secret, a code or a token.
 type Error struct {
 	Status  int
@@ -74,7 +74,9 @@ func methodNotAllowed(allow string) *Error {
 	return e
 }
 
-// wechatError maps an error of the WeChat client to an answer (SPEC §6).
+// wechatError maps an error of the WeChat client to an answer: a bad or
+// used code is 400 invalid_code, WeChat busy or unreachable 503, anything
+// else 502 wechat_error (see the cases below).
 func wechatError(err error) *Error {
 	e := &Error{Err: err}
 	switch {

@@ -38,7 +38,9 @@ type profileFields struct {
 	Gender    *flexInt `json:"gender"`
 }
 
-// validate checks the fields of SPEC §5 and returns them as a patch.
+// validate checks the profile fields (nickname: 1–64 characters without
+// control characters; avatar_url: an absolute http(s) URL of at most 2048
+// bytes; gender: 0, 1 or 2) and returns them as a patch.
 func (p profileFields) validate() (store.ProfilePatch, *Error) {
 	var patch store.ProfilePatch
 	if p.Nickname != nil {

@@ -15,7 +15,7 @@ import (
 )
 
 // BenchmarkScale measures what a login costs with 10 000 and with 1 000 000
-// users in the app (SPEC §10: cost must not grow with users): a lookup by
+// users in the app (the cost must not grow with users): a lookup by
 // openid, and a returning user's whole durable login (user found, session
 // and refresh token stored in one commit), from many goroutines. It also
 // reports the file's size per user. Populating a million users takes tens
