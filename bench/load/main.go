@@ -7,7 +7,7 @@
 //     wechat_auth ("open"), and on the same route protected by wechat_auth
 //     with an HS256 key and with the generated Ed25519 (EdDSA) key, run
 //     interleaved (open, HS256, EdDSA) for several rounds, with the
-//     protected/open ratio per round and its median (goal ≥ 0.90);
+//     protected/open ratio per round and its median (goal ≥ 0.95);
 //   - logins/s of new users (a fresh openid each) and of returning users (a
 //     fixed pool, created before the measurement), refreshes/s (each worker
 //     chains its own refresh tokens), all against the emulator with the
