@@ -2,12 +2,12 @@ package handler
 
 import (
 	"errors"
-
-	"github.com/wxauth/caddy-wechat-auth/internal/token"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/wxauth/caddy-wechat-auth/internal/token"
 )
 
 func TestStripHeaders(t *testing.T) {

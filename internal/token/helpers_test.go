@@ -9,13 +9,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"github.com/wxauth/caddy-wechat-auth/internal/testclock"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/wxauth/caddy-wechat-auth/internal/testclock"
 )
 
 // t0 is the fixed start time of the test clocks.

@@ -2,7 +2,6 @@ package wechat
 
 import (
 	"encoding/json"
-	"github.com/wxauth/caddy-wechat-auth/internal/testclock"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -11,6 +10,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/wxauth/caddy-wechat-auth/internal/testclock"
 )
 
 const (
