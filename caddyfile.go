@@ -40,6 +40,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    access_ttl    <duration>
 //	    refresh_ttl   <duration>
 //	    leeway        <duration>
+//	    refresh_grace <duration>
 //	    token_source  header <name> [<scheme>] | cookie <name> | query <name>
 //	    optional
 //	    login_path    <path>
@@ -102,6 +103,16 @@ func (m *WeChatAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			m.Leeway = &dur
+
+		case "refresh_grace":
+			dur, err := parseDuration(d, name)
+			if err != nil {
+				return err
+			}
+			if time.Duration(dur) > handler.MaxRefreshGrace {
+				return d.Errf("refresh_grace: at most %s, got %s", handler.MaxRefreshGrace, time.Duration(dur))
+			}
+			m.RefreshGrace = &dur
 
 		case "signing_key_file":
 			args := d.RemainingArgs()

@@ -97,6 +97,13 @@ type WeChatAuth struct {
 	// Clock skew allowed when checking exp, iat and nbf. Default: 30s
 	Leeway *caddy.Duration `json:"leeway,omitempty"`
 
+	// How long a refresh token that was just rotated may be presented
+	// again and get the same new pair (a client retrying after a lost
+	// answer), at most 60s. After it, or at once with 0, a second
+	// presentation is treated as theft and revokes the whole session.
+	// Default: 10s
+	RefreshGrace *caddy.Duration `json:"refresh_grace,omitempty"`
+
 	// Where the guard looks for the access token, in order. Default: the
 	// Authorization header with the Bearer scheme, then the token header.
 	TokenSources []handler.TokenSource `json:"token_sources,omitempty"`
@@ -248,6 +255,7 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 		Revocations:   revs,
 		RefreshSecret: refreshSecret,
 		RefreshTTL:    time.Duration(m.RefreshTTL),
+		RefreshGrace:  (*time.Duration)(m.RefreshGrace),
 		Paths: handler.Paths{
 			Login:   m.LoginPath,
 			Refresh: m.RefreshPath,
@@ -302,6 +310,10 @@ func (m *WeChatAuth) applyDefaults() {
 	if m.Leeway == nil {
 		l := caddy.Duration(DefaultLeeway)
 		m.Leeway = &l
+	}
+	if m.RefreshGrace == nil {
+		g := caddy.Duration(handler.DefaultRefreshGrace)
+		m.RefreshGrace = &g
 	}
 }
 
@@ -362,6 +374,9 @@ func (m *WeChatAuth) Validate() error {
 	}
 	if m.SigningKey != "" && len(m.SigningKeyFiles) > 0 {
 		return errors.New("use either signing_key or signing_key_file, not both")
+	}
+	if g := m.RefreshGrace; g != nil && (*g < 0 || time.Duration(*g) > handler.MaxRefreshGrace) {
+		return fmt.Errorf("refresh_grace must be 0 to %s", handler.MaxRefreshGrace)
 	}
 	if l := m.LoginRateLimit; l != nil && (l.Requests < 1 || l.Window <= 0) {
 		return errors.New("login_rate_limit: want at least 1 request per positive window")

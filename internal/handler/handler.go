@@ -34,10 +34,17 @@ type Paths struct {
 	JWKS    string
 }
 
-// RefreshGrace is how long an already-rotated refresh token may be presented
-// again and get the same new pair (a client that retried); after it, a
-// presented rotated token is treated as stolen.
-const RefreshGrace = 10 * time.Second
+// Retry window of refresh tokens: how long an already-rotated refresh token
+// may be presented again and get the same new pair (a client that retried);
+// after it, a presented rotated token is treated as stolen.
+const (
+	// DefaultRefreshGrace is the retry window when none is configured.
+	DefaultRefreshGrace = 10 * time.Second
+	// MaxRefreshGrace is the longest retry window allowed.
+	MaxRefreshGrace = 60 * time.Second
+	// RefreshGrace is DefaultRefreshGrace under its earlier name.
+	RefreshGrace = DefaultRefreshGrace
+)
 
 // Config is everything a Handler needs. Store, Tokens, WeChat, Sealer,
 // Revocations, AppID and RefreshSecret are required.
@@ -61,6 +68,11 @@ type Config struct {
 	ClientKey func(*http.Request) string
 	Now       func() time.Time
 	Logger    *zap.Logger
+
+	// RefreshGrace is the retry window of rotated refresh tokens, at most
+	// MaxRefreshGrace; 0 means none (a second presentation is reuse).
+	// Default (nil): DefaultRefreshGrace.
+	RefreshGrace *time.Duration
 }
 
 // Handler serves the endpoints and guards everything else.
@@ -75,6 +87,8 @@ type Handler struct {
 	hdrUnion  string
 	hdrAppID  string
 	jwksBody  []byte // the JWK Set, nil with symmetric keys only
+
+	grace time.Duration // retry window of rotated refresh tokens
 }
 
 // DefaultSources are the token sources used when none are configured: the
@@ -108,6 +122,9 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.RefreshTTL <= 0 {
 		cfg.RefreshTTL = 720 * time.Hour
 	}
+	if g := cfg.RefreshGrace; g != nil && (*g < 0 || *g > MaxRefreshGrace) {
+		return nil, fmt.Errorf("handler: refresh grace %s is outside 0 to %s", *g, MaxRefreshGrace)
+	}
 	if len(cfg.Sources) == 0 {
 		cfg.Sources = DefaultSources()
 	}
@@ -136,6 +153,10 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if h.now == nil {
 		h.now = time.Now
+	}
+	h.grace = DefaultRefreshGrace
+	if cfg.RefreshGrace != nil {
+		h.grace = *cfg.RefreshGrace
 	}
 	if h.log == nil {
 		h.log = zap.NewNop()
