@@ -88,7 +88,8 @@ type Handler struct {
 	hdrAppID  string
 	jwksBody  []byte // the JWK Set, nil with symmetric keys only
 
-	grace time.Duration // retry window of rotated refresh tokens
+	grace  time.Duration // retry window of rotated refresh tokens
+	logins *loginFlights // logins in flight or just finished, by code
 }
 
 // DefaultSources are the token sources used when none are configured: the
@@ -154,6 +155,7 @@ func New(cfg Config) (*Handler, error) {
 	if h.now == nil {
 		h.now = time.Now
 	}
+	h.logins = newLoginFlights()
 	h.grace = DefaultRefreshGrace
 	if cfg.RefreshGrace != nil {
 		h.grace = *cfg.RefreshGrace
