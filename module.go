@@ -8,7 +8,6 @@ package wechatauth
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
@@ -204,8 +203,12 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 	}
 	m.db, m.dbKey = db, key
 	st := db.store
+	sealer, err := handler.NewSealer(secret)
+	if err != nil {
+		return err
+	}
 
-	keys, err := m.loadKeys(ctx, repl, st, appID)
+	keys, err := m.loadKeys(ctx, repl, st, sealer, appID)
 	if err != nil {
 		return err
 	}
@@ -223,7 +226,7 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("setting up tokens: %w", err)
 	}
-	refreshSecret, err := st.Secret(ctx, appID, "refresh_derivation_v1", randomBytes(32))
+	refreshSecret, err := sealer.GeneratedSecret(ctx, st, appID, "refresh_derivation_v1", 32, m.logger)
 	if err != nil {
 		return fmt.Errorf("loading refresh-token secret: %w", err)
 	}
@@ -238,10 +241,6 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("setting up the WeChat client: %w", err)
 	}
 	m.wx = wx
-	sealer, err := handler.NewSealer(secret)
-	if err != nil {
-		return err
-	}
 	revs, err := db.revocations(ctx, appID, tokens.AccessTTL(), tokens.Leeway())
 	if err != nil {
 		return err
@@ -318,8 +317,8 @@ func (m *WeChatAuth) applyDefaults() {
 }
 
 // loadKeys builds the signing keys: the HS256 secret, the PEM files, or
-// the generated Ed25519 key kept in the store.
-func (m *WeChatAuth) loadKeys(ctx context.Context, repl *caddy.Replacer, st store.Store, appID string) ([]*token.Key, error) {
+// the generated Ed25519 key kept in the store, sealed with the app secret.
+func (m *WeChatAuth) loadKeys(ctx context.Context, repl *caddy.Replacer, st store.Store, sealer *handler.Sealer, appID string) ([]*token.Key, error) {
 	if m.SigningKey != "" {
 		secret := repl.ReplaceKnown(m.SigningKey, "")
 		if len(secret) < MinHMACKeyLen {
@@ -350,7 +349,7 @@ func (m *WeChatAuth) loadKeys(ctx context.Context, repl *caddy.Replacer, st stor
 		}
 		return keys, nil
 	}
-	seed, err := st.Secret(ctx, appID, "signing_key_ed25519", randomBytes(32))
+	seed, err := sealer.GeneratedSecret(ctx, st, appID, "signing_key_ed25519", 32, m.logger)
 	if err != nil {
 		return nil, fmt.Errorf("loading the generated signing key: %w", err)
 	}
@@ -504,17 +503,6 @@ func safeFileName(s string) string {
 		}
 		return '_'
 	}, s)
-}
-
-// randomBytes returns a creator of n random bytes, for store.Secret.
-func randomBytes(n int) func() ([]byte, error) {
-	return func() ([]byte, error) {
-		b := make([]byte, n)
-		if _, err := rand.Read(b); err != nil {
-			return nil, err
-		}
-		return b, nil
-	}
 }
 
 // Interface guards
