@@ -38,6 +38,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    access_ttl    <duration>
 //	    refresh_ttl   <duration>
 //	    leeway        <duration>
+//	    refresh_grace <duration>
 //	    token_source  header <name> [<scheme>] | cookie <name> | query <name>
 //	    optional
 //	    login_path    <path>
@@ -103,6 +104,13 @@ func (m *WeChatAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			m.Leeway = &dur
+
+		case "refresh_grace":
+			dur, err := parseDuration(d, name)
+			if err != nil {
+				return err
+			}
+			m.RefreshGrace = &dur
 
 		case "signing_key_file":
 			args := d.RemainingArgs()

@@ -151,3 +151,70 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		})
 	}
 }
+
+func TestUnmarshalCaddyfileRefreshGrace(t *testing.T) {
+	block := func(line string) string {
+		return "wechat_auth {\n app_id wx1\n app_secret s\n " + line + "\n}"
+	}
+	tests := []struct {
+		name    string
+		line    string
+		want    time.Duration
+		wantErr string
+	}{
+		{name: "strict", line: "refresh_grace 0", want: 0},
+		{name: "strict with unit", line: "refresh_grace 0s", want: 0},
+		{name: "seconds", line: "refresh_grace 5s", want: 5 * time.Second},
+		{name: "the maximum", line: "refresh_grace 1m", want: time.Minute},
+		{name: "milliseconds", line: "refresh_grace 1500ms", want: 1500 * time.Millisecond},
+		{name: "negative", line: "refresh_grace -1s", wantErr: "refresh_grace: must not be negative"},
+		{name: "over a minute", line: "refresh_grace 61s", wantErr: "refresh_grace: at most 1m0s"},
+		{name: "an hour", line: "refresh_grace 1h", wantErr: "refresh_grace: at most 1m0s"},
+		{name: "bad duration", line: "refresh_grace soon", wantErr: "refresh_grace: bad duration"},
+		{name: "missing argument", line: "refresh_grace", wantErr: "wrong argument count"},
+		{name: "two arguments", line: "refresh_grace 1s 2s", wantErr: "wrong argument count"},
+		{name: "given twice", line: "refresh_grace 1s\n refresh_grace 2s", wantErr: "refresh_grace given more than once"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got WeChatAuth
+			err := got.UnmarshalCaddyfile(caddyfile.NewTestDispenser(block(tt.line)))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "Testfile:") {
+					t.Fatalf("want error containing %q naming the line, got %v", tt.wantErr, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.RefreshGrace == nil || time.Duration(*got.RefreshGrace) != tt.want {
+				t.Fatalf("RefreshGrace = %v, want %s", got.RefreshGrace, tt.want)
+			}
+		})
+	}
+}
+
+func TestValidateRefreshGrace(t *testing.T) {
+	for _, tt := range []struct {
+		grace time.Duration
+		ok    bool
+	}{
+		{0, true}, {10 * time.Second, true}, {time.Minute, true},
+		{-time.Nanosecond, false}, {time.Minute + time.Nanosecond, false},
+	} {
+		m := WeChatAuth{AppID: "wx1", AppSecret: "s"}
+		g := dur(tt.grace)
+		m.RefreshGrace = &g
+		m.applyDefaults()
+		if err := m.Validate(); (err == nil) != tt.ok {
+			t.Errorf("refresh_grace %s: Validate() = %v, want ok=%v", tt.grace, err, tt.ok)
+		}
+	}
+	// Unset, it defaults to 10s.
+	m := WeChatAuth{AppID: "wx1", AppSecret: "s"}
+	m.applyDefaults()
+	if m.RefreshGrace == nil || time.Duration(*m.RefreshGrace) != 10*time.Second {
+		t.Fatalf("default refresh_grace = %v, want 10s", m.RefreshGrace)
+	}
+}

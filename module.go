@@ -8,7 +8,6 @@ package wechatauth
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
@@ -80,6 +79,13 @@ type WeChatAuth struct {
 
 	// Clock skew allowed when checking exp, iat and nbf. Default: 30s
 	Leeway *caddy.Duration `json:"leeway,omitempty"`
+
+	// How long a refresh token that was just rotated may be presented
+	// again and get the same new pair (a client retrying after a lost
+	// answer), at most 60s. After it, or at once with 0, a second
+	// presentation is treated as theft and revokes the whole session.
+	// Default: 10s
+	RefreshGrace *caddy.Duration `json:"refresh_grace,omitempty"`
 
 	// Where the guard looks for the access token, in order. Default: the
 	// Authorization header with the Bearer scheme, then the token header.
@@ -184,8 +190,12 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 	}
 	m.db, m.dbKey = db, key
 	st := db.store
+	sealer, err := handler.NewSealer(secret)
+	if err != nil {
+		return err
+	}
 
-	keys, err := m.loadKeys(ctx, repl, st, appID)
+	keys, err := m.loadKeys(ctx, repl, st, sealer, appID)
 	if err != nil {
 		return err
 	}
@@ -203,7 +213,7 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("setting up tokens: %w", err)
 	}
-	refreshSecret, err := st.Secret(ctx, appID, "refresh_derivation_v1", randomBytes(32))
+	refreshSecret, err := sealer.GeneratedSecret(ctx, st, appID, "refresh_derivation_v1", 32, m.logger)
 	if err != nil {
 		return fmt.Errorf("loading refresh-token secret: %w", err)
 	}
@@ -218,10 +228,6 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("setting up the WeChat client: %w", err)
 	}
 	m.wx = wx
-	sealer, err := handler.NewSealer(secret)
-	if err != nil {
-		return err
-	}
 	revs, err := db.revocations(ctx, appID, tokens.AccessTTL(), tokens.Leeway())
 	if err != nil {
 		return err
@@ -235,6 +241,7 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 		Revocations:   revs,
 		RefreshSecret: refreshSecret,
 		RefreshTTL:    time.Duration(m.RefreshTTL),
+		RefreshGrace:  (*time.Duration)(m.RefreshGrace),
 		Paths:         paths,
 		Sources:       m.TokenSources,
 		Optional:      m.Optional,
@@ -283,6 +290,10 @@ func (m *WeChatAuth) applyDefaults() {
 		l := caddy.Duration(handler.DefaultLeeway)
 		m.Leeway = &l
 	}
+	if m.RefreshGrace == nil {
+		g := caddy.Duration(handler.DefaultRefreshGrace)
+		m.RefreshGrace = &g
+	}
 }
 
 // resolvePaths resolves placeholders in the endpoint paths and the header
@@ -315,8 +326,8 @@ func (m *WeChatAuth) resolvePaths(repl *caddy.Replacer) (handler.Paths, string, 
 }
 
 // loadKeys builds the signing keys: the HS256 secret, the PEM files, or
-// the generated Ed25519 key kept in the store.
-func (m *WeChatAuth) loadKeys(ctx context.Context, repl *caddy.Replacer, st store.Store, appID string) ([]*token.Key, error) {
+// the generated Ed25519 key kept in the store, sealed with the app secret.
+func (m *WeChatAuth) loadKeys(ctx context.Context, repl *caddy.Replacer, st store.Store, sealer *handler.Sealer, appID string) ([]*token.Key, error) {
 	if m.SigningKey != "" {
 		secret := repl.ReplaceKnown(m.SigningKey, "")
 		if err := checkField("signing_key", secret); err != nil {
@@ -347,7 +358,7 @@ func (m *WeChatAuth) loadKeys(ctx context.Context, repl *caddy.Replacer, st stor
 		}
 		return keys, nil
 	}
-	seed, err := st.Secret(ctx, appID, "signing_key_ed25519", randomBytes(32))
+	seed, err := sealer.GeneratedSecret(ctx, st, appID, "signing_key_ed25519", 32, m.logger)
 	if err != nil {
 		return nil, fmt.Errorf("loading the generated signing key: %w", err)
 	}
@@ -382,6 +393,9 @@ func (m *WeChatAuth) Validate() error {
 	}
 	if m.SigningKey != "" && len(m.SigningKeyFiles) > 0 {
 		return errors.New("use either signing_key or signing_key_file, not both")
+	}
+	if g := m.RefreshGrace; g != nil && (*g < 0 || time.Duration(*g) > handler.MaxRefreshGrace) {
+		return fmt.Errorf("refresh_grace: at most %s, got %s", handler.MaxRefreshGrace, time.Duration(*g))
 	}
 	if l := m.LoginRateLimit; l != nil && (l.Requests < 1 || l.Window <= 0) {
 		return errors.New("login_rate_limit: want at least 1 request per positive window")
@@ -533,17 +547,6 @@ func safeFileName(s string) string {
 		}
 		return '_'
 	}, s)
-}
-
-// randomBytes returns a creator of n random bytes, for store.Secret.
-func randomBytes(n int) func() ([]byte, error) {
-	return func() ([]byte, error) {
-		b := make([]byte, n)
-		if _, err := rand.Read(b); err != nil {
-			return nil, err
-		}
-		return b, nil
-	}
 }
 
 // Interface guards

@@ -23,6 +23,13 @@ const (
 	MaxAccessTTL = 24 * time.Hour
 	MaxLeeway    = 5 * time.Minute
 
+	// DefaultRefreshGrace is how long an already-rotated refresh token may
+	// be presented again and get the same new pair (a client that
+	// retried); after it, a presented rotated token is treated as stolen.
+	// MaxRefreshGrace bounds it; 0 means no retry window at all.
+	DefaultRefreshGrace = 10 * time.Second
+	MaxRefreshGrace     = 60 * time.Second
+
 	// MinSecretLen is the shortest HMAC secret accepted, in bytes: an HS256
 	// signing key and the refresh-token derivation secret alike.
 	MinSecretLen = token.MinHMACKeySize

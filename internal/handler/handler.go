@@ -47,11 +47,6 @@ type Paths struct {
 	JWKS    string
 }
 
-// RefreshGrace is how long an already-rotated refresh token may be presented
-// again and get the same new pair (a client that retried); after it, a
-// presented rotated token is treated as stolen.
-const RefreshGrace = 10 * time.Second
-
 // Config is everything a Handler needs. Store, Tokens, WeChat, Sealer,
 // Revocations, AppID and RefreshSecret are required.
 type Config struct {
@@ -75,6 +70,11 @@ type Config struct {
 	ClientKey func(*http.Request) string
 	Now       func() time.Time
 	Logger    *zap.Logger
+
+	// RefreshGrace is the retry window of rotated refresh tokens, at most
+	// MaxRefreshGrace; 0 means none (a second presentation is reuse).
+	// Default (nil): DefaultRefreshGrace.
+	RefreshGrace *time.Duration
 }
 
 // Handler serves the endpoints and guards everything else.
@@ -89,6 +89,9 @@ type Handler struct {
 	hdrUnion  string
 	hdrAppID  string
 	jwksBody  []byte // the JWK Set, nil with symmetric keys only
+
+	grace  time.Duration // retry window of rotated refresh tokens
+	logins *loginFlights // logins in flight or just finished, by code
 }
 
 // New checks cfg and builds a Handler.
@@ -111,6 +114,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.RefreshTTL <= 0 {
 		cfg.RefreshTTL = DefaultRefreshTTL
+	}
+	if g := cfg.RefreshGrace; g != nil && (*g < 0 || *g > MaxRefreshGrace) {
+		return nil, fmt.Errorf("handler: refresh grace %s is outside 0 to %s", *g, MaxRefreshGrace)
 	}
 	if len(cfg.Sources) == 0 {
 		cfg.Sources = DefaultSources()
@@ -140,6 +146,11 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if h.now == nil {
 		h.now = time.Now
+	}
+	h.logins = newLoginFlights()
+	h.grace = DefaultRefreshGrace
+	if cfg.RefreshGrace != nil {
+		h.grace = *cfg.RefreshGrace
 	}
 	if h.log == nil {
 		h.log = zap.NewNop()

@@ -1,6 +1,8 @@
 package handler
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -62,13 +64,34 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) *Error {
 		return e
 	}
 
-	ctx := r.Context()
+	// One code, one login: requests repeating a code share the first
+	// one's answer. The login runs on without the first caller's
+	// cancellation, so a client that gives up does not fail the others.
+	ctx := context.WithoutCancel(r.Context())
+	ans, err := h.logins.do(r.Context(), code, func() loginAnswer {
+		body, e := h.loginOnce(ctx, code, profile)
+		return loginAnswer{body: body, err: e}
+	})
+	if err != nil {
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeWeChatUnavailable,
+			Message: "the login did not finish; try again", Err: err}
+	}
+	if ans.err != nil {
+		return ans.err
+	}
+	writeJSON(w, http.StatusOK, json.RawMessage(ans.body))
+	return nil
+}
+
+// loginOnce does the login of code: the exchange at WeChat, the user and
+// session in one durable write, the token pair. It returns the 200 body.
+func (h *Handler) loginOnce(ctx context.Context, code string, profile store.ProfilePatch) ([]byte, *Error) {
 	ws, err := h.cfg.WeChat.Code2Session(ctx, code)
 	if err != nil {
-		return wechatError(err)
+		return nil, wechatError(err)
 	}
 	if ws.OpenID == "" {
-		return wechatError(fmt.Errorf("%w: empty openid", wechat.ErrBadResponse))
+		return nil, wechatError(fmt.Errorf("%w: empty openid", wechat.ErrBadResponse))
 	}
 
 	nu := store.NewUser{OpenID: ws.OpenID, UnionID: ws.UnionID, LinkByUnionID: h.cfg.LinkUnionID}
@@ -84,19 +107,19 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) *Error {
 	now := h.now()
 	sid, err := token.NewID()
 	if err != nil {
-		return internalError(err)
+		return nil, internalError(err)
 	}
 	jti, err := token.NewID()
 	if err != nil {
-		return internalError(err)
+		return nil, internalError(err)
 	}
 	refresh, err := token.NewRefreshToken()
 	if err != nil {
-		return internalError(err)
+		return nil, internalError(err)
 	}
 	sealed, err := h.cfg.Sealer.Seal(h.cfg.AppID, sid, ws.SessionKey)
 	if err != nil {
-		return internalError(err)
+		return nil, internalError(err)
 	}
 	sess := store.Session{
 		ID:               sid,
@@ -116,21 +139,24 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) *Error {
 	// User and session in one durable write, before any token leaves.
 	u, sess, created, err := h.cfg.Store.Login(ctx, h.cfg.AppID, nu, sess, rt, now)
 	if err != nil {
-		return internalError(fmt.Errorf("storing login: %w", err))
+		return nil, internalError(fmt.Errorf("storing login: %w", err))
 	}
 	pair, e := h.pair(sess, refresh, rt, now)
 	if e != nil {
-		return e
+		return nil, e
 	}
 	if ce := h.log.Check(zap.InfoLevel, "wechat_auth login"); ce != nil {
 		ce.Write(zap.Uint64("user_id", u.ID), zap.Bool("new_user", created))
 	}
-	writeJSON(w, http.StatusOK, struct {
+	b, err := json.Marshal(struct {
 		tokenPair
 		NewUser bool     `json:"new_user"`
 		User    userView `json:"user"`
 	}{pair, created, viewUser(u)})
-	return nil
+	if err != nil {
+		return nil, internalError(fmt.Errorf("encoding login answer: %w", err))
+	}
+	return b, nil
 }
 
 // pair signs the access token described by rt for sess and builds the

@@ -10,23 +10,38 @@ import (
 	"fmt"
 )
 
-// Sealer encrypts WeChat session_keys before they are stored (AES-256-GCM),
-// bound to the app and session they belong to, so the database file alone
-// does not reveal them.
+// Sealer encrypts what must not sit in the database in clear
+// (AES-256-GCM): WeChat session_keys, bound to the app and session they
+// belong to, and the generated secrets (see GeneratedSecret), bound to the
+// app and secret name. The database file alone reveals neither.
 type Sealer struct {
-	aead cipher.AEAD
+	aead    cipher.AEAD // session_keys
+	secrets cipher.AEAD // generated secrets, under a key of their own
 }
 
-// NewSealer derives the sealing key from the app secret with HMAC-SHA256.
+// NewSealer derives the sealing keys from the app secret with HMAC-SHA256.
 // Rotating the app secret makes stored session_keys unreadable: their
 // sessions keep working for tokens, and open-data decryption asks the user
-// to log in again.
+// to log in again. Generated secrets are then replaced (GeneratedSecret).
 func NewSealer(appSecret string) (*Sealer, error) {
 	if appSecret == "" {
 		return nil, errors.New("sealer: empty app secret")
 	}
+	aead, err := deriveAEAD(appSecret, "caddy-wechat-auth session_key sealing v1")
+	if err != nil {
+		return nil, err
+	}
+	secrets, err := deriveAEAD(appSecret, "caddy-wechat-auth generated secret sealing v1")
+	if err != nil {
+		return nil, err
+	}
+	return &Sealer{aead: aead, secrets: secrets}, nil
+}
+
+// deriveAEAD is AES-256-GCM under HMAC-SHA256(appSecret, label).
+func deriveAEAD(appSecret, label string) (cipher.AEAD, error) {
 	mac := hmac.New(sha256.New, []byte(appSecret))
-	mac.Write([]byte("caddy-wechat-auth session_key sealing v1"))
+	mac.Write([]byte(label))
 	block, err := aes.NewCipher(mac.Sum(nil))
 	if err != nil {
 		return nil, fmt.Errorf("sealer: %w", err)
@@ -35,7 +50,7 @@ func NewSealer(appSecret string) (*Sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sealer: %w", err)
 	}
-	return &Sealer{aead: aead}, nil
+	return aead, nil
 }
 
 // ErrUnsealable is returned when a sealed value cannot be opened (tampered,

@@ -21,8 +21,9 @@ type refreshRequest struct {
 }
 
 // refresh rotates a refresh token: the presented one is spent and a new
-// pair is answered. A retry of the same token within RefreshGrace gets the
-// same pair; a later replay revokes the whole session.
+// pair is answered. A retry of the same token within the retry window
+// (Config.RefreshGrace) gets the same pair; a later replay revokes the whole
+// session.
 func (h *Handler) refresh(w http.ResponseWriter, r *http.Request) *Error {
 	var req refreshRequest
 	if e := decodePost(w, r, &req, false); e != nil {
@@ -51,7 +52,7 @@ func (h *Handler) refresh(w http.ResponseWriter, r *http.Request) *Error {
 		AccessID:       jti,
 		AccessIssuedAt: now,
 	}
-	res, err := h.cfg.Store.Rotate(ctx, h.cfg.AppID, hash, next, now, RefreshGrace)
+	res, err := h.cfg.Store.Rotate(ctx, h.cfg.AppID, hash, next, now, h.grace)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return invalidGrant("invalid refresh token")

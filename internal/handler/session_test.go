@@ -49,7 +49,7 @@ func TestRefreshRetryWindowAndReuse(t *testing.T) {
 	want(t, first, 200, "")
 
 	// A client that retried within the grace period gets the same pair.
-	hs.clock.Advance(RefreshGrace - time.Second)
+	hs.clock.Advance(DefaultRefreshGrace - time.Second)
 	again := hs.refresh(rt1)
 	want(t, again, 200, "")
 	if again.body["token"] != first.body["token"] || again.body["refresh_token"] != first.body["refresh_token"] {

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"unicode/utf8"
 )
 
 // maxOpenDataBytes bounds the base64 encryptedData DecryptOpenData accepts.
@@ -21,12 +22,16 @@ const maxOpenDataBytes = 1 << 20
 // with sessionKey, the decoded 16-byte session key of the user's session,
 // and returns the plaintext JSON object.
 //
-// The cipher is AES-128-CBC with strict PKCS#7 padding. The plaintext must
-// be a JSON object whose watermark.appid equals appID, otherwise the error
-// matches ErrWatermark. Every other failure (bad base64, a key or iv that
-// is not 16 bytes, a ciphertext that is not a positive multiple of 16
-// bytes, bad padding, a plaintext that is not a JSON object) matches
-// ErrBadData. It never panics, whatever the input.
+// The cipher is AES-128-CBC with strict PKCS#7 padding. CBC carries no
+// integrity check: a ciphertext altered anywhere but its last blocks still
+// has good padding and decrypts to garbage. So the plaintext is accepted
+// only when it is valid UTF-8 and a JSON object whose watermark.appid
+// equals appID; the returned JSON is therefore always valid UTF-8. A
+// missing or foreign watermark matches ErrWatermark. Every other failure
+// (bad base64, a key or iv that is not 16 bytes, a ciphertext that is not a
+// positive multiple of 16 bytes, bad padding, a plaintext that is not valid
+// UTF-8 or not a JSON object) matches ErrBadData. It never panics, whatever
+// the input.
 func DecryptOpenData(sessionKey []byte, encryptedData, iv, appID string) (json.RawMessage, error) {
 	if len(sessionKey) != aes.BlockSize {
 		return nil, fmt.Errorf("decrypting open data: session key is %d bytes, want 16: %w", len(sessionKey), ErrBadData)
@@ -60,6 +65,11 @@ func DecryptOpenData(sessionKey []byte, encryptedData, iv, appID string) (json.R
 	}
 	pt = pt[:n]
 
+	// encoding/json would quietly turn invalid UTF-8 into U+FFFD while
+	// parsing, yet the plaintext is handed on as it is: refuse it here.
+	if !utf8.Valid(pt) {
+		return nil, fmt.Errorf("decrypting open data: plaintext is not valid UTF-8 (altered ciphertext, or wrong key?): %w", ErrBadData)
+	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(pt, &obj); err != nil || obj == nil {
 		return nil, fmt.Errorf("decrypting open data: plaintext is not a JSON object: %w", ErrBadData)

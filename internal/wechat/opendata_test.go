@@ -9,6 +9,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // WeChat's published open-data sample (开放数据校验与解密, and the
@@ -272,6 +273,9 @@ func FuzzDecryptOpenData(f *testing.F) {
 		}
 		if json.Unmarshal(out, &obj) != nil || obj.Watermark.AppID != appID || appID == "" {
 			t.Fatalf("accepted %q for app %q", out, appID)
+		}
+		if !utf8.Valid(out) {
+			t.Fatalf("accepted invalid UTF-8 %q", out)
 		}
 	})
 }

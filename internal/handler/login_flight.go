@@ -1,0 +1,97 @@
+package handler
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"sync"
+)
+
+// Login sharing: a wx.login code is single-use, so requests carrying one
+// code at the same time are the same login (a client that retried, or sent
+// it twice at once). The first such request does the whole login — the
+// code exchange, the store write and the token issue — and every duplicate
+// that arrives while it runs gets the same answer: one code, one session.
+// A request that arrives after the login finished is a new attempt: its
+// code goes to WeChat, which refuses a spent code (400 invalid_code), so
+// nothing is ever issued twice and no answer is kept after it was sent.
+
+// loginAnswer is the outcome of one login, as every request carrying its
+// code is answered: a 200 body, or an error.
+type loginAnswer struct {
+	body []byte
+	err  *Error
+}
+
+// loginFlight is one login in flight.
+type loginFlight struct {
+	done chan struct{} // closed when ans is set
+	ans  loginAnswer
+}
+
+// loginFlights shares the logins in flight by code. Codes are keyed by
+// their SHA-256, so no code is kept in memory. The zero value is not
+// usable; see newLoginFlights.
+type loginFlights struct {
+	mu      sync.Mutex
+	flights map[[sha256.Size]byte]*loginFlight
+
+	// testHookJoin, when set, runs each time a request joins a login
+	// already in flight, before it waits for the answer.
+	testHookJoin func()
+}
+
+func newLoginFlights() *loginFlights {
+	return &loginFlights{flights: make(map[[sha256.Size]byte]*loginFlight)}
+}
+
+// do returns the answer of the login of code: the answer of the login in
+// flight, or else the answer of run, which this call runs. A caller that
+// joined another's login and whose ctx ends before the answer is ready
+// gets ctx's error; the login itself goes on for the others.
+func (l *loginFlights) do(ctx context.Context, code string, run func() loginAnswer) (loginAnswer, error) {
+	key := sha256.Sum256([]byte(code))
+	l.mu.Lock()
+	if f, ok := l.flights[key]; ok {
+		l.mu.Unlock()
+		if l.testHookJoin != nil {
+			l.testHookJoin()
+		}
+		select {
+		case <-f.done:
+			return f.ans, nil
+		case <-ctx.Done():
+			return loginAnswer{}, ctx.Err()
+		}
+	}
+	f := &loginFlight{done: make(chan struct{})}
+	l.flights[key] = f
+	l.mu.Unlock()
+
+	finished := false
+	defer func() {
+		if !finished {
+			// run panicked: the joined requests get an error, and the
+			// panic goes on up.
+			f.ans = loginAnswer{err: internalError(errLoginAborted)}
+		}
+		l.mu.Lock()
+		delete(l.flights, key)
+		l.mu.Unlock()
+		close(f.done)
+	}()
+	f.ans = run()
+	finished = true
+	return f.ans, nil
+}
+
+// errLoginAborted is the cause logged when a shared login ended without
+// an answer.
+var errLoginAborted = errors.New("the login shared by this code ended without an answer")
+
+// len reports how many logins are in flight.
+func (l *loginFlights) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.flights)
+}
