@@ -59,13 +59,17 @@ type Config struct {
 	// ClientKey names the client a LoginLimit counts against. Default: the
 	// host part of the request's RemoteAddr.
 	ClientKey func(*http.Request) string
-	Now       func() time.Time
-	Logger    *zap.Logger
+	// Metrics observes logins, guard outcomes, refreshes and revocations.
+	// Default: none.
+	Metrics Metrics
+	Now     func() time.Time
+	Logger  *zap.Logger
 }
 
 // Handler serves the endpoints and guards everything else.
 type Handler struct {
 	cfg       Config
+	metrics   Metrics
 	now       func() time.Time
 	log       *zap.Logger
 	endpoints map[string]func(http.ResponseWriter, *http.Request) *Error
@@ -137,6 +141,9 @@ func New(cfg Config) (*Handler, error) {
 	if h.now == nil {
 		h.now = time.Now
 	}
+	if h.metrics = cfg.Metrics; h.metrics == nil {
+		h.metrics = noMetrics{}
+	}
 	if h.log == nil {
 		h.log = zap.NewNop()
 	}
@@ -159,7 +166,7 @@ func New(cfg Config) (*Handler, error) {
 		path string
 		fn   func(http.ResponseWriter, *http.Request) *Error
 	}{
-		{p.Login, h.login},
+		{p.Login, h.countLogin(h.login)},
 		{p.Refresh, h.refresh},
 		{p.Logout, h.logout},
 		{p.Profile, h.profile},

@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -115,6 +116,9 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) *Error {
 	}
 	// User and session in one durable write, before any token leaves.
 	u, sess, created, err := h.cfg.Store.Login(ctx, h.cfg.AppID, nu, sess, rt, now)
+	if errors.Is(err, store.ErrBanned) {
+		return newError(http.StatusForbidden, CodeUserBanned, "this user is banned")
+	}
 	if err != nil {
 		return internalError(fmt.Errorf("storing login: %w", err))
 	}
@@ -130,6 +134,11 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) *Error {
 		NewUser bool     `json:"new_user"`
 		User    userView `json:"user"`
 	}{pair, created, viewUser(u)})
+	if created {
+		h.metrics.Login(LoginOKNew)
+	} else {
+		h.metrics.Login(LoginOKReturning)
+	}
 	return nil
 }
 
