@@ -135,6 +135,7 @@ type WeChatAuth struct {
 	LoginRateLimit *LoginRateLimit `json:"login_rate_limit,omitempty"`
 
 	handler  *handler.Handler
+	live     *liveApp
 	wx       *wechat.Client
 	db       *sharedDB
 	dbKey    string
@@ -226,6 +227,7 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 		AppSecret: secret,
 		Timeout:   time.Duration(m.Timeout),
 		Logger:    m.logger.Named("wechat"),
+		Observe:   observeWeChat,
 	})
 	if err != nil {
 		return fmt.Errorf("setting up the WeChat client: %w", err)
@@ -239,6 +241,15 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
+	metrics := newAppMetrics(appID)
+	stats, err := st.Stats(ctx, appID, time.Now())
+	if err != nil {
+		return fmt.Errorf("counting users: %w", err)
+	}
+	metrics.users.Set(float64(stats.Users))
 	m.handler, err = handler.New(handler.Config{
 		AppID:         appID,
 		Store:         st,
@@ -263,11 +274,14 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 		LinkUnionID:  m.LinkUnionID,
 		LoginLimit:   loginLimiter(m.LoginRateLimit),
 		ClientKey:    clientIP,
+		Metrics:      metrics,
 		Logger:       m.logger,
 	})
 	if err != nil {
 		return err
 	}
+	m.live = newLiveApp(m.handler)
+	liveApps.add(m.live)
 	m.caddyErr = m.Errors == "caddy"
 	return nil
 }
@@ -386,8 +400,13 @@ func clientIP(r *http.Request) string {
 	return handler.RemoteHost(r)
 }
 
-// Cleanup releases the shared store and the WeChat client's connections.
+// Cleanup releases the shared store and the WeChat client's connections,
+// and takes the handler off the admin API.
 func (m *WeChatAuth) Cleanup() error {
+	if m.live != nil {
+		liveApps.remove(m.live)
+		m.live = nil
+	}
 	if m.wx != nil {
 		m.wx.CloseIdleConnections()
 	}
@@ -411,6 +430,7 @@ func (m *WeChatAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 		return nil
 	}
 	c, err := h.Authenticate(r)
+	h.ObserveGuard(err)
 	if err != nil {
 		if h.Optional() && errors.Is(err, handler.ErrNoToken) {
 			// Anonymous: the placeholders exist, empty.
