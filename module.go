@@ -125,6 +125,7 @@ type WeChatAuth struct {
 	LoginRateLimit *LoginRateLimit `json:"login_rate_limit,omitempty"`
 
 	handler *handler.Handler
+	live    *liveApp
 	wx      *wechat.Client
 	db      *sharedDB
 	dbKey   string
@@ -223,6 +224,7 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 		AppSecret: secret,
 		Timeout:   time.Duration(m.Timeout),
 		Logger:    m.logger.Named("wechat"),
+		Observe:   observeWeChat,
 	})
 	if err != nil {
 		return fmt.Errorf("setting up the WeChat client: %w", err)
@@ -232,6 +234,15 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
+	metrics := newAppMetrics(appID)
+	stats, err := st.Stats(ctx, appID, time.Now())
+	if err != nil {
+		return fmt.Errorf("counting users: %w", err)
+	}
+	metrics.users.Set(float64(stats.Users))
 	m.handler, err = handler.New(handler.Config{
 		AppID:         appID,
 		Store:         st,
@@ -250,11 +261,14 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 		CaddyErrors:   m.Errors == "caddy",
 		LoginLimit:    loginLimiter(m.LoginRateLimit),
 		ClientKey:     clientIP,
+		Metrics:       metrics,
 		Logger:        m.logger,
 	})
 	if err != nil {
 		return err
 	}
+	m.live = newLiveApp(m.handler, st)
+	liveApps.add(m.live)
 	return nil
 }
 
@@ -454,8 +468,13 @@ func clientIP(r *http.Request) string {
 	return handler.RemoteHost(r)
 }
 
-// Cleanup releases the shared store and the WeChat client's connections.
+// Cleanup releases the shared store and the WeChat client's connections,
+// and takes the handler off the admin API.
 func (m *WeChatAuth) Cleanup() error {
+	if m.live != nil {
+		liveApps.remove(m.live)
+		m.live = nil
+	}
 	if m.wx != nil {
 		m.wx.CloseIdleConnections()
 	}

@@ -24,6 +24,7 @@ const (
 	CodeWeChatError          = "wechat_error"
 	CodeInvalidToken         = "invalid_token"
 	CodeInvalidGrant         = "invalid_grant"
+	CodeUserBanned           = "user_banned"
 	CodeInternalError        = "internal_error"
 )
 

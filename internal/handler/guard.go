@@ -172,6 +172,9 @@ const (
 	ResultExpired
 	// ResultRevoked: a valid token of a revoked session.
 	ResultRevoked
+
+	// NumResults is the number of results, for arrays indexed by Result.
+	NumResults = int(ResultRevoked) + 1
 )
 
 var resultNames = [...]string{"endpoint", "preflight", "ok", "anonymous", "missing", "invalid", "expired", "revoked"}
@@ -222,11 +225,16 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request) (Result, *token.
 	c, err := h.authenticate(r)
 	if err == nil {
 		h.setIdentity(r.Header, c)
+		h.metrics.Guard(ResultOK)
 		return ResultOK, c, nil
 	}
 	res := guardResult(err)
 	if res == ResultMissing && h.cfg.Optional {
-		return ResultAnonymous, nil, nil
+		res = ResultAnonymous
+	}
+	h.metrics.Guard(res)
+	if res == ResultAnonymous {
+		return res, nil, nil
 	}
 	e := guardError(err)
 	if h.cfg.CaddyErrors {

@@ -34,6 +34,8 @@ type Store interface {
 	RefreshToken(ctx context.Context, app string, hash [32]byte) (store.RefreshToken, error)
 	RevokeSession(ctx context.Context, app, id string, reason string, now time.Time) (store.Session, error)
 	RevokeUserSessions(ctx context.Context, app string, userID uint64, reason string, now time.Time) ([]store.Session, error)
+	Ban(ctx context.Context, app string, userID uint64, reason string, now time.Time) (store.User, []store.Session, error)
+	Unban(ctx context.Context, app string, userID uint64, now time.Time) (store.User, error)
 }
 
 // Paths are the endpoint paths. An empty path disables that endpoint.
@@ -68,8 +70,11 @@ type Config struct {
 	// ClientKey names the client a LoginLimit counts against. Default: the
 	// host part of the request's RemoteAddr.
 	ClientKey func(*http.Request) string
-	Now       func() time.Time
-	Logger    *zap.Logger
+	// Metrics observes logins, guard outcomes, refreshes and revocations.
+	// Default: none.
+	Metrics Metrics
+	Now     func() time.Time
+	Logger  *zap.Logger
 
 	// RefreshGrace is the retry window of rotated refresh tokens, at most
 	// MaxRefreshGrace; 0 means none (a second presentation is reuse).
@@ -80,6 +85,7 @@ type Config struct {
 // Handler serves the endpoints and guards everything else.
 type Handler struct {
 	cfg       Config
+	metrics   Metrics
 	now       func() time.Time
 	log       *zap.Logger
 	endpoints map[string]func(http.ResponseWriter, *http.Request) *Error
@@ -152,6 +158,9 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.RefreshGrace != nil {
 		h.grace = *cfg.RefreshGrace
 	}
+	if h.metrics = cfg.Metrics; h.metrics == nil {
+		h.metrics = noMetrics{}
+	}
 	if h.log == nil {
 		h.log = zap.NewNop()
 	}
@@ -174,7 +183,7 @@ func New(cfg Config) (*Handler, error) {
 		path string
 		fn   func(http.ResponseWriter, *http.Request) *Error
 	}{
-		{p.Login, h.login},
+		{p.Login, h.countLogin(h.login)},
 		{p.Refresh, h.refresh},
 		{p.Logout, h.logout},
 		{p.Profile, h.profile},

@@ -3,6 +3,7 @@ package handler
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -138,6 +139,9 @@ func (h *Handler) loginOnce(ctx context.Context, code string, profile store.Prof
 	}
 	// User and session in one durable write, before any token leaves.
 	u, sess, created, err := h.cfg.Store.Login(ctx, h.cfg.AppID, nu, sess, rt, now)
+	if errors.Is(err, store.ErrBanned) {
+		return nil, newError(http.StatusForbidden, CodeUserBanned, "this user is banned")
+	}
 	if err != nil {
 		return nil, internalError(fmt.Errorf("storing login: %w", err))
 	}
@@ -155,6 +159,11 @@ func (h *Handler) loginOnce(ctx context.Context, code string, profile store.Prof
 	}{pair, created, viewUser(u)})
 	if err != nil {
 		return nil, internalError(fmt.Errorf("encoding login answer: %w", err))
+	}
+	if created {
+		h.metrics.Login(LoginOKNew)
+	} else {
+		h.metrics.Login(LoginOKReturning)
 	}
 	return b, nil
 }

@@ -33,7 +33,7 @@ func (h *Handler) refresh(w http.ResponseWriter, r *http.Request) *Error {
 	case req.RefreshToken == "":
 		return badRequest("missing refresh_token")
 	case len(req.RefreshToken) > maxRefreshLen:
-		return invalidGrant("invalid refresh token")
+		return h.refreshRefused("invalid refresh token")
 	}
 	ctx := r.Context()
 	now := h.now()
@@ -55,11 +55,11 @@ func (h *Handler) refresh(w http.ResponseWriter, r *http.Request) *Error {
 	res, err := h.cfg.Store.Rotate(ctx, h.cfg.AppID, hash, next, now, h.grace)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return invalidGrant("invalid refresh token")
+		return h.refreshRefused("invalid refresh token")
 	case errors.Is(err, store.ErrExpired):
-		return invalidGrant("refresh token expired; log in again")
+		return h.refreshRefused("refresh token expired; log in again")
 	case errors.Is(err, store.ErrRevoked):
-		return invalidGrant("the session has ended; log in again")
+		return h.refreshRefused("the session has ended; log in again")
 	case err != nil:
 		return internalError(fmt.Errorf("rotating refresh token: %w", err))
 	}
@@ -68,16 +68,23 @@ func (h *Handler) refresh(w http.ResponseWriter, r *http.Request) *Error {
 		if res.Token.Hash != next.Hash {
 			// Only possible when the derivation secret changed between
 			// the rotation and its retry.
-			return invalidGrant("invalid refresh token")
+			return h.refreshRefused("invalid refresh token")
 		}
 		pair, e := h.pair(res.Session, child, res.Token, now)
 		if e != nil {
 			return e
 		}
 		writeJSON(w, http.StatusOK, pair)
+		if res.Outcome == store.Rotated {
+			h.metrics.Refresh(RefreshOK)
+		} else {
+			h.metrics.Refresh(RefreshRetry)
+		}
 		return nil
 	case store.Reused:
 		h.markRevoked(res.Session)
+		h.metrics.Refresh(RefreshReuseDetected)
+		h.metrics.Revoked(store.ReasonReuse, 1)
 		if ce := h.log.Check(zap.WarnLevel, "wechat_auth refresh token reused; session revoked"); ce != nil {
 			ce.Write(zap.Uint64("user_id", res.Session.UserID))
 		}
@@ -85,6 +92,12 @@ func (h *Handler) refresh(w http.ResponseWriter, r *http.Request) *Error {
 	default:
 		return internalError(fmt.Errorf("rotating refresh token: unknown outcome %d", res.Outcome))
 	}
+}
+
+// refreshRefused is a refresh's invalid_grant answer, counted.
+func (h *Handler) refreshRefused(msg string) *Error {
+	h.metrics.Refresh(RefreshInvalid)
+	return invalidGrant(msg)
 }
 
 type logoutRequest struct {
@@ -129,21 +142,25 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) *Error {
 
 	now := h.now()
 	if req.All {
-		ss, err := h.cfg.Store.RevokeUserSessions(ctx, h.cfg.AppID, uid, "logout_all", now)
+		ss, err := h.cfg.Store.RevokeUserSessions(ctx, h.cfg.AppID, uid, store.ReasonLogoutAll, now)
 		if err != nil {
 			return internalError(fmt.Errorf("revoking sessions: %w", err))
 		}
 		for _, s := range ss {
 			h.markRevoked(s)
 		}
+		h.metrics.Revoked(store.ReasonLogoutAll, len(ss))
 	}
-	s, err := h.cfg.Store.RevokeSession(ctx, h.cfg.AppID, sid, "logout", now)
+	listed := h.cfg.Revocations.Revoked(sid)
+	s, err := h.cfg.Store.RevokeSession(ctx, h.cfg.AppID, sid, store.ReasonLogout, now)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		// Pruned already: its tokens can still be live, so list it.
 		s = store.Session{ID: sid, RevokedAt: now}
 	case err != nil:
 		return internalError(fmt.Errorf("revoking session: %w", err))
+	case !listed && s.RevokeReason == store.ReasonLogout && s.RevokedAt.Equal(now):
+		h.metrics.Revoked(store.ReasonLogout, 1) // revoked by this call
 	}
 	h.markRevoked(s)
 	writeJSON(w, http.StatusOK, struct {

@@ -57,6 +57,12 @@ type Config struct {
 	// failures: the API name, errcode and errmsg, never a secret. Default:
 	// no logging.
 	Logger *zap.Logger
+	// Observe, when set, is called after every HTTP attempt (a retry
+	// after errcode -1 is a second attempt) with the API name
+	// ("jscode2session", "stable_token", "getuserphonenumber",
+	// "checksession"), its result (see Result) and how long it took by
+	// Now. It must be cheap and safe for concurrent use. Default: none.
+	Observe func(api, result string, d time.Duration)
 }
 
 // Client calls WeChat's server API for one mini-program. It is safe for
@@ -69,6 +75,7 @@ type Client struct {
 	hc      *http.Client
 	now     func() time.Time
 	log     *zap.Logger
+	observe func(api, result string, d time.Duration)
 
 	codes singleflight.Group // Code2Session calls, keyed by a hash of the code
 
@@ -113,6 +120,7 @@ func New(cfg Config) (*Client, error) {
 		hc:      cfg.HTTPClient,
 		now:     cfg.Now,
 		log:     cfg.Logger,
+		observe: cfg.Observe,
 	}
 	if c.timeout == 0 {
 		c.timeout = DefaultTimeout
@@ -195,16 +203,66 @@ func call[T any, PT interface {
 }](ctx context.Context, c *Client, req *request) (*T, error) {
 	req.secrets = append(req.secrets, c.secret)
 	out := PT(new(T))
-	err := c.attempt(ctx, req, out)
+	err := c.timedAttempt(ctx, req, out)
 	if ae, ok := asAPIError(err); ok && ae.Code == codeSystemBusy {
 		c.logRetry(req.api)
 		out = PT(new(T))
-		err = c.attempt(ctx, req, out)
+		err = c.timedAttempt(ctx, req, out)
 	}
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// timedAttempt is attempt, reported to the Observe hook.
+func (c *Client) timedAttempt(ctx context.Context, req *request, out response) error {
+	if c.observe == nil {
+		return c.attempt(ctx, req, out)
+	}
+	start := c.now()
+	err := c.attempt(ctx, req, out)
+	c.observe(req.api, Result(err), c.now().Sub(start))
+	return err
+}
+
+// Result names the outcome of a call for metrics, from a small fixed set:
+// "ok", "invalid_code", "user_blocked", "rate_limited", "system_busy"
+// (errcode -1), "timeout", "unavailable" (connection failures, HTTP 5xx),
+// "bad_response", "token_rejected" (the access token was refused),
+// "session_key_invalid", "api_error" (any other errcode) or "canceled"
+// (the caller gave up).
+func Result(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	if ae, ok := asAPIError(err); ok {
+		switch {
+		case ae.Code == codeSystemBusy:
+			return "system_busy"
+		case ae.tokenRejected():
+			return "token_rejected"
+		}
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, ErrInvalidCode):
+		return "invalid_code"
+	case errors.Is(err, ErrUserBlocked):
+		return "user_blocked"
+	case errors.Is(err, ErrRateLimited):
+		return "rate_limited"
+	case errors.Is(err, ErrUnavailable) && errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, ErrUnavailable):
+		return "unavailable"
+	case errors.Is(err, ErrBadResponse):
+		return "bad_response"
+	case errors.Is(err, ErrSessionKeyInvalid):
+		return "session_key_invalid"
+	}
+	return "api_error"
 }
 
 // attempt performs req once, within c.timeout.

@@ -124,11 +124,14 @@ func initialize(db *bbolt.DB) error {
 		if n <= 0 {
 			return fmt.Errorf("reading format version: %w", errCorrupt)
 		}
-		if v != formatVersion {
-			return fmt.Errorf("unsupported format version %d (this build reads %d)", v, formatVersion)
+		if v == 0 || v > formatVersion {
+			return fmt.Errorf("unsupported format version %d (this build reads up to %d)", v, formatVersion)
 		}
 		if tx.Bucket(bucketApps) == nil {
 			return fmt.Errorf("missing apps bucket: %w", errCorrupt)
+		}
+		if v < formatVersion {
+			return migrate(tx, meta, v)
 		}
 		return nil
 	})

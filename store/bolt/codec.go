@@ -9,8 +9,13 @@ import (
 	"github.com/wxauth/caddy-wechat-auth/store"
 )
 
-// recordV1 is the first byte of every record in format version 1.
-const recordV1 = 1
+// Record versions: the first byte of every record. Format version 1
+// wrote version 1 records only; format 2 writes user and session records
+// in version 2 (fields appended) and still reads version 1 ones.
+const (
+	recordV1 = 1
+	recordV2 = 2
+)
 
 // errBadRecord reports a record that does not decode.
 var errBadRecord = errors.New("malformed record")
@@ -115,10 +120,14 @@ func (d *decoder) time(what string) time.Time {
 	return time.Unix(sec, int64(ns)).UTC()
 }
 
-func (d *decoder) version() {
-	if v := d.uvarint("version"); d.err == nil && v != recordV1 {
+// version reads the record version, which must be at most max, and
+// returns it.
+func (d *decoder) version(max uint64) uint64 {
+	v := d.uvarint("version")
+	if d.err == nil && (v < recordV1 || v > max) {
 		d.err = fmt.Errorf("record version %d: %w", v, errBadRecord)
 	}
+	return v
 }
 
 func (d *decoder) finish() error {
@@ -129,11 +138,12 @@ func (d *decoder) finish() error {
 }
 
 // User record, v1: version, openid, unionid, nickname, avatar_url,
-// gender (varint), phone, created_at, updated_at. The id is the key and the
-// app the enclosing bucket.
+// gender (varint), phone, created_at, updated_at; v2 appends banned
+// (uvarint 0 or 1) and ban_reason. The id is the key and the app the
+// enclosing bucket.
 func encodeUser(u *store.User) []byte {
-	e := encoder{b: make([]byte, 0, 64+len(u.OpenID)+len(u.UnionID)+len(u.Nickname)+len(u.AvatarURL))}
-	e.uvarint(recordV1)
+	e := encoder{b: make([]byte, 0, 64+len(u.OpenID)+len(u.UnionID)+len(u.Nickname)+len(u.AvatarURL)+len(u.BanReason))}
+	e.uvarint(recordV2)
 	e.str(u.OpenID)
 	e.str(u.UnionID)
 	e.str(u.Nickname)
@@ -142,12 +152,18 @@ func encodeUser(u *store.User) []byte {
 	e.str(u.Phone)
 	e.time(u.CreatedAt)
 	e.time(u.UpdatedAt)
+	var banned uint64
+	if u.Banned {
+		banned = 1
+	}
+	e.uvarint(banned)
+	e.str(u.BanReason)
 	return e.b
 }
 
 func decodeUser(app string, id uint64, p []byte) (store.User, error) {
 	d := decoder{b: p}
-	d.version()
+	v := d.version(recordV2)
 	u := store.User{ID: id, AppID: app}
 	u.OpenID = d.str("openid")
 	u.UnionID = d.str("unionid")
@@ -157,6 +173,16 @@ func decodeUser(app string, id uint64, p []byte) (store.User, error) {
 	u.Phone = d.str("phone")
 	u.CreatedAt = d.time("created_at")
 	u.UpdatedAt = d.time("updated_at")
+	if v >= recordV2 {
+		switch d.uvarint("banned") {
+		case 0:
+		case 1:
+			u.Banned = true
+		default:
+			d.fail("banned")
+		}
+		u.BanReason = d.str("ban_reason")
+	}
 	if err := d.finish(); err != nil {
 		return store.User{}, fmt.Errorf("decoding user %d of app %q: %w", id, app, err)
 	}
@@ -164,11 +190,12 @@ func decodeUser(app string, id uint64, p []byte) (store.User, error) {
 }
 
 // Session record, v1: version, user_id, openid, unionid,
-// sealed_session_key, created_at, expires_at, revoked_at, revoke_reason.
-// The id is the key and the app the enclosing bucket.
+// sealed_session_key, created_at, expires_at, revoked_at, revoke_reason;
+// v2 appends refreshed_at. The id is the key and the app the enclosing
+// bucket.
 func encodeSession(s *store.Session) []byte {
-	e := encoder{b: make([]byte, 0, 64+len(s.OpenID)+len(s.UnionID)+len(s.SealedSessionKey)+len(s.RevokeReason))}
-	e.uvarint(recordV1)
+	e := encoder{b: make([]byte, 0, 80+len(s.OpenID)+len(s.UnionID)+len(s.SealedSessionKey)+len(s.RevokeReason))}
+	e.uvarint(recordV2)
 	e.uvarint(s.UserID)
 	e.str(s.OpenID)
 	e.str(s.UnionID)
@@ -177,12 +204,13 @@ func encodeSession(s *store.Session) []byte {
 	e.time(s.ExpiresAt)
 	e.time(s.RevokedAt)
 	e.str(s.RevokeReason)
+	e.time(s.RefreshedAt)
 	return e.b
 }
 
 func decodeSession(app, id string, p []byte) (store.Session, error) {
 	d := decoder{b: p}
-	d.version()
+	v := d.version(recordV2)
 	s := store.Session{ID: id, AppID: app}
 	s.UserID = d.uvarint("user_id")
 	s.OpenID = d.str("openid")
@@ -192,6 +220,9 @@ func decodeSession(app, id string, p []byte) (store.Session, error) {
 	s.ExpiresAt = d.time("expires_at")
 	s.RevokedAt = d.time("revoked_at")
 	s.RevokeReason = d.str("revoke_reason")
+	if v >= recordV2 {
+		s.RefreshedAt = d.time("refreshed_at")
+	}
 	if err := d.finish(); err != nil {
 		return store.Session{}, fmt.Errorf("decoding session %q of app %q: %w", id, app, err)
 	}
@@ -216,7 +247,7 @@ func encodeToken(t *store.RefreshToken) []byte {
 
 func decodeToken(hash [32]byte, p []byte) (store.RefreshToken, error) {
 	d := decoder{b: p}
-	d.version()
+	d.version(recordV1)
 	t := store.RefreshToken{Hash: hash}
 	t.SessionID = d.str("session_id")
 	t.IssuedAt = d.time("issued_at")

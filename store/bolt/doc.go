@@ -28,11 +28,13 @@
 // errors, so they neither abort a batch nor force a solo re-run. Reads use
 // db.View and do not wait for writers. Close waits for calls in flight.
 //
-// # Layout (format version 1)
+// # Layout (format version 2)
 //
 // Top level:
 //
-//	meta/format            uvarint format version (1); Open refuses others
+//	meta/format            uvarint format version (2); Open upgrades a
+//	                       version 1 file in place (building the buckets
+//	                       version 2 added) and refuses newer ones
 //	apps/<app>/            one bucket per app, created by its first write
 //
 // Inside each app bucket:
@@ -49,6 +51,11 @@
 //	exp_sessions/   time (12) || sid -> empty; keyed by session ExpiresAt
 //	exp_tokens/     time (12) || hash (32) -> empty; keyed by token ExpiresAt
 //	secrets/        name -> value
+//	phone/          uvarint len(phone) || phone || id (8) -> empty; users
+//	                with a non-empty phone (version 2)
+//	user_all_sessions/ id (8) || sid -> empty; every stored session,
+//	                revoked ones included (version 2)
+//	counters/       "users" -> number of users, 8 bytes BE (version 2)
 //
 // A time key is Unix seconds with the sign bit flipped (8 bytes BE) then
 // nanoseconds (4 bytes BE), so keys sort in time order: Revocations(since)
@@ -59,7 +66,7 @@
 //
 // # Records
 //
-// Records are a versioned binary encoding: a uvarint record version (1),
+// Records are a versioned binary encoding: a uvarint record version (1 or 2),
 // then the fields in a fixed order. Strings and byte slices are a uvarint
 // length and the bytes; integers are (u)varints; a time is a varint of Unix
 // seconds and a uvarint of nanoseconds (the zero time round-trips); a hash
@@ -68,9 +75,9 @@
 // returned in UTC.
 //
 //	user:    version openid unionid nickname avatar_url gender phone
-//	         created_at updated_at
+//	         created_at updated_at [v2: banned ban_reason]
 //	session: version user_id openid unionid sealed_session_key created_at
-//	         expires_at revoked_at revoke_reason
+//	         expires_at revoked_at revoke_reason [v2: refreshed_at]
 //	token:   version session_id issued_at expires_at rotated_at child
 //	         access_id access_issued_at
 //
@@ -86,7 +93,12 @@
 //     OpenID has an entry pointing at it.
 //   - exp_sessions/ holds exactly one entry per session, at its current
 //     ExpiresAt; a rotation moves it.
-//   - user_sessions/ holds exactly the sessions with a zero RevokedAt.
+//   - user_sessions/ holds exactly the sessions with a zero RevokedAt;
+//     user_all_sessions/ holds every session.
+//   - phone/ holds exactly one entry per user with a non-empty Phone, and
+//     counters/users is the number of users (putUser keeps both).
+//   - A banned user gets no new session: Login and LoginUser refuse it
+//     with store.ErrBanned before writing anything.
 //   - revoked/ holds exactly one entry per revoked session, at its
 //     RevokedAt; a session is revoked at most once.
 //   - Every refresh token's session exists; session_tokens/ and

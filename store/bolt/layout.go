@@ -9,9 +9,10 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// formatVersion is the layout version written to meta/format. Open refuses
-// a file with any other version.
-const formatVersion = 1
+// formatVersion is the layout version written to meta/format. Open
+// upgrades a file of an older version (see migrate) and refuses a newer
+// one.
+const formatVersion = 2
 
 // maxKeyLen bounds apps, openids, unionids, session ids and secret names.
 // It keeps keys small and lets a session id be length-prefixed in one byte.
@@ -37,7 +38,14 @@ var (
 	bucketExpSessions   = []byte("exp_sessions")
 	bucketExpTokens     = []byte("exp_tokens")
 	bucketSecrets       = []byte("secrets")
+	// Added in format version 2.
+	bucketPhone           = []byte("phone")
+	bucketAllUserSessions = []byte("user_all_sessions")
+	bucketCounters        = []byte("counters")
 )
+
+// Keys of the counters bucket.
+var keyUserCount = []byte("users")
 
 // appBuckets are the nested buckets of one app, from one transaction.
 type appBuckets struct {
@@ -53,6 +61,9 @@ type appBuckets struct {
 	expSessions   *bbolt.Bucket // time (12) || sid -> empty
 	expTokens     *bbolt.Bucket // time (12) || hash -> empty
 	secrets       *bbolt.Bucket // name -> value
+	phone         *bbolt.Bucket // uvarint len(phone) || phone || id (8) -> empty
+	allSessions   *bbolt.Bucket // id || sid -> empty, every stored session
+	counters      *bbolt.Bucket // "users" -> number of users (8 bytes BE)
 }
 
 // errCorrupt marks a database whose invariants do not hold.
@@ -119,6 +130,9 @@ func (b *appBuckets) fields() []namedBucket {
 		{bucketExpSessions, &b.expSessions},
 		{bucketExpTokens, &b.expTokens},
 		{bucketSecrets, &b.secrets},
+		{bucketPhone, &b.phone},
+		{bucketAllUserSessions, &b.allSessions},
+		{bucketCounters, &b.counters},
 	}
 }
 
@@ -188,4 +202,17 @@ func sessionPrefix(sid string) []byte {
 // sessionTokenKey is len(sid) || sid || hash.
 func sessionTokenKey(sid string, hash [32]byte) []byte {
 	return append(sessionPrefix(sid), hash[:]...)
+}
+
+// phonePrefix is uvarint len(phone) || phone, the prefix of the phone
+// index entries of every user with that phone; the length keeps "123"
+// from matching "1234".
+func phonePrefix(phone string) []byte {
+	p := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(phone)+8), uint64(len(phone)))
+	return append(p, phone...)
+}
+
+// phoneKey is phonePrefix(phone) || id.
+func phoneKey(phone string, id uint64) []byte {
+	return binary.BigEndian.AppendUint64(phonePrefix(phone), id)
 }

@@ -177,6 +177,7 @@ func deleteSession(b *appBuckets, id string) (int, error) {
 	}{
 		{b.sessions, kid},
 		{b.userSessions, userSessionKey(sess.UserID, id)},
+		{b.allSessions, userSessionKey(sess.UserID, id)},
 		{b.expSessions, timeIDKey(sess.ExpiresAt, kid)},
 		{b.revoked, timeIDKey(sess.RevokedAt, kid)}, // absent unless revoked
 	}

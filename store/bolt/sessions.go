@@ -1,7 +1,6 @@
 package bolt
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -68,6 +67,9 @@ func createSessionTx(b *appBuckets, sess *store.Session, tok *store.RefreshToken
 	if err := b.userSessions.Put(userSessionKey(sess.UserID, sess.ID), nil); err != nil {
 		return nil, fmt.Errorf("indexing session by user: %w", err)
 	}
+	if err := b.allSessions.Put(userSessionKey(sess.UserID, sess.ID), nil); err != nil {
+		return nil, fmt.Errorf("indexing session by user: %w", err)
+	}
 	if err := b.expSessions.Put(timeIDKey(sess.ExpiresAt, []byte(sess.ID)), nil); err != nil {
 		return nil, fmt.Errorf("indexing session expiry: %w", err)
 	}
@@ -117,13 +119,20 @@ func (s *Store) Login(ctx context.Context, app string, nu store.NewUser, sess st
 		u       store.User
 		stored  store.Session
 		created bool
+		refused error
 	)
 	err := s.write(func(tx *bbolt.Tx) error {
+		refused = nil
 		b, err := writeApp(tx, app)
 		if err != nil {
 			return err
 		}
 		if u, created, err = loginUserTx(b, app, nu, now); err != nil {
+			if errors.Is(err, store.ErrBanned) {
+				// Refused before anything was written: not a rollback.
+				refused = err
+				return nil
+			}
 			return err
 		}
 		stored = sess
@@ -137,6 +146,9 @@ func (s *Store) Login(ctx context.Context, app string, nu store.NewUser, sess st
 		}
 		return err
 	})
+	if err == nil {
+		err = refused
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -222,6 +234,7 @@ func rotateTx(b *appBuckets, hash [32]byte, next store.RefreshToken, now time.Ti
 		if err := addToken(b, &nt); err != nil {
 			return res, nil, err
 		}
+		sess.RefreshedAt = now
 		if err := moveSessionExpiry(b, &sess, nt.ExpiresAt); err != nil {
 			return res, nil, err
 		}
@@ -276,28 +289,8 @@ func (s *Store) RevokeUserSessions(ctx context.Context, app string, userID uint6
 		if userID == 0 || b.users.Get(idKey(userID)) == nil {
 			return nil, fmt.Errorf("user %d of app %q: %w", userID, app, store.ErrNotFound), nil
 		}
-		// Collect first: revoking deletes from the index being scanned.
-		var ids []string
-		prefix := idKey(userID)
-		c := b.userSessions.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			ids = append(ids, string(k[len(prefix):]))
-		}
-		var revoked []store.Session
-		for _, id := range ids {
-			sess, err := getSession(b, id)
-			if err != nil {
-				return nil, nil, fmt.Errorf("session indexed by user: %w: %w", errCorrupt, err)
-			}
-			if sess.Revoked() {
-				continue
-			}
-			if err := revokeSession(b, &sess, reason, now); err != nil {
-				return nil, nil, err
-			}
-			revoked = append(revoked, sess)
-		}
-		return revoked, nil, nil
+		revoked, err := revokeActiveSessions(b, userID, reason, now)
+		return revoked, nil, err
 	})
 }
 
@@ -418,6 +411,7 @@ func revokeSession(b *appBuckets, sess *store.Session, reason string, now time.T
 // so what a write returns equals what a later read returns.
 func normSession(s store.Session) store.Session {
 	s.CreatedAt, s.ExpiresAt, s.RevokedAt = s.CreatedAt.UTC(), s.ExpiresAt.UTC(), s.RevokedAt.UTC()
+	s.RefreshedAt = s.RefreshedAt.UTC()
 	if len(s.SealedSessionKey) == 0 {
 		s.SealedSessionKey = nil
 	} else {

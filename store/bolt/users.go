@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -51,19 +52,34 @@ func (s *Store) LoginUser(ctx context.Context, app string, nu store.NewUser, now
 	if err != nil {
 		return store.User{}, false, fmt.Errorf("logging in user: %w", err)
 	}
+	if found && u.Banned {
+		return store.User{}, false, fmt.Errorf("logging in user %d: %w", u.ID, store.ErrBanned)
+	}
 	if found && (nu.UnionID == "" || u.UnionID != "") {
 		return u, false, nil
 	}
 
-	var created bool
+	var (
+		created bool
+		refused error
+	)
 	err = s.write(func(tx *bbolt.Tx) error {
+		refused = nil
 		b, err := writeApp(tx, app)
 		if err != nil {
 			return err
 		}
 		u, created, err = loginUserTx(b, app, nu, now)
+		if errors.Is(err, store.ErrBanned) {
+			// Refused before anything was written: not a rollback.
+			refused = err
+			return nil
+		}
 		return err
 	})
+	if err == nil {
+		err = refused
+	}
 	if err != nil {
 		return store.User{}, false, fmt.Errorf("logging in user: %w", err)
 	}
@@ -72,12 +88,16 @@ func (s *Store) LoginUser(ctx context.Context, app string, nu store.NewUser, now
 
 // loginUserTx is LoginUser's work inside a write transaction on the app's
 // buckets: find the user by openid (filling in a new unionid), link by
-// unionid when asked, or create it.
+// unionid when asked, or create it. A banned user is refused with an
+// error wrapping store.ErrBanned before anything is written.
 func loginUserTx(b *appBuckets, app string, nu store.NewUser, now time.Time) (u store.User, created bool, err error) {
 	openID := []byte(nu.OpenID)
 	if id := b.openID.Get(openID); id != nil {
 		if u, err = getUserByKey(b, id); err != nil {
 			return u, false, err
+		}
+		if u.Banned {
+			return store.User{}, false, fmt.Errorf("user %d: %w", u.ID, store.ErrBanned)
 		}
 		if u.UnionID != "" || nu.UnionID == "" {
 			return u, false, nil
@@ -93,6 +113,9 @@ func loginUserTx(b *appBuckets, app string, nu store.NewUser, now time.Time) (u 
 		if id := b.unionID.Get([]byte(nu.UnionID)); id != nil {
 			if u, err = getUserByKey(b, id); err != nil {
 				return u, false, err
+			}
+			if u.Banned {
+				return store.User{}, false, fmt.Errorf("user %d: %w", u.ID, store.ErrBanned)
 			}
 			if err := b.openID.Put(openID, idKey(u.ID)); err != nil {
 				return u, false, fmt.Errorf("indexing openid: %w", err)
@@ -146,6 +169,22 @@ func (s *Store) UserByUnionID(ctx context.Context, app, unionID string) (store.U
 			return nil
 		}
 		return b.unionID.Get([]byte(unionID))
+	})
+}
+
+// UserByPhone returns the app's user whose phone is phone; when several
+// users share it, the one with the lowest id.
+func (s *Store) UserByPhone(ctx context.Context, app, phone string) (store.User, error) {
+	return s.lookupUser(ctx, "looking up user by phone", app, func(b *appBuckets) []byte {
+		if phone == "" {
+			return nil
+		}
+		prefix := phonePrefix(phone)
+		k, _ := b.phone.Cursor().Seek(prefix)
+		if k == nil || !bytes.HasPrefix(k, prefix) || len(k) != len(prefix)+8 {
+			return nil
+		}
+		return k[len(prefix):]
 	})
 }
 
@@ -218,9 +257,42 @@ func getUserByKey(b *appBuckets, k []byte) (store.User, error) {
 	return decodeUser(b.name, id, raw)
 }
 
+// putUser writes a user record, keeping the phone index and the user
+// counter in step with it: every path that writes a user goes through
+// here.
 func putUser(b *appBuckets, u *store.User) error {
-	if err := b.users.Put(idKey(u.ID), encodeUser(u)); err != nil {
+	k := idKey(u.ID)
+	oldPhone := ""
+	if raw := b.users.Get(k); raw == nil {
+		n, err := userCount(b)
+		if err != nil {
+			return err
+		}
+		if err := putUserCount(b, n+1); err != nil {
+			return err
+		}
+	} else {
+		old, err := decodeUser(b.name, u.ID, raw)
+		if err != nil {
+			return err
+		}
+		oldPhone = old.Phone
+	}
+	if err := b.users.Put(k, encodeUser(u)); err != nil {
 		return fmt.Errorf("writing user %d: %w", u.ID, err)
+	}
+	if oldPhone == u.Phone {
+		return nil
+	}
+	if oldPhone != "" {
+		if err := b.phone.Delete(phoneKey(oldPhone, u.ID)); err != nil {
+			return fmt.Errorf("unindexing phone: %w", err)
+		}
+	}
+	if u.Phone != "" {
+		if err := b.phone.Put(phoneKey(u.Phone, u.ID), nil); err != nil {
+			return fmt.Errorf("indexing phone: %w", err)
+		}
 	}
 	return nil
 }

@@ -129,6 +129,7 @@ func testRotateRotated(t *testing.T, f *fixture) {
 		}
 		wantSess := sess
 		wantSess.ExpiresAt = next.ExpiresAt
+		wantSess.RefreshedAt = now
 		equal(t, "RotateResult.Session", res.Session, wantSess)
 		equal(t, "RotateResult.Token", res.Token, next)
 		equal(t, "Session after rotation", f.session("app", sess.ID), wantSess)

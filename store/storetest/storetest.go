@@ -67,6 +67,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Secret/Concurrent", testSecretConcurrent},
 		{"CanceledContext", testCanceledContext},
 		{"Close", testClose},
+		{"UserByPhone", testUserByPhone},
+		{"UserSessions", testUserSessions},
+		{"Ban", testBan},
+		{"Ban/RefusesLogin", testBanRefusesLogin},
+		{"Unban", testUnban},
+		{"Stats", testStats},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
