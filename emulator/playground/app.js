@@ -277,7 +277,7 @@
       });
     })(data);
     if (found.length) {
-      $('identity').textContent = found.join('\n');
+      $('identity').textContent = found.join('\n') + '\n\n(the last protected call, at ' + clock() + ')';
     } else if (res.statusCode >= 400) {
       $('identity').textContent = 'the call was refused (' + res.statusCode + '): the upstream received nothing';
     } else {
@@ -312,6 +312,8 @@
   action('replay', 'Replay old refresh token', function () {
     var pick = spent[Number($('spent').value)];
     if (!pick) throw { error: 'no_old_token', message: 'no rotated refresh token yet: log in, then refresh' };
+    addLog('auth', 'replaying old refresh token #' + (Number($('spent').value) + 1) + ' (rotated at ' + pick.at +
+      '), as a thief holding a copy would');
     return new Promise(function (resolve) {
       wx.request({
         url: siteURL() + REFRESH_PATH,
