@@ -62,6 +62,20 @@
 //	     path is empty): a delay (which stops when the client gives up), then
 //	     an errcode, a non-JSON body, or an HTTP status. DELETE clears them.
 //
+// # Playground
+//
+//	GET /emulator/playground
+//	     a page that plays a mini-program in the browser: it runs the
+//	     project's client/wechat-auth.js (served from package client, so it
+//	     is the very file a mini-program copies) with a wx stand-in whose
+//	     login mints codes here. It logs in as a chosen openid, calls a
+//	     protected site (which must allow the emulator's origin with CORS),
+//	     shows each request and answer, the access token's claims and the
+//	     identity headers the upstream received, refreshes, replays a spent
+//	     refresh token, logs out (everywhere) and queues faults. Its assets
+//	     are embedded and served under /emulator/playground/; nothing is
+//	     fetched from elsewhere.
+//
 // # State
 //
 // All state (codes, sessions, access tokens, faults) belongs to one module

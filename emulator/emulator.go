@@ -141,10 +141,13 @@ func (e *Emulator) Validate() error {
 	return nil
 }
 
-// ServeHTTP answers the emulated WeChat API paths and the /emulator/ helper
-// paths, and passes every other request to next.
+// ServeHTTP answers the emulated WeChat API paths, the /emulator/ helper
+// paths and the playground page, and passes every other request to next.
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	path := r.URL.Path
+	if isPlaygroundPath(path) {
+		return e.servePlayground(w, r)
+	}
 	isAPI, isHelper := apiPaths[path], helperPaths[path]
 	if !isAPI && !isHelper {
 		return next.ServeHTTP(w, r)

@@ -1,0 +1,778 @@
+/*
+ * wechat-auth.js: the mini-program side of caddy-wechat-auth.
+ *
+ * Copy this one file into a mini-program (no build step, no dependencies) and
+ * create one client for the app:
+ *
+ *   var createClient = require('./wechat-auth').createClient;
+ *   var auth = createClient({ baseURL: 'https://api.example.com' });
+ *   auth.request({ url: '/orders' }).then(function (res) { ... });
+ *
+ * The client logs in with wx.login(), keeps the tokens in the mini-program's
+ * storage, sends the access token on every request to baseURL, refreshes it
+ * before it expires, and recovers from a rejected token with one refresh
+ * (shared by every request that was rejected with the same token) or, when
+ * the session has ended, one silent re-login, then replays the request once.
+ * It never retries more than that and never logs a token.
+ *
+ * Written in ES5 with Promise, so it runs on every mini-program base library
+ * without "enhanced compile"; uni-app and Taro work by passing their
+ * wx-like object as the `wx` option.
+ */
+'use strict';
+
+/** Endpoint paths of the wechat_auth Caddy module, as in its defaults. */
+var DEFAULT_PATHS = {
+  login: '/wx/login',
+  refresh: '/wx/refresh',
+  logout: '/wx/logout',
+  profile: '/wx/profile',
+  phone: '/wx/phone',
+  decrypt: '/wx/decrypt'
+};
+
+/** Default storage key prefix. */
+var DEFAULT_STORAGE_PREFIX = 'wechat_auth_';
+
+/** Default seconds before expiry at which the access token is refreshed. */
+var DEFAULT_REFRESH_AHEAD = 60;
+
+/** Suffixes of the storage keys, after storagePrefix. */
+var KEYS = {
+  token: 'token',
+  refreshToken: 'refresh_token',
+  expiresAt: 'expires_at',
+  userId: 'user_id'
+};
+
+/**
+ * Creates an error with the {status, error, message} shape every rejection
+ * of the client has. status is the HTTP status, or 0 when no HTTP answer was
+ * received.
+ */
+function authError(status, code, message) {
+  var err = new Error(message);
+  err.name = 'WechatAuthError';
+  err.status = status;
+  err.error = code;
+  return err;
+}
+
+/** The global wx object of a mini-program, if there is one. */
+function globalWx() {
+  /* global wx */
+  return typeof wx !== 'undefined' ? wx : undefined;
+}
+
+/** Reports whether s is an absolute http(s) URL. */
+function isAbsolute(s) {
+  return /^https?:\/\//i.test(s);
+}
+
+/** The scheme://host[:port] part of an absolute URL, lower-cased. */
+function originOf(url) {
+  var m = /^(https?:\/\/[^\/?#]*)/i.exec(url);
+  return m ? m[1].toLowerCase() : '';
+}
+
+/** The value of header name in a header object, matched case-insensitively. */
+function headerValue(headers, name) {
+  if (!headers) return undefined;
+  var want = name.toLowerCase();
+  for (var k in headers) {
+    if (Object.prototype.hasOwnProperty.call(headers, k) && k.toLowerCase() === want) {
+      return headers[k];
+    }
+  }
+  return undefined;
+}
+
+/** A shallow copy of obj without the named keys (case-insensitively). */
+function without(obj, names) {
+  var out = {};
+  var drop = {};
+  for (var i = 0; i < names.length; i++) drop[names[i].toLowerCase()] = true;
+  for (var k in obj) {
+    if (Object.prototype.hasOwnProperty.call(obj, k) && !drop[k.toLowerCase()]) out[k] = obj[k];
+  }
+  return out;
+}
+
+/** Parses a body that should be JSON; wx.request already parses JSON bodies. */
+function jsonBody(data) {
+  if (typeof data === 'string') {
+    try {
+      return JSON.parse(data);
+    } catch (e) {
+      return undefined;
+    }
+  }
+  return data;
+}
+
+/**
+ * The {status, error, message} error for an HTTP answer that is not a
+ * success, taken from the wechat_auth error body when there is one.
+ */
+function answerError(res) {
+  var body = jsonBody(res.data);
+  if (body && typeof body.error === 'string') {
+    return authError(res.statusCode, body.error, typeof body.message === 'string' ? body.message : body.error);
+  }
+  return authError(res.statusCode, 'unexpected_response', 'the server answered HTTP ' + res.statusCode);
+}
+
+/**
+ * Reports whether a 401 answer is the wechat_auth guard refusing the access
+ * token (as opposed to an upstream's own 401): its JSON error is
+ * invalid_token, or its WWW-Authenticate challenge is a Bearer one.
+ */
+function isTokenRejection(res) {
+  if (res.statusCode !== 401) return false;
+  var body = jsonBody(res.data);
+  if (body && body.error === 'invalid_token') return true;
+  var challenge = headerValue(res.header, 'WWW-Authenticate');
+  return typeof challenge === 'string' && /^\s*bearer\b/i.test(challenge);
+}
+
+/** Calls then(onSettled) whether p is fulfilled or rejected; never rejects. */
+function settle(p) {
+  return p.then(function () {}, function () {});
+}
+
+/**
+ * Creates a client for one site protected by wechat_auth. Create it once
+ * (for example in a module that the pages require) and share it: the sharing
+ * of one refresh and one login between concurrent calls works within one
+ * client.
+ *
+ * @param {object} options
+ * @param {string} options.baseURL Absolute URL of the site, such as
+ *   "https://api.example.com". Relative request URLs are resolved against
+ *   it, and the access token is only ever sent to its origin. Required.
+ * @param {object} [options.wx] The object providing login, request,
+ *   getStorageSync, setStorageSync and removeStorageSync: uni-app's `uni`,
+ *   Taro's `Taro`, or a test double. Default: the global `wx`.
+ * @param {string} [options.storagePrefix] Prefix of the storage keys:
+ *   `<prefix>token`, `<prefix>refresh_token`, `<prefix>expires_at`
+ *   (milliseconds since the epoch, by the phone's clock) and
+ *   `<prefix>user_id`. Default: "wechat_auth_".
+ * @param {object} [options.paths] Endpoint paths, for a server configured
+ *   with other login_path, refresh_path, logout_path, profile_path,
+ *   phone_path or decrypt_path: any of {login, refresh, logout, profile,
+ *   phone, decrypt}. Default: /wx/login, /wx/refresh, /wx/logout,
+ *   /wx/profile, /wx/phone, /wx/decrypt.
+ * @param {number} [options.refreshAhead] Seconds before the access token
+ *   expires (by its expires_in, counted from when it was requested) at which
+ *   request() refreshes it before sending. 0 refreshes only once it has
+ *   expired. Default: 60.
+ * @param {boolean} [options.autoLogin] Whether request() logs in silently
+ *   with wx.login() (once, then replays the request once) when there is no
+ *   session or the session has ended. With false it rejects instead, and
+ *   only login() logs in. Default: true.
+ * @param {function(): number} [options.now] The clock, in milliseconds since
+ *   the epoch; for tests. Default: Date.now.
+ * @returns {object} the client: login, request, refresh, logout, profile,
+ *   updateProfile, bindPhone, decrypt, onAuthChange, isLoggedIn.
+ */
+function createClient(options) {
+  if (!options || typeof options !== 'object') {
+    throw new TypeError('wechat-auth: createClient needs an options object with baseURL');
+  }
+  var baseURL = options.baseURL;
+  if (typeof baseURL !== 'string' || !isAbsolute(baseURL)) {
+    throw new TypeError('wechat-auth: baseURL must be an absolute http(s) URL');
+  }
+  baseURL = baseURL.replace(/\/+$/, '');
+  var origin = originOf(baseURL);
+
+  var api = options.wx || globalWx();
+  if (!api || typeof api !== 'object' && typeof api !== 'function') {
+    throw new TypeError('wechat-auth: no wx object; pass options.wx (uni, Taro or wx)');
+  }
+  var needed = ['login', 'request', 'getStorageSync', 'setStorageSync', 'removeStorageSync'];
+  for (var i = 0; i < needed.length; i++) {
+    if (typeof api[needed[i]] !== 'function') {
+      throw new TypeError('wechat-auth: options.wx has no ' + needed[i] + '() function');
+    }
+  }
+
+  var prefix = options.storagePrefix === undefined ? DEFAULT_STORAGE_PREFIX : options.storagePrefix;
+  if (typeof prefix !== 'string') {
+    throw new TypeError('wechat-auth: storagePrefix must be a string');
+  }
+
+  var paths = {};
+  for (var name in DEFAULT_PATHS) paths[name] = DEFAULT_PATHS[name];
+  if (options.paths !== undefined) {
+    if (!options.paths || typeof options.paths !== 'object') {
+      throw new TypeError('wechat-auth: paths must be an object');
+    }
+    for (var p in options.paths) {
+      if (!Object.prototype.hasOwnProperty.call(options.paths, p)) continue;
+      if (!Object.prototype.hasOwnProperty.call(DEFAULT_PATHS, p)) {
+        throw new TypeError('wechat-auth: unknown path "' + p + '"; known: ' + Object.keys(DEFAULT_PATHS).join(', '));
+      }
+      var v = options.paths[p];
+      if (typeof v !== 'string' || v.charAt(0) !== '/') {
+        throw new TypeError('wechat-auth: paths.' + p + ' must be a string starting with "/"');
+      }
+      paths[p] = v;
+    }
+  }
+
+  var refreshAhead = options.refreshAhead === undefined ? DEFAULT_REFRESH_AHEAD : options.refreshAhead;
+  if (typeof refreshAhead !== 'number' || !(refreshAhead >= 0) || refreshAhead === Infinity) {
+    throw new TypeError('wechat-auth: refreshAhead must be a number of seconds, 0 or more');
+  }
+  var autoLogin = options.autoLogin === undefined ? true : options.autoLogin;
+  if (typeof autoLogin !== 'boolean') {
+    throw new TypeError('wechat-auth: autoLogin must be true or false');
+  }
+  var now = options.now === undefined ? Date.now : options.now;
+  if (typeof now !== 'function') {
+    throw new TypeError('wechat-auth: now must be a function returning milliseconds');
+  }
+
+  // The one refresh and the one login in flight, if any. refreshFlight.key
+  // is the access token the refresh replaces.
+  var refreshFlight = null;
+  var loginFlight = null;
+  // epoch counts logouts: a login or refresh that started before the latest
+  // logout must not store its tokens after it.
+  var epoch = 0;
+  var listeners = [];
+
+  // ---- storage ---------------------------------------------------------
+
+  function key(k) {
+    return prefix + KEYS[k];
+  }
+
+  function readKey(k) {
+    try {
+      var v = api.getStorageSync(key(k));
+      return v === '' || v === null || v === undefined ? undefined : v;
+    } catch (e) {
+      return undefined;
+    }
+  }
+
+  /** The stored tokens: {token, refreshToken, expiresAt, userId}. */
+  function readAuth() {
+    var expiresAt = Number(readKey('expiresAt'));
+    var userId = readKey('userId');
+    return {
+      token: readKey('token'),
+      refreshToken: readKey('refreshToken'),
+      expiresAt: isFinite(expiresAt) && expiresAt > 0 ? expiresAt : 0,
+      userId: userId === undefined ? undefined : Number(userId)
+    };
+  }
+
+  /** Stores a login or refresh answer; issuedAt is when it was requested. */
+  function saveAuth(body, issuedAt, userId) {
+    if (!body || typeof body.token !== 'string' || body.token === '' ||
+        typeof body.refresh_token !== 'string' || body.refresh_token === '') {
+      throw authError(502, 'unexpected_response', 'the server answered without the expected tokens');
+    }
+    var expiresIn = Number(body.expires_in);
+    var expiresAt = issuedAt + (isFinite(expiresIn) && expiresIn > 0 ? expiresIn * 1000 : 0);
+    try {
+      api.setStorageSync(key('token'), body.token);
+      api.setStorageSync(key('refreshToken'), body.refresh_token);
+      api.setStorageSync(key('expiresAt'), expiresAt);
+      if (userId !== undefined) api.setStorageSync(key('userId'), userId);
+    } catch (e) {
+      clearAuth();
+      throw authError(0, 'storage_error', 'could not store the session: ' + (e && e.errMsg || e && e.message || 'storage failed'));
+    }
+  }
+
+  function clearAuth() {
+    for (var k in KEYS) {
+      try {
+        api.removeStorageSync(key(k));
+      } catch (e) {
+        // Best effort: a key that cannot be removed is overwritten next time.
+      }
+    }
+  }
+
+  // ---- events ----------------------------------------------------------
+
+  /** The state handed to onAuthChange listeners; it never holds a token. */
+  function state(event) {
+    var a = readAuth();
+    var loggedIn = !!(a.token && a.refreshToken);
+    return {
+      event: event,
+      loggedIn: loggedIn,
+      userId: loggedIn ? a.userId : undefined,
+      expiresAt: loggedIn ? a.expiresAt : undefined
+    };
+  }
+
+  function emit(event) {
+    var s = state(event);
+    var ls = listeners.slice();
+    for (var i = 0; i < ls.length; i++) {
+      try {
+        ls[i](s);
+      } catch (e) {
+        // A listener's bug must not break authentication; surface it
+        // asynchronously so it still reaches the console.
+        setTimeout(function (err) {
+          return function () { throw err; };
+        }(e), 0);
+      }
+    }
+  }
+
+  // ---- transport -------------------------------------------------------
+
+  function resolveURL(url) {
+    if (typeof url !== 'string' || url === '') {
+      throw authError(0, 'invalid_request', 'request needs a url');
+    }
+    if (isAbsolute(url)) return url;
+    return baseURL + (url.charAt(0) === '/' ? url : '/' + url);
+  }
+
+  /**
+   * One wx.request, as a promise of its success object. It rejects with a
+   * network_error when wx.request fails (no HTTP answer).
+   */
+  function send(opts) {
+    return new Promise(function (resolve, reject) {
+      var o = {};
+      for (var k in opts) {
+        if (Object.prototype.hasOwnProperty.call(opts, k) && k !== 'success' && k !== 'fail' && k !== 'complete') {
+          o[k] = opts[k];
+        }
+      }
+      o.success = function (res) {
+        resolve(res);
+      };
+      o.fail = function (res) {
+        reject(authError(0, 'network_error', 'request failed: ' + (res && res.errMsg || 'network error')));
+      };
+      try {
+        api.request(o);
+      } catch (e) {
+        reject(authError(0, 'network_error', 'request failed: ' + (e && e.message || 'network error')));
+      }
+    });
+  }
+
+  /** POSTs (or another method) JSON to an endpoint, without a token. */
+  function callEndpoint(path, method, data, token) {
+    var header = { 'Content-Type': 'application/json' };
+    if (token) header.Authorization = 'Bearer ' + token;
+    return send({ url: baseURL + path, method: method, data: data, header: header });
+  }
+
+  /** Resolves with the JSON body of a success answer, rejects otherwise. */
+  function expectSuccess(res) {
+    if (res.statusCode >= 200 && res.statusCode < 300) {
+      var body = jsonBody(res.data);
+      if (body && typeof body === 'object') return body;
+      throw authError(res.statusCode, 'unexpected_response', 'the server answered without a JSON body');
+    }
+    throw answerError(res);
+  }
+
+  /** A copy of a login or refresh answer without its tokens. */
+  function publicAnswer(body) {
+    return without(body, ['token', 'refresh_token']);
+  }
+
+  // ---- login -----------------------------------------------------------
+
+  function wxLogin() {
+    return new Promise(function (resolve, reject) {
+      var settled = false;
+      function fail(res) {
+        if (settled) return;
+        settled = true;
+        reject(authError(0, 'wx_login_failed', 'wx.login failed: ' + (res && res.errMsg || 'no code')));
+      }
+      try {
+        api.login({
+          success: function (res) {
+            if (settled) return;
+            if (!res || typeof res.code !== 'string' || res.code === '') {
+              fail(res);
+              return;
+            }
+            settled = true;
+            resolve(res.code);
+          },
+          fail: fail
+        });
+      } catch (e) {
+        fail({ errMsg: e && e.message });
+      }
+    });
+  }
+
+  /**
+   * Logs in (wx.login, then the login endpoint), sharing one flight between
+   * concurrent callers. event names the onAuthChange event on success.
+   */
+  function loginShared(event, fields) {
+    if (loginFlight) return loginFlight;
+    var startEpoch = epoch;
+    var flight = wxLogin().then(function (code) {
+      var data = {};
+      if (fields) {
+        var allowed = ['nickname', 'avatar_url', 'gender'];
+        for (var i = 0; i < allowed.length; i++) {
+          if (fields[allowed[i]] !== undefined) data[allowed[i]] = fields[allowed[i]];
+        }
+      }
+      data.code = code;
+      var issuedAt = now();
+      return callEndpoint(paths.login, 'POST', data).then(expectSuccess).then(function (body) {
+        if (epoch !== startEpoch) {
+          throw authError(0, 'logged_out', 'logged out while logging in');
+        }
+        saveAuth(body, issuedAt, body.user_id);
+        emit(event);
+        return publicAnswer(body);
+      });
+    });
+    loginFlight = flight;
+    flight.then(function () {
+      if (loginFlight === flight) loginFlight = null;
+    }, function () {
+      if (loginFlight === flight) loginFlight = null;
+    });
+    return flight;
+  }
+
+  // ---- refresh ---------------------------------------------------------
+
+  /**
+   * Refreshes the session whose access token rejected was refused (or is
+   * about to expire). Concurrent callers with the same token share one
+   * refresh. When the stored token is no longer rejected, another refresh
+   * or login already replaced it and nothing is sent. It rejects with
+   * invalid_grant when the session cannot be refreshed.
+   */
+  function refreshShared(rejected) {
+    if (refreshFlight && refreshFlight.key === rejected) return refreshFlight.promise;
+    var a = readAuth();
+    if (a.token !== rejected && a.token) return Promise.resolve(null);
+    if (!a.refreshToken) {
+      return Promise.reject(authError(401, 'invalid_grant', 'no session to refresh; log in'));
+    }
+    var startEpoch = epoch;
+    var issuedAt = now();
+    var promise = callEndpoint(paths.refresh, 'POST', { refresh_token: a.refreshToken })
+      .then(expectSuccess)
+      .then(function (body) {
+        if (epoch !== startEpoch) {
+          throw authError(401, 'invalid_grant', 'logged out while refreshing');
+        }
+        saveAuth(body, issuedAt, body.user_id === undefined ? a.userId : body.user_id);
+        emit('refresh');
+        return publicAnswer(body);
+      }, function (err) {
+        if (err && err.error === 'invalid_grant' && epoch === startEpoch) {
+          // The refresh token is dead: forget the session, but only if no
+          // login stored another one meanwhile.
+          if (readAuth().refreshToken === a.refreshToken) {
+            clearAuth();
+            emit('logout');
+          }
+        }
+        throw err;
+      });
+    var flight = { key: rejected, promise: promise };
+    refreshFlight = flight;
+    promise.then(function () {
+      if (refreshFlight === flight) refreshFlight = null;
+    }, function () {
+      if (refreshFlight === flight) refreshFlight = null;
+    });
+    return promise;
+  }
+
+  /** Waits until no login or refresh is in flight. */
+  function idle() {
+    var waits = [];
+    if (loginFlight) waits.push(settle(loginFlight));
+    if (refreshFlight) waits.push(settle(refreshFlight.promise));
+    if (waits.length === 0) return Promise.resolve();
+    return Promise.all(waits).then(idle);
+  }
+
+  /**
+   * Makes sure a request about to be sent has a usable session: refreshes a
+   * token that expires within refreshAhead, and logs in when there is no
+   * session (with autoLogin). budget records what this request already did.
+   */
+  function prepare(budget) {
+    return idle().then(function () {
+      var a = readAuth();
+      if (!a.token || !a.refreshToken) {
+        if (!autoLogin || budget.login) return null;
+        budget.login = true;
+        return loginShared('relogin');
+      }
+      if (budget.ahead) return null;
+      if (a.expiresAt && a.expiresAt - now() > refreshAhead * 1000) return null;
+      budget.ahead = true;
+      return refreshShared(a.token).then(null, function (err) {
+        if (err && err.error === 'invalid_grant') return relogin(budget, err);
+        // Anything else (network, 5xx): send with the current token and
+        // let the server decide.
+        return null;
+      });
+    });
+  }
+
+  /** The one silent re-login of a request after invalid_grant. */
+  function relogin(budget, grantErr) {
+    if (!autoLogin || budget.login) throw grantErr;
+    budget.login = true;
+    return loginShared('relogin');
+  }
+
+  /**
+   * Recovers from a 401 invalid_token answer to a request sent with token:
+   * refresh (shared), or when the session is gone, one silent re-login.
+   */
+  function recover(token, budget) {
+    return idle().then(function () {
+      var a = readAuth();
+      if (a.token && a.token !== token) return null; // replaced meanwhile: replay
+      if (!a.refreshToken) {
+        return relogin(budget, authError(401, 'invalid_token', 'not logged in'));
+      }
+      return refreshShared(a.token).then(null, function (err) {
+        if (err && err.error === 'invalid_grant') return relogin(budget, err);
+        throw err;
+      });
+    });
+  }
+
+  // ---- the public API ----------------------------------------------------
+
+  /**
+   * Sends a request with the access token, wx.request style (url relative
+   * to baseURL or absolute, method, data, header, timeout, dataType,
+   * responseType). Resolves with wx.request's success object ({statusCode,
+   * data, header}) for every answer except a recovered 401; rejects with
+   * {status, error, message} only when the network fails or authentication
+   * cannot be recovered. An absolute URL on another origin than baseURL is
+   * sent as is, without the token.
+   */
+  function request(opts) {
+    if (!opts || typeof opts !== 'object') {
+      return Promise.reject(authError(0, 'invalid_request', 'request needs an options object with a url'));
+    }
+    var url;
+    try {
+      url = resolveURL(opts.url);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    var base = without(opts, ['url', 'success', 'fail', 'complete']);
+    if (originOf(url) !== origin) {
+      base.url = url;
+      return send(base);
+    }
+    var budget = { ahead: false, login: false };
+
+    function attempt(replay) {
+      var sentWith;
+      return prepare(budget).then(function () {
+        var a = readAuth();
+        sentWith = a.token;
+        var o = without(base, []);
+        o.url = url;
+        o.header = without(opts.header || {}, ['Authorization']);
+        if (sentWith) o.header.Authorization = 'Bearer ' + sentWith;
+        return send(o);
+      }).then(function (res) {
+        if (!isTokenRejection(res)) return res;
+        if (replay) throw answerError(res);
+        return recover(sentWith, budget).then(function () {
+          return attempt(true);
+        });
+      });
+    }
+    return attempt(false);
+  }
+
+  /**
+   * Logs in with wx.login() and the login endpoint. Concurrent calls share
+   * one wx.login. fields ({nickname, avatar_url, gender}) are stored only
+   * when the user is created, and only the first of concurrent calls' are
+   * sent. Resolves with the login answer without its tokens: {status,
+   * token_type, expires_in, refresh_expires_in, user_id, new_user, user}.
+   */
+  function login(fields) {
+    if (fields !== undefined && (fields === null || typeof fields !== 'object')) {
+      return Promise.reject(authError(0, 'invalid_request', 'login fields must be an object'));
+    }
+    return loginShared('login', fields);
+  }
+
+  /**
+   * Refreshes the session now (shared with any refresh in flight for the
+   * same token). Resolves with the refresh answer without its tokens;
+   * rejects with invalid_grant when the session has ended, after which the
+   * stored session is forgotten.
+   */
+  function refresh() {
+    return idle().then(function () {
+      var a = readAuth();
+      if (!a.refreshToken) {
+        throw authError(401, 'invalid_grant', 'no session to refresh; log in');
+      }
+      return refreshShared(a.token).then(function (answer) {
+        return answer || state('refresh');
+      });
+    });
+  }
+
+  /**
+   * Ends the session on the server ({all: true}: every session of the user)
+   * and forgets it on the phone. The stored tokens are cleared even when the
+   * server cannot be reached; the promise then rejects with network_error,
+   * since the session may still be live on the server.
+   */
+  function logout(opts) {
+    if (opts !== undefined && (opts === null || typeof opts !== 'object')) {
+      return Promise.reject(authError(0, 'invalid_request', 'logout options must be an object'));
+    }
+    var all = !!(opts && opts.all);
+    var a = readAuth();
+    epoch++;
+    clearAuth();
+    emit('logout');
+    if (!a.token && !a.refreshToken) {
+      return Promise.resolve({ status: 'success' });
+    }
+    var data = all ? { all: true } : {};
+    var useToken = a.token && a.expiresAt > now();
+    var first;
+    if (useToken) {
+      first = callEndpoint(paths.logout, 'POST', data, a.token);
+    } else {
+      data.refresh_token = a.refreshToken;
+      first = callEndpoint(paths.logout, 'POST', data);
+    }
+    return first.then(function (res) {
+      // An access token the server already refuses (expired by its clock):
+      // log out with the refresh token instead, once.
+      if (useToken && isTokenRejection(res) && a.refreshToken) {
+        var d = all ? { all: true } : {};
+        d.refresh_token = a.refreshToken;
+        return callEndpoint(paths.logout, 'POST', d);
+      }
+      return res;
+    }).then(function (res) {
+      // A session the server no longer knows is as logged out as it gets.
+      if (res.statusCode === 401 && (jsonBody(res.data) || {}).error === 'invalid_grant') {
+        return { status: 'success' };
+      }
+      return expectSuccess(res);
+    });
+  }
+
+  /** Sends an authenticated call to an endpoint and expects success. */
+  function endpoint(path, method, data) {
+    return request({ url: path, method: method, data: data, header: { 'Content-Type': 'application/json' } })
+      .then(expectSuccess);
+  }
+
+  /** Reads the user's profile: resolves with {status, user}. */
+  function profile() {
+    return endpoint(paths.profile, 'GET');
+  }
+
+  /**
+   * Updates the profile with a partial {nickname, avatar_url, gender}
+   * (sent as PUT, which wx.request supports, unlike PATCH). Resolves with
+   * {status, user}.
+   */
+  function updateProfile(patch) {
+    if (!patch || typeof patch !== 'object') {
+      return Promise.reject(authError(0, 'invalid_request', 'updateProfile needs an object'));
+    }
+    return endpoint(paths.profile, 'PUT', patch);
+  }
+
+  /**
+   * Stores the user's phone number from the code of a getPhoneNumber
+   * button's event (e.detail.code). Resolves with {status, phone}.
+   */
+  function bindPhone(code) {
+    if (typeof code !== 'string' || code === '') {
+      return Promise.reject(authError(0, 'invalid_request', 'bindPhone needs the code from the getPhoneNumber button'));
+    }
+    return endpoint(paths.phone, 'POST', { code: code });
+  }
+
+  /**
+   * Decrypts open data ({encrypted_data, iv, raw_data?, signature?}; the
+   * camelCase names the WeChat APIs give, encryptedData and rawData, are
+   * accepted too) with the session's session_key on the server. Resolves
+   * with {status, data}.
+   */
+  function decrypt(input) {
+    if (!input || typeof input !== 'object') {
+      return Promise.reject(authError(0, 'invalid_request', 'decrypt needs {encrypted_data, iv}'));
+    }
+    var encrypted = input.encrypted_data !== undefined ? input.encrypted_data : input.encryptedData;
+    var raw = input.raw_data !== undefined ? input.raw_data : input.rawData;
+    if (typeof encrypted !== 'string' || encrypted === '' || typeof input.iv !== 'string' || input.iv === '') {
+      return Promise.reject(authError(0, 'invalid_request', 'decrypt needs encrypted_data and iv'));
+    }
+    var data = { encrypted_data: encrypted, iv: input.iv };
+    if (raw !== undefined) data.raw_data = raw;
+    if (input.signature !== undefined) data.signature = input.signature;
+    return endpoint(paths.decrypt, 'POST', data);
+  }
+
+  /**
+   * Calls cb with the new auth state ({event, loggedIn, userId, expiresAt};
+   * event is "login", "relogin", "refresh" or "logout") after each change.
+   * Returns a function that unsubscribes cb.
+   */
+  function onAuthChange(cb) {
+    if (typeof cb !== 'function') {
+      throw new TypeError('wechat-auth: onAuthChange needs a function');
+    }
+    listeners.push(cb);
+    return function unsubscribe() {
+      var i = listeners.indexOf(cb);
+      if (i >= 0) listeners.splice(i, 1);
+    };
+  }
+
+  /** Reports whether a session is stored (it may still have ended). */
+  function isLoggedIn() {
+    var a = readAuth();
+    return !!(a.token && a.refreshToken);
+  }
+
+  return {
+    login: login,
+    request: request,
+    refresh: refresh,
+    logout: logout,
+    profile: profile,
+    updateProfile: updateProfile,
+    bindPhone: bindPhone,
+    decrypt: decrypt,
+    onAuthChange: onAuthChange,
+    isLoggedIn: isLoggedIn
+  };
+}
+
+module.exports = { createClient: createClient };

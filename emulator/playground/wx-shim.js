@@ -1,0 +1,130 @@
+// The playground's stand-in for the mini-program's wx object, and the
+// CommonJS `module` that lets wechat-auth.js (which ends with
+// `module.exports = { createClient }`) load as a plain script.
+'use strict';
+
+var module = { exports: {} };
+
+/**
+ * Creates a wx-like object for wechat-auth.js in the browser:
+ * - login() mints a code at the emulator's POST /emulator/code for the
+ *   openid that options.openid() returns, as wx.login() would get one;
+ * - request() is fetch() (cross-origin calls need the site's CORS headers);
+ * - the storage functions keep JSON values in localStorage under
+ *   options.storageNamespace.
+ * options.onExchange(entry) is called after each login and request with
+ * {kind, method, url, requestHeaders, requestBody, status, responseHeaders,
+ * responseBody, error, ms}.
+ */
+function createPlaygroundWx(options) {
+  var ns = options.storageNamespace;
+
+  function record(entry) {
+    try {
+      options.onExchange(entry);
+    } catch (e) {
+      setTimeout(function () { throw e; }, 0);
+    }
+  }
+
+  function parse(text) {
+    try {
+      return JSON.parse(text);
+    } catch (e) {
+      return text;
+    }
+  }
+
+  function headersObject(h) {
+    var out = {};
+    h.forEach(function (v, k) { out[k] = v; });
+    return out;
+  }
+
+  return {
+    login: function (o) {
+      var started = performance.now();
+      var body = { openid: options.openid() };
+      var entry = {
+        kind: 'wx.login', method: 'POST', url: options.codeURL,
+        requestHeaders: { 'Content-Type': 'application/json' }, requestBody: body,
+      };
+      fetch(options.codeURL, {
+        method: 'POST', headers: entry.requestHeaders, body: JSON.stringify(body), cache: 'no-store',
+      }).then(function (res) {
+        return res.text().then(function (text) {
+          var data = parse(text);
+          entry.status = res.status;
+          entry.responseHeaders = headersObject(res.headers);
+          entry.responseBody = data;
+          entry.ms = Math.round(performance.now() - started);
+          record(entry);
+          if (res.ok && data && data.code) o.success({ code: data.code, errMsg: 'login:ok' });
+          else o.fail({ errMsg: 'login:fail ' + (data && data.error || 'HTTP ' + res.status) });
+        });
+      }).catch(function (err) {
+        entry.error = err.message;
+        entry.ms = Math.round(performance.now() - started);
+        record(entry);
+        o.fail({ errMsg: 'login:fail ' + err.message });
+      });
+    },
+
+    request: function (o) {
+      var started = performance.now();
+      var method = (o.method || 'GET').toUpperCase();
+      var headers = Object.assign({}, o.header || {});
+      var url = o.url;
+      var body;
+      if (o.data !== undefined && o.data !== null) {
+        if (method === 'GET' || method === 'HEAD') {
+          if (typeof o.data === 'object') {
+            var q = new URLSearchParams(o.data).toString();
+            if (q) url += (url.indexOf('?') >= 0 ? '&' : '?') + q;
+          }
+        } else {
+          body = typeof o.data === 'string' ? o.data : JSON.stringify(o.data);
+        }
+      }
+      var entry = {
+        kind: 'wx.request', method: method, url: url,
+        requestHeaders: headers, requestBody: body === undefined ? undefined : parse(body),
+      };
+      fetch(url, { method: method, headers: headers, body: body, mode: 'cors', credentials: 'omit', cache: 'no-store' })
+        .then(function (res) {
+          return res.text().then(function (text) {
+            var data = parse(text);
+            var header = headersObject(res.headers);
+            entry.status = res.status;
+            entry.responseHeaders = header;
+            entry.responseBody = data;
+            entry.ms = Math.round(performance.now() - started);
+            record(entry);
+            o.success({ statusCode: res.status, data: data, header: header, errMsg: 'request:ok' });
+          });
+        })
+        .catch(function (err) {
+          entry.error = err.message + ' (is the site up, and does it allow this origin with CORS?)';
+          entry.ms = Math.round(performance.now() - started);
+          record(entry);
+          o.fail({ errMsg: 'request:fail ' + err.message });
+        });
+    },
+
+    getStorageSync: function (key) {
+      var v = localStorage.getItem(ns + key);
+      if (v === null) return '';
+      try {
+        return JSON.parse(v);
+      } catch (e) {
+        return '';
+      }
+    },
+    setStorageSync: function (key, value) {
+      localStorage.setItem(ns + key, JSON.stringify(value));
+    },
+    removeStorageSync: function (key) {
+      localStorage.removeItem(ns + key);
+    },
+  };
+}
