@@ -17,10 +17,10 @@ import (
 
 // loader is the HTTP client side of the run.
 type loader struct {
-	cfg                       config
-	client                    *http.Client
-	emulator, open, hs, eddsa string // base URLs
-	progress                  io.Writer
+	cfg                               config
+	client                            *http.Client
+	emulator, open, hs, eddsa, es, rs string // base URLs
+	progress                          io.Writer
 }
 
 // newLoader is a loader for cfg's sites, with a keep-alive pool of one
@@ -46,6 +46,8 @@ func newLoader(cfg config, progress io.Writer) *loader {
 		open:     base(cfg.ports.open),
 		hs:       base(cfg.ports.hs256),
 		eddsa:    base(cfg.ports.eddsa),
+		es:       base(cfg.ports.es256),
+		rs:       base(cfg.ports.rs256),
 		progress: progress,
 	}
 }

@@ -5,8 +5,9 @@
 //
 //   - guard throughput: requests/s on a `respond` route without
 //     wechat_auth ("open"), and on the same route protected by wechat_auth
-//     with an HS256 key and with the generated Ed25519 (EdDSA) key, run
-//     interleaved (open, HS256, EdDSA) for several rounds, with the
+//     with an HS256 key, the generated Ed25519 (EdDSA) key, an ECDSA P-256
+//     (ES256) and an RSA 2048 (RS256) key file, run interleaved (open,
+//     HS256, EdDSA, ES256, RS256) for several rounds, with the
 //     protected/open ratio per round and its median (goal ≥ 0.95);
 //   - logins/s of new users (a fresh openid each) and of returning users (a
 //     fixed pool, created before the measurement), refreshes/s (each worker
@@ -29,7 +30,8 @@
 //	-dir ""          parent of the temporary data directory (default: the
 //	                 system's); put it on the disk to be measured
 //	-log-level WARN  level of Caddy's default log (written to stderr)
-//	-emulator-port 18090, -open-port 18091, -hs256-port 18092, -eddsa-port 18093
+//	-emulator-port 18090, -open-port 18091, -hs256-port 18092, -eddsa-port 18093,
+//	-es256-port 18094, -rs256-port 18095
 //
 // All sites listen on 127.0.0.1 only; the admin endpoint is off; the
 // databases live in a temporary directory removed at exit. With the
@@ -50,8 +52,13 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -102,7 +109,7 @@ type config struct {
 
 // ports are the loopback ports of the four sites.
 type ports struct {
-	emulator, open, hs256, eddsa int
+	emulator, open, hs256, eddsa, es256, rs256 int
 }
 
 func main() {
@@ -155,6 +162,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.ports.open, "open-port", 18091, "loopback port of the unprotected site")
 	fs.IntVar(&cfg.ports.hs256, "hs256-port", 18092, "loopback port of the HS256-protected site")
 	fs.IntVar(&cfg.ports.eddsa, "eddsa-port", 18093, "loopback port of the EdDSA-protected site")
+	fs.IntVar(&cfg.ports.es256, "es256-port", 18094, "loopback port of the ES256-protected site")
+	fs.IntVar(&cfg.ports.rs256, "rs256-port", 18095, "loopback port of the RS256-protected site")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -188,7 +197,7 @@ func (c config) validate() error {
 		return fmt.Errorf("-log-level must be DEBUG, INFO, WARN or ERROR, got %q", c.logLevel)
 	}
 	seen := map[int]bool{}
-	for _, p := range []int{c.ports.emulator, c.ports.open, c.ports.hs256, c.ports.eddsa} {
+	for _, p := range []int{c.ports.emulator, c.ports.open, c.ports.hs256, c.ports.eddsa, c.ports.es256, c.ports.rs256} {
 		if p < 1 || p > 65535 {
 			return fmt.Errorf("port %d out of range", p)
 		}
@@ -294,6 +303,16 @@ http://127.0.0.1:%d {
 `, filepath.Join(dir, "caddy"), strings.ToUpper(cfg.logLevel), p.emulator, appID, appSecret, p.open, routeBody)
 	caddyfile += "# HS256.\n" + site(p.hs256, "hs256.db", "\t\tsigning_key "+hsKey+"\n")
 	caddyfile += "\n# EdDSA: the generated default key.\n" + site(p.eddsa, "eddsa.db", "")
+	ecKey, err := writeKey(dir, "es256.pem", func() (any, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) })
+	if err != nil {
+		return nil, err
+	}
+	caddyfile += "\n# ES256: a P-256 key file.\n" + site(p.es256, "es256.db", "\t\tsigning_key_file \""+ecKey+"\"\n")
+	rsKey, err := writeKey(dir, "rs256.pem", func() (any, error) { return rsa.GenerateKey(rand.Reader, 2048) })
+	if err != nil {
+		return nil, err
+	}
+	caddyfile += "\n# RS256: an RSA 2048 key file.\n" + site(p.rs256, "rs256.db", "\t\tsigning_key_file \""+rsKey+"\"\n")
 
 	adapter := caddyconfig.GetAdapter("caddyfile")
 	if adapter == nil {
@@ -307,6 +326,24 @@ http://127.0.0.1:%d {
 		fmt.Fprintf(stderr, "load: caddyfile warning: %s\n", w)
 	}
 	return out, nil
+}
+
+// writeKey writes a new private key as PKCS#8 PEM into dir and returns
+// its path.
+func writeKey(dir, name string, gen func() (any, error)) (string, error) {
+	k, err := gen()
+	if err != nil {
+		return "", fmt.Errorf("generating %s: %w", name, err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return "", fmt.Errorf("encoding %s: %w", name, err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		return "", fmt.Errorf("writing %s: %w", name, err)
+	}
+	return path, nil
 }
 
 // randomHex is n random bytes in hex.

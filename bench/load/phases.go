@@ -26,7 +26,7 @@ func (t guardTarget) request(l *loader) op {
 	return func(ctx context.Context, w int) error { return l.get(ctx, t.base, t.tokens[w%len(t.tokens)]) }
 }
 
-// guardPhases measures the open and the two protected sites, interleaved.
+// guardPhases measures the open and the protected sites, interleaved.
 func (l *loader) guardPhases(ctx context.Context, rep *report) error {
 	n := l.cfg.concurrency
 	hsTokens, err := l.loginMany(ctx, l.hs, "o_load_guard_hs256_", n)
@@ -37,8 +37,17 @@ func (l *loader) guardPhases(ctx context.Context, rep *report) error {
 	if err != nil {
 		return fmt.Errorf("logging in the EdDSA guard users: %w", err)
 	}
+	esTokens, err := l.loginMany(ctx, l.es, "o_load_guard_es256_", n)
+	if err != nil {
+		return fmt.Errorf("logging in the ES256 guard users: %w", err)
+	}
+	rsTokens, err := l.loginMany(ctx, l.rs, "o_load_guard_rs256_", n)
+	if err != nil {
+		return fmt.Errorf("logging in the RS256 guard users: %w", err)
+	}
 	// The open route gets the same header, so only the guard differs.
-	targets := []guardTarget{{"open", l.open, edTokens}, {"HS256", l.hs, hsTokens}, {"EdDSA", l.eddsa, edTokens}}
+	targets := []guardTarget{{"open", l.open, edTokens}, {"HS256", l.hs, hsTokens}, {"EdDSA", l.eddsa, edTokens},
+		{"ES256", l.es, esTokens}, {"RS256", l.rs, rsTokens}}
 
 	// Sanity: the guard must really be guarding, with its own key.
 	checks := []struct {
@@ -53,6 +62,12 @@ func (l *loader) guardPhases(ctx context.Context, rep *report) error {
 		{"EdDSA route with an HS256 token", l.eddsa, hsTokens[0], http.StatusUnauthorized},
 		{"HS256 route with its token", l.hs, hsTokens[0], http.StatusOK},
 		{"EdDSA route with its token", l.eddsa, edTokens[0], http.StatusOK},
+		{"ES256 route without a token", l.es, "", http.StatusUnauthorized},
+		{"ES256 route with an RS256 token", l.es, rsTokens[0], http.StatusUnauthorized},
+		{"ES256 route with its token", l.es, esTokens[0], http.StatusOK},
+		{"RS256 route without a token", l.rs, "", http.StatusUnauthorized},
+		{"RS256 route with an ES256 token", l.rs, esTokens[0], http.StatusUnauthorized},
+		{"RS256 route with its token", l.rs, rsTokens[0], http.StatusOK},
 	}
 	for _, c := range checks {
 		err := l.get(ctx, c.base, c.tok)

@@ -77,7 +77,7 @@ func (r *report) print(out io.Writer) error {
 		}
 	}
 
-	fmt.Fprintf(&b, "Guard: GET %s on a `respond` route, Authorization: Bearer <valid token> sent to all three (req/s)\n", guardPath)
+	fmt.Fprintf(&b, "Guard: GET %s on a `respond` route, Authorization: Bearer <valid token> sent to every route (req/s)\n", guardPath)
 	var t table
 	head := []string{"phase"}
 	for i := range c.rounds {
