@@ -137,13 +137,16 @@ type WeChatAuth struct {
 
 	// Limits login attempts per client IP (as Caddy sees it, honouring
 	// trusted_proxies), before WeChat is asked: over it, 429 rate_limited
-	// with Retry-After. Default: no limit.
+	// with Retry-After. IPv6 clients count by /64. The limiter's state is
+	// shared by the handlers of one app with one limit and survives config
+	// reloads. Default: no limit.
 	LoginRateLimit *LoginRateLimit `json:"login_rate_limit,omitempty"`
 
 	handler  *handler.Handler
 	wx       *wechat.Client
 	db       *sharedDB
 	dbKey    string
+	limitKey string // key of the shared login rate limiter, if any
 	logger   *zap.Logger
 	caddyErr bool
 }
@@ -245,6 +248,12 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	var limiter *handler.RateLimiter
+	if m.LoginRateLimit != nil {
+		if limiter, m.limitKey, err = acquireLoginLimiter(appID, m.LoginRateLimit, time.Now); err != nil {
+			return err
+		}
+	}
 	m.handler, err = handler.New(handler.Config{
 		AppID:         appID,
 		Store:         st,
@@ -268,7 +277,7 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 		Optional:     m.Optional,
 		HeaderPrefix: m.HeaderPrefix,
 		LinkUnionID:  m.LinkUnionID,
-		LoginLimit:   loginLimiter(m.LoginRateLimit),
+		LoginLimit:   limiter,
 		ClientKey:    clientIP,
 		Logger:       m.logger,
 	})
@@ -383,14 +392,6 @@ func (m *WeChatAuth) Validate() error {
 	return nil
 }
 
-// loginLimiter builds the login rate limiter, if one is configured.
-func loginLimiter(l *LoginRateLimit) *handler.RateLimiter {
-	if l == nil {
-		return nil
-	}
-	return handler.NewRateLimiter(l.Requests, time.Duration(l.Window))
-}
-
 // clientIP is the client address Caddy determined for r (honouring
 // trusted_proxies), or the connection's peer.
 func clientIP(r *http.Request) string {
@@ -400,10 +401,15 @@ func clientIP(r *http.Request) string {
 	return handler.RemoteHost(r)
 }
 
-// Cleanup releases the shared store and the WeChat client's connections.
+// Cleanup releases the shared store, the shared login rate limiter and the
+// WeChat client's connections.
 func (m *WeChatAuth) Cleanup() error {
 	if m.wx != nil {
 		m.wx.CloseIdleConnections()
+	}
+	if m.limitKey != "" {
+		_, _ = limiterPool.Delete(m.limitKey)
+		m.limitKey = ""
 	}
 	if m.db == nil {
 		return nil
