@@ -121,7 +121,8 @@ func secretConfig(db, appSecret string) string {
 func TestE2EAppSecretChange(t *testing.T) {
 	e := newE2E(t, "")
 	e.loadRaw(secretConfig(e.db, "app-secret-A"))
-	oldTok := e.login("o_e2e_rotate_secret")["token"].(string)
+	old := e.login("o_e2e_rotate_secret")
+	oldTok := old["token"].(string)
 	expect(t, e.do("GET", siteURL+"/x", "", "", bearer(oldTok)), 200, "")
 	pubA := jwksEd25519(t, e)
 
@@ -138,6 +139,11 @@ func TestE2EAppSecretChange(t *testing.T) {
 	if bytes.Equal(pubA, pubB) {
 		t.Fatal("the signing key was kept although the app secret changed")
 	}
+	// Refresh tokens are stored as hashes, independent of the app secret:
+	// the old one still refreshes, into a token of the new key.
+	a := e.postJSON(siteURL+"/wx/refresh", map[string]any{"refresh_token": old["refresh_token"]}, nil)
+	expect(t, a, 200, "")
+	expect(t, e.do("GET", siteURL+"/x", "", "", bearer(a.body["token"].(string))), 200, "")
 	// Restarting with B again keeps B's key.
 	e.stop()
 	e.loadRaw(secretConfig(e.db, "app-secret-B"))
