@@ -73,8 +73,9 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) *Error {
 		return loginAnswer{body: body, err: e}
 	})
 	if err != nil {
+		// This request gave up waiting for the login it joined.
 		return &Error{Status: http.StatusServiceUnavailable, Code: CodeWeChatUnavailable,
-			Message: "the login did not finish; try again", Err: err}
+			Message: "the login did not finish; try again", RetryAfter: time.Second, Err: err}
 	}
 	if ans.err != nil {
 		return ans.err
