@@ -18,6 +18,9 @@ func TestE2EOneCodeOneSession(t *testing.T) {
 	e := newE2E(t, "")
 	code := e.mint("o_e2e_dup")
 	body, _ := json.Marshal(map[string]string{"code": code})
+	// WeChat takes 600 ms over the exchange, so every request below
+	// arrives while the first one's login runs.
+	e.fault(map[string]any{"path": "/sns/jscode2session", "delay": "600ms", "times": 1})
 	const n = 8
 	type reply struct {
 		status int
@@ -71,6 +74,8 @@ func TestE2EOneCodeOneSession(t *testing.T) {
 		t.Fatalf("%d concurrent logins with one code made %d sessions", n, len(sids))
 	}
 	noSecrets(t, answer{raw: replies[0].raw}, code)
+	// The login is over: the code is spent, nothing is kept to replay.
+	expect(t, e.postJSON(siteURL+"/wx/login", map[string]string{"code": code}, nil), 400, "invalid_code")
 }
 
 // TestE2ERefreshGraceStrict: with refresh_grace 0 a retried refresh is

@@ -64,11 +64,12 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) *Error {
 		return e
 	}
 
-	// One code, one login: requests repeating a code share the first
-	// one's answer. The login runs on without the first caller's
-	// cancellation, so a client that gives up does not fail the others.
+	// One code, one login: requests repeating a code while its login runs
+	// share that login's answer. The login runs on without the first
+	// caller's cancellation, so a client that gives up does not fail the
+	// others.
 	ctx := context.WithoutCancel(r.Context())
-	ans, err := h.logins.do(r.Context(), code, h.now, func() loginAnswer {
+	ans, err := h.logins.do(r.Context(), code, func() loginAnswer {
 		body, e := h.loginOnce(ctx, code, profile)
 		return loginAnswer{body: body, err: e}
 	})

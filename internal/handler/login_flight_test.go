@@ -3,7 +3,6 @@ package handler
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -120,20 +119,14 @@ func TestLoginOneCodeOneSession(t *testing.T) {
 		t.Fatalf("session ids %v", sids)
 	}
 
-	// A duplicate arriving just after gets the same answer too.
-	hs.clock.Advance(loginShareWindow - time.Second)
-	late := hs.call("POST", "/wx/login", `{"code":"dup"}`)
-	if late.raw != results[0].raw || g.calls.Load() != 1 {
-		t.Fatalf("late duplicate: %d exchanges, answer %s", g.calls.Load(), late.raw)
+	// Once the login is over nothing is kept: a later request with the
+	// code goes to WeChat, which refuses the spent code.
+	if n := hs.h.logins.len(); n != 0 {
+		t.Fatalf("%d logins still kept", n)
 	}
-	// After the window the code goes to WeChat again, which refuses it.
-	hs.clock.Advance(2 * time.Second)
 	want(t, hs.call("POST", "/wx/login", `{"code":"dup"}`), 400, CodeInvalidCode)
 	if g.calls.Load() != 2 || cs.logins.Load() != 1 {
-		t.Fatalf("after the window: %d exchanges, %d store logins", g.calls.Load(), cs.logins.Load())
-	}
-	if hs.h.logins.len() != 0 {
-		t.Fatalf("%d logins still kept", hs.h.logins.len())
+		t.Fatalf("after the login: %d exchanges, %d store logins", g.calls.Load(), cs.logins.Load())
 	}
 }
 
@@ -165,46 +158,12 @@ func TestLoginDuplicatesShareFailure(t *testing.T) {
 	}
 }
 
-func TestLoginFlightsBounded(t *testing.T) {
-	l := newLoginFlights()
-	l.max = 3
-	clk := &testClock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
-	runs := map[string]int{}
-	login := func(code string) loginAnswer {
-		ans, err := l.do(context.Background(), code, clk.Now, func() loginAnswer {
-			runs[code]++
-			return loginAnswer{body: []byte(fmt.Sprintf(`{"run":%d}`, runs[code]))}
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ans
-	}
-	for i := range 5 {
-		login(fmt.Sprint("c", i))
-		if n := l.len(); n > 3 {
-			t.Fatalf("%d answers kept, bound 3", n)
-		}
-	}
-	// c0 and c1 were forgotten first; c4 is kept.
-	if string(login("c4").body) != `{"run":1}` || string(login("c0").body) != `{"run":2}` {
-		t.Fatalf("runs: %v", runs)
-	}
-	// Everything goes after the window.
-	clk.Advance(loginShareWindow + time.Nanosecond)
-	login("c4")
-	if runs["c4"] != 2 || l.len() != 1 {
-		t.Fatalf("after the window: runs %v, %d kept", runs, l.len())
-	}
-}
-
 func TestLoginJoinerGivesUp(t *testing.T) {
 	l := newLoginFlights()
-	clk := &testClock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
 	started, release := make(chan struct{}), make(chan struct{})
 	leader := make(chan loginAnswer, 1)
 	go func() {
-		ans, _ := l.do(context.Background(), "c", clk.Now, func() loginAnswer {
+		ans, _ := l.do(context.Background(), "c", func() loginAnswer {
 			close(started)
 			<-release
 			return loginAnswer{body: []byte(`{}`)}
@@ -214,7 +173,7 @@ func TestLoginJoinerGivesUp(t *testing.T) {
 	waitFor(t, started, "the leader")
 	ctx, cancel := context.WithCancel(context.Background())
 	l.testHookJoin = cancel // the joiner's client goes away as it joins
-	if _, err := l.do(ctx, "c", clk.Now, func() loginAnswer { t.Error("joiner ran the login"); return loginAnswer{} }); !errors.Is(err, context.Canceled) {
+	if _, err := l.do(ctx, "c", func() loginAnswer { t.Error("joiner ran the login"); return loginAnswer{} }); !errors.Is(err, context.Canceled) {
 		t.Fatalf("joiner: err = %v, want context.Canceled", err)
 	}
 	close(release)
@@ -230,17 +189,16 @@ func TestLoginJoinerGivesUp(t *testing.T) {
 
 func TestLoginPanicReleasesDuplicates(t *testing.T) {
 	l := newLoginFlights()
-	clk := &testClock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
 	func() {
 		defer func() {
 			if recover() == nil {
 				t.Fatal("panic swallowed")
 			}
 		}()
-		l.do(context.Background(), "p", clk.Now, func() loginAnswer { panic("boom") })
+		l.do(context.Background(), "p", func() loginAnswer { panic("boom") })
 	}()
 	// The failed login is not kept; the next request runs its own.
-	ans, err := l.do(context.Background(), "p", clk.Now, func() loginAnswer { return loginAnswer{body: []byte(`{"ok":1}`)} })
+	ans, err := l.do(context.Background(), "p", func() loginAnswer { return loginAnswer{body: []byte(`{"ok":1}`)} })
 	if err != nil || !strings.Contains(string(ans.body), "ok") {
 		t.Fatalf("after a panic: %+v %v", ans, err)
 	}
