@@ -1,6 +1,7 @@
 package wechatauth_test
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/golang-jwt/jwt/v5"
@@ -80,6 +82,27 @@ func TestE2EPhoneAndDecrypt(t *testing.T) {
 	// Another app's data (watermark mismatch).
 	a = e.postJSON(wechatURL+"/emulator/encrypt", map[string]any{"openid": "o_e2e_phone", "appid": "wxsomeoneelse", "data": map[string]any{"x": 1}}, nil)
 	expect(t, e.postJSON(siteURL+"/wx/decrypt", map[string]any{"encrypted_data": a.body["encrypted_data"], "iv": a.body["iv"]}, bearer(tok)), 400, "invalid_request")
+
+	// One byte flipped in the middle of the ciphertext: CBC garbles the
+	// block inside the long nickname and the padding still checks. About
+	// one variant in ten still parses as JSON; every one must be refused,
+	// and no answer may carry invalid UTF-8.
+	a = e.postJSON(wechatURL+"/emulator/encrypt", map[string]any{"openid": "o_e2e_phone", "data": map[string]any{"nickName": strings.Repeat("n", 200)}}, nil)
+	expect(t, a, 200, "")
+	ct, err := base64.StdEncoding.DecodeString(a.body["encrypted_data"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect(t, e.postJSON(siteURL+"/wx/decrypt", map[string]any{"encrypted_data": a.body["encrypted_data"], "iv": a.body["iv"]}, bearer(tok)), 200, "")
+	for v := 1; v < 64; v++ {
+		bad := bytes.Clone(ct)
+		bad[len(bad)/2] ^= byte(v)
+		r := e.postJSON(siteURL+"/wx/decrypt", map[string]any{"encrypted_data": base64.StdEncoding.EncodeToString(bad), "iv": a.body["iv"]}, bearer(tok))
+		if !utf8.ValidString(r.raw) {
+			t.Fatalf("flipped byte (xor %#x): answer is not valid UTF-8: %q", v, r.raw)
+		}
+		expect(t, r, 400, "invalid_request")
+	}
 }
 
 func TestE2ETwoAppsOneDatabase(t *testing.T) {

@@ -121,15 +121,18 @@ type WeChatAuth struct {
 
 	// Limits login attempts per client IP (as Caddy sees it, honouring
 	// trusted_proxies), before WeChat is asked: over it, 429 rate_limited
-	// with Retry-After. Default: no limit.
+	// with Retry-After. IPv6 clients count by /64. The limiter's state is
+	// shared by the handlers of one app with one limit and survives config
+	// reloads. Default: no limit.
 	LoginRateLimit *LoginRateLimit `json:"login_rate_limit,omitempty"`
 
-	handler *handler.Handler
-	live    *liveApp
-	wx      *wechat.Client
-	db      *sharedDB
-	dbKey   string
-	logger  *zap.Logger
+	handler  *handler.Handler
+	live     *liveApp
+	wx       *wechat.Client
+	db       *sharedDB
+	dbKey    string
+	limitKey string // key of the shared login rate limiter, if any
+	logger   *zap.Logger
 }
 
 // LoginRateLimit allows Requests login attempts per client per Window
@@ -243,6 +246,12 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("counting users: %w", err)
 	}
 	metrics.users.Set(float64(stats.Users))
+	var limiter *handler.RateLimiter
+	if m.LoginRateLimit != nil {
+		if limiter, m.limitKey, err = acquireLoginLimiter(appID, m.LoginRateLimit, time.Now); err != nil {
+			return err
+		}
+	}
 	m.handler, err = handler.New(handler.Config{
 		AppID:         appID,
 		Store:         st,
@@ -259,7 +268,7 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 		HeaderPrefix:  prefix,
 		LinkUnionID:   m.LinkUnionID,
 		CaddyErrors:   m.Errors == "caddy",
-		LoginLimit:    loginLimiter(m.LoginRateLimit),
+		LoginLimit:    limiter,
 		ClientKey:     clientIP,
 		Metrics:       metrics,
 		Logger:        m.logger,
@@ -451,14 +460,6 @@ func checkField(name, v string) error {
 	return nil
 }
 
-// loginLimiter builds the login rate limiter, if one is configured.
-func loginLimiter(l *LoginRateLimit) *handler.RateLimiter {
-	if l == nil {
-		return nil
-	}
-	return handler.NewRateLimiter(l.Requests, time.Duration(l.Window))
-}
-
 // clientIP is the client address Caddy determined for r (honouring
 // trusted_proxies), or the connection's peer.
 func clientIP(r *http.Request) string {
@@ -468,8 +469,8 @@ func clientIP(r *http.Request) string {
 	return handler.RemoteHost(r)
 }
 
-// Cleanup releases the shared store and the WeChat client's connections,
-// and takes the handler off the admin API.
+// Cleanup releases the shared store, the shared login rate limiter and the
+// WeChat client's connections, and takes the handler off the admin API.
 func (m *WeChatAuth) Cleanup() error {
 	if m.live != nil {
 		liveApps.remove(m.live)
@@ -477,6 +478,10 @@ func (m *WeChatAuth) Cleanup() error {
 	}
 	if m.wx != nil {
 		m.wx.CloseIdleConnections()
+	}
+	if m.limitKey != "" {
+		_, _ = limiterPool.Delete(m.limitKey)
+		m.limitKey = ""
 	}
 	if m.db == nil {
 		return nil

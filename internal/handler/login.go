@@ -65,17 +65,19 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) *Error {
 		return e
 	}
 
-	// One code, one login: requests repeating a code share the first
-	// one's answer. The login runs on without the first caller's
-	// cancellation, so a client that gives up does not fail the others.
+	// One code, one login: requests repeating a code while its login runs
+	// share that login's answer. The login runs on without the first
+	// caller's cancellation, so a client that gives up does not fail the
+	// others.
 	ctx := context.WithoutCancel(r.Context())
 	ans, err := h.logins.do(r.Context(), code, func() loginAnswer {
 		body, e := h.loginOnce(ctx, code, profile)
 		return loginAnswer{body: body, err: e}
 	})
 	if err != nil {
+		// This request gave up waiting for the login it joined.
 		return &Error{Status: http.StatusServiceUnavailable, Code: CodeWeChatUnavailable,
-			Message: "the login did not finish; try again", Err: err}
+			Message: "the login did not finish; try again", RetryAfter: time.Second, Err: err}
 	}
 	if ans.err != nil {
 		return ans.err

@@ -7,14 +7,14 @@ import (
 	"sync"
 )
 
-// Login sharing: a wx.login code is single-use, so requests carrying one
-// code at the same time are the same login (a client that retried, or sent
-// it twice at once). The first such request does the whole login — the
-// code exchange, the store write and the token issue — and every duplicate
-// that arrives while it runs gets the same answer: one code, one session.
-// A request that arrives after the login finished is a new attempt: its
-// code goes to WeChat, which refuses a spent code (400 invalid_code), so
-// nothing is ever issued twice and no answer is kept after it was sent.
+// Login sharing: a wx.login code is single-use, so every request carrying
+// one code is the same login (a client that retried, or sent it twice at
+// once). The first such request does the whole login — the code exchange,
+// the store write and the token issue — and every duplicate that arrives
+// while it runs gets the same answer: one code, one session. The answer is
+// kept only while the login runs; a duplicate arriving after that asks
+// WeChat, which refuses a spent code (400 invalid_code), so a code never
+// makes a second session.
 
 // loginAnswer is the outcome of one login, as every request carrying its
 // code is answered: a 200 body, or an error.
@@ -29,15 +29,16 @@ type loginFlight struct {
 	ans  loginAnswer
 }
 
-// loginFlights shares the logins in flight by code. Codes are keyed by
-// their SHA-256, so no code is kept in memory. The zero value is not
-// usable; see newLoginFlights.
+// loginFlights shares logins in flight by code. Codes are keyed by their
+// SHA-256, so no code is kept in memory. It holds one entry per login in
+// flight, so its size is bounded by the requests being served. The zero
+// value is not usable; see newLoginFlights.
 type loginFlights struct {
 	mu      sync.Mutex
 	flights map[[sha256.Size]byte]*loginFlight
 
-	// testHookJoin, when set, runs each time a request joins a login
-	// already in flight, before it waits for the answer.
+	// testHookJoin, when set, runs each time a request joins a login in
+	// flight, before it waits for the answer.
 	testHookJoin func()
 }
 
@@ -45,10 +46,14 @@ func newLoginFlights() *loginFlights {
 	return &loginFlights{flights: make(map[[sha256.Size]byte]*loginFlight)}
 }
 
-// do returns the answer of the login of code: the answer of the login in
-// flight, or else the answer of run, which this call runs. A caller that
-// joined another's login and whose ctx ends before the answer is ready
-// gets ctx's error; the login itself goes on for the others.
+// errLoginAborted is the cause logged when a shared login ended without
+// an answer.
+var errLoginAborted = errors.New("the login shared by this code ended without an answer")
+
+// do returns the answer of the login of code: the answer of the login of
+// code in flight, or else the answer of run, which this call runs. A caller
+// that joined another's login and whose ctx ends before the answer is
+// ready gets ctx's error; the login itself goes on for the others.
 func (l *loginFlights) do(ctx context.Context, code string, run func() loginAnswer) (loginAnswer, error) {
 	key := sha256.Sum256([]byte(code))
 	l.mu.Lock()
@@ -84,10 +89,6 @@ func (l *loginFlights) do(ctx context.Context, code string, run func() loginAnsw
 	finished = true
 	return f.ans, nil
 }
-
-// errLoginAborted is the cause logged when a shared login ended without
-// an answer.
-var errLoginAborted = errors.New("the login shared by this code ended without an answer")
 
 // len reports how many logins are in flight.
 func (l *loginFlights) len() int {

@@ -1,98 +1,274 @@
 package handler
 
 import (
-	"math"
+	"crypto/sha256"
+	"hash/maphash"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
 )
 
-// maxLimiterKeys bounds the memory of a RateLimiter: past it, clients
-// whose bucket has refilled (who would be allowed anyway) are forgotten
-// first, then arbitrary ones.
-const maxLimiterKeys = 1 << 16
+// DefaultMaxClients is how many clients a RateLimiter tracks at most,
+// unless WithMaxClients says otherwise. At about 40 bytes a client that
+// is some 40 MiB when full; it only fills when that many distinct clients
+// made a login attempt within one window.
+const DefaultMaxClients = 1 << 20
 
-// RateLimiter is a token bucket per key (the client IP): each key may make
-// Burst requests at once and regains one every Interval. It is safe for
-// concurrent use and its memory is bounded.
+// limiterShards is the number of independently locked parts of a
+// RateLimiter (a power of two). A client belongs to one shard, chosen by a
+// keyed hash of its key, and each shard holds at most its share of the
+// client cap.
+const limiterShards = 256
+
+// RateLimiter is a token bucket per client: each client may make Burst
+// requests at once and regains one every Window/Burst. It is safe for
+// concurrent use.
+//
+// Clients are IP addresses: an IPv4 address counts alone (an IPv4-mapped
+// IPv6 address counts as its IPv4 address), an IPv6 address counts with
+// its whole /64, which is what one subscriber usually gets. Anything that
+// is not an IP address is a client of its own.
+//
+// Admission costs the same whatever the number of clients: a keyed hash
+// picks one of 256 shards, each a map under its own lock, and nothing on
+// the request path scans. A client whose bucket has filled up again is
+// forgotten by Sweep (it would start full anyway), so StartSweeper keeps
+// only clients active within about the last window.
+//
+// Memory is bounded: each shard holds at most its share of the client cap
+// (DefaultMaxClients, or WithMaxClients). When a request comes from a
+// client that is not tracked and its shard is full, the request is counted
+// against one bucket shared by all such clients of that shard (same burst
+// and rate): the limiter fails closed, so under a flood of distinct
+// addresses new clients are limited together rather than not at all,
+// while clients already tracked keep their own buckets. The sweeper logs a
+// warning, at most once per sweep, when that happened; space comes back as
+// soon as buckets are swept.
 type RateLimiter struct {
-	burst    float64
-	interval time.Duration
-	max      int
+	burst     int
+	window    time.Duration
+	interval  int64 // ns to regain one token: window / burst
+	tolerance int64 // ns a bucket may run ahead of now: (burst-1) * interval
+	max       int   // client cap
+	perShard  int   // client cap of one shard
+	seed      maphash.Seed
+	log       *zap.Logger
 
-	mu      sync.Mutex
-	buckets map[string]bucket
+	shards [limiterShards]limiterShard
+
+	// overflowed counts requests counted against a shared overflow
+	// bucket since the last sweep.
+	overflowed atomic.Int64
 }
 
-type bucket struct {
-	tokens float64
-	last   time.Time
+// limiterShard is one part of a RateLimiter's clients.
+type limiterShard struct {
+	mu sync.Mutex
+	// tat is each client's theoretical arrival time (Unix ns): the bucket
+	// is full at or after it, and each admitted request moves it one
+	// interval on (the generic cell rate algorithm, a token bucket in one
+	// number).
+	tat map[clientKey]int64
+	// overflow is the tat of the bucket shared by untracked clients while
+	// the shard is full.
+	overflow int64
+	_        [32]byte // keeps shards on separate cache lines
 }
 
-// NewRateLimiter allows burst requests per key at once and regains one
-// every window/burst, i.e. burst requests per window on average.
-func NewRateLimiter(burst int, window time.Duration) *RateLimiter {
-	if burst < 1 {
-		burst = 1
-	}
-	return &RateLimiter{
-		burst:    float64(burst),
-		interval: window / time.Duration(burst),
-		max:      maxLimiterKeys,
-		buckets:  make(map[string]bucket),
-	}
-}
+// clientKey is a client's address as 16 bytes: an IPv4 address in its
+// IPv4-mapped form, an IPv6 /64 with the host half zeroed, or a hash of
+// a key that is not an IP address.
+type clientKey [16]byte
 
-// Allow takes a token from key's bucket at now. When there is none it
-// reports how long until there will be.
-func (l *RateLimiter) Allow(key string, now time.Time) (ok bool, retryAfter time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b, found := l.buckets[key]
-	if !found {
-		if len(l.buckets) >= l.max {
-			l.evict(now)
-		}
-		b = bucket{tokens: l.burst, last: now}
-	}
-	b = l.refill(b, now)
-	if b.tokens < 1 {
-		l.buckets[key] = b
-		wait := time.Duration(math.Ceil((1 - b.tokens) * float64(l.interval)))
-		return false, wait
-	}
-	b.tokens--
-	l.buckets[key] = b
-	return true, 0
-}
+// LimiterOption configures a RateLimiter.
+type LimiterOption func(*RateLimiter)
 
-func (l *RateLimiter) refill(b bucket, now time.Time) bucket {
-	if elapsed := now.Sub(b.last); elapsed > 0 && l.interval > 0 {
-		b.tokens = math.Min(l.burst, b.tokens+float64(elapsed)/float64(l.interval))
-		b.last = now
-	}
-	return b
-}
-
-// evict makes room: first every key whose bucket is full again, then, if
-// that freed nothing, one arbitrary key.
-func (l *RateLimiter) evict(now time.Time) {
-	for k, b := range l.buckets {
-		if l.refill(b, now).tokens >= l.burst {
-			delete(l.buckets, k)
+// WithMaxClients sets how many clients the limiter tracks at most (see
+// RateLimiter). Default: DefaultMaxClients.
+func WithMaxClients(n int) LimiterOption {
+	return func(l *RateLimiter) {
+		if n > 0 {
+			l.max = n
 		}
 	}
-	if len(l.buckets) < l.max {
-		return
-	}
-	for k := range l.buckets {
-		delete(l.buckets, k)
-		return
+}
+
+// WithLogger sets where the sweeper reports a full client table.
+// Default: no logging.
+func WithLogger(log *zap.Logger) LimiterOption {
+	return func(l *RateLimiter) {
+		if log != nil {
+			l.log = log
+		}
 	}
 }
 
-// Len returns how many keys the limiter remembers.
+// NewRateLimiter allows burst requests per client at once and regains one
+// every window/burst, i.e. burst requests per window on average. A burst
+// below 1 counts as 1, a window below 1ns as 1ns.
+func NewRateLimiter(burst int, window time.Duration, opts ...LimiterOption) *RateLimiter {
+	burst = max(burst, 1)
+	window = max(window, time.Nanosecond)
+	interval := max(int64(window)/int64(burst), 1)
+	l := &RateLimiter{
+		burst:     burst,
+		window:    window,
+		interval:  interval,
+		tolerance: int64(burst-1) * interval,
+		max:       DefaultMaxClients,
+		seed:      maphash.MakeSeed(),
+		log:       zap.NewNop(),
+	}
+	for _, o := range opts {
+		o(l)
+	}
+	l.perShard = max((l.max+limiterShards-1)/limiterShards, 1)
+	for i := range l.shards {
+		l.shards[i].tat = make(map[clientKey]int64)
+	}
+	return l
+}
+
+// Allow takes a token from client's bucket at now. When there is none it
+// reports how long until there will be. client is normally an IP address
+// (see RateLimiter for how addresses are grouped).
+func (l *RateLimiter) Allow(client string, now time.Time) (ok bool, retryAfter time.Duration) {
+	k := keyOf(client)
+	sh := &l.shards[maphash.Bytes(l.seed, k[:])&(limiterShards-1)]
+	n := now.UnixNano()
+	sh.mu.Lock()
+	tat, tracked := sh.tat[k]
+	if !tracked && len(sh.tat) >= l.perShard {
+		next, ok, wait := l.admit(sh.overflow, n)
+		sh.overflow = next
+		sh.mu.Unlock()
+		l.overflowed.Add(1)
+		return ok, wait
+	}
+	next, ok, wait := l.admit(tat, n)
+	if ok {
+		sh.tat[k] = next
+	}
+	sh.mu.Unlock()
+	return ok, wait
+}
+
+// admit applies one request at n to a bucket whose theoretical arrival
+// time is tat (0 for a full bucket): it returns the new tat, whether the
+// request is allowed, and if not how long until it would be.
+func (l *RateLimiter) admit(tat, n int64) (next int64, ok bool, wait time.Duration) {
+	t := max(tat, n)
+	if ahead := t - n; ahead > l.tolerance {
+		return tat, false, time.Duration(ahead - l.tolerance)
+	}
+	return t + l.interval, true, 0
+}
+
+// keyOf groups client addresses: see clientKey.
+func keyOf(client string) clientKey {
+	addr, err := netip.ParseAddr(client)
+	if err != nil {
+		sum := sha256.Sum256([]byte(client))
+		return clientKey(sum[:16])
+	}
+	addr = addr.Unmap().WithZone("")
+	k := clientKey(addr.As16())
+	if addr.Is6() {
+		clear(k[8:])
+	}
+	return k
+}
+
+// Sweep forgets every client whose bucket is full again at now (it would
+// start full anyway) and returns how many it forgot. It locks one shard at
+// a time.
+func (l *RateLimiter) Sweep(now time.Time) int {
+	n := now.UnixNano()
+	removed := 0
+	for i := range l.shards {
+		sh := &l.shards[i]
+		sh.mu.Lock()
+		gone := 0
+		for k, tat := range sh.tat {
+			if tat <= n {
+				delete(sh.tat, k)
+				gone++
+			}
+		}
+		if sh.overflow <= n {
+			sh.overflow = 0
+		}
+		// Go maps keep their size after deletes: after a flood, start
+		// the shard afresh so its memory goes back.
+		if gone > 64 && len(sh.tat) < gone/4 {
+			fresh := make(map[clientKey]int64, len(sh.tat))
+			for k, v := range sh.tat {
+				fresh[k] = v
+			}
+			sh.tat = fresh
+		}
+		sh.mu.Unlock()
+		removed += gone
+	}
+	return removed
+}
+
+// SweepInterval is how often StartSweeper should sweep: the window, at
+// least 1s and at most 1m. A bucket is full again at most one window
+// after its client's last request.
+func (l *RateLimiter) SweepInterval() time.Duration {
+	return min(max(l.window, time.Second), time.Minute)
+}
+
+// StartSweeper sweeps every interval, at the time clock gives, in a
+// goroutine of its own, and reports a full client table (see RateLimiter)
+// with one warning per sweep. stop ends the goroutine and returns once it
+// has; it may be called more than once.
+func (l *RateLimiter) StartSweeper(interval time.Duration, clock func() time.Time) (stop func()) {
+	t := time.NewTicker(interval)
+	stopSweep := l.startSweeper(t.C, clock)
+	return func() {
+		t.Stop()
+		stopSweep()
+	}
+}
+
+// startSweeper is StartSweeper driven by ticks.
+func (l *RateLimiter) startSweeper(ticks <-chan time.Time, clock func() time.Time) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-quit:
+				return
+			case <-ticks:
+				l.Sweep(clock())
+				if n := l.overflowed.Swap(0); n > 0 {
+					l.log.Warn("wechat_auth login rate limit: client table full; clients not already tracked shared one bucket per shard",
+						zap.Int64("requests", n), zap.Int("max_clients", l.max))
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(quit) })
+		<-done
+	}
+}
+
+// Len returns how many clients the limiter tracks.
 func (l *RateLimiter) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.buckets)
+	n := 0
+	for i := range l.shards {
+		sh := &l.shards[i]
+		sh.mu.Lock()
+		n += len(sh.tat)
+		sh.mu.Unlock()
+	}
+	return n
 }
