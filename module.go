@@ -241,15 +241,10 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
-		return fmt.Errorf("registering metrics: %w", err)
-	}
-	metrics := newAppMetrics(appID)
-	stats, err := st.Stats(ctx, appID, time.Now())
+	metrics, err := provisionMetrics(ctx, st, appID)
 	if err != nil {
-		return fmt.Errorf("counting users: %w", err)
+		return err
 	}
-	metrics.users.Set(float64(stats.Users))
 	m.handler, err = handler.New(handler.Config{
 		AppID:         appID,
 		Store:         st,
@@ -274,7 +269,7 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 		LinkUnionID:  m.LinkUnionID,
 		LoginLimit:   loginLimiter(m.LoginRateLimit),
 		ClientKey:    clientIP,
-		Metrics:      metrics,
+		Metrics:      metrics.observer(),
 		Logger:       m.logger,
 	})
 	if err != nil {
