@@ -1,0 +1,91 @@
+package wechatauth
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/wxauth/caddy-wechat-auth/internal/handler"
+	"github.com/wxauth/caddy-wechat-auth/store"
+)
+
+// TestMetricsSurviveNewRegistries registers the collectors on several
+// registries, as config reloads do, and checks that counts go on and
+// every registry serves them.
+func TestMetricsSurviveNewRegistries(t *testing.T) {
+	const app = "wxmetricsunit0001"
+	var regs []*prometheus.Registry
+	for range 3 {
+		reg := prometheus.NewPedanticRegistry()
+		for range 2 { // a second wechat_auth block in the same config
+			if err := registerMetrics(reg); err != nil {
+				t.Fatalf("registering: %v", err)
+			}
+		}
+		regs = append(regs, reg)
+		m := newAppMetrics(app)
+		m.Guard(handler.GuardOK)
+		m.Guard(handler.GuardRevoked)
+		m.Login(handler.LoginOKNew)
+		m.Login("some_future_code")
+		m.Refresh(handler.RefreshReuseDetected)
+		m.Revoked(store.ReasonBan, 3)
+		m.Revoked(store.ReasonAdmin, 0)
+	}
+	observeWeChat("jscode2session", "ok", 30*time.Millisecond)
+	for i, reg := range regs {
+		want := `
+# HELP caddy_wechat_auth_revocations_total Sessions revoked, by app and reason (logout, logout_all, reuse, ban, admin).
+# TYPE caddy_wechat_auth_revocations_total counter
+caddy_wechat_auth_revocations_total{app_id="wxmetricsunit0001",reason="admin"} 0
+caddy_wechat_auth_revocations_total{app_id="wxmetricsunit0001",reason="ban"} 9
+caddy_wechat_auth_revocations_total{app_id="wxmetricsunit0001",reason="logout"} 0
+caddy_wechat_auth_revocations_total{app_id="wxmetricsunit0001",reason="logout_all"} 0
+caddy_wechat_auth_revocations_total{app_id="wxmetricsunit0001",reason="reuse"} 0
+`
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "caddy_wechat_auth_revocations_total"); err != nil {
+			t.Errorf("registry %d: %v", i, err)
+		}
+		for _, c := range []struct {
+			collector prometheus.Collector
+			want      float64
+		}{
+			{metricGuard.WithLabelValues(app, "ok"), 3},
+			{metricGuard.WithLabelValues(app, "revoked"), 3},
+			{metricLogins.WithLabelValues(app, "ok_new"), 3},
+			{metricLogins.WithLabelValues(app, "some_future_code"), 3},
+			{metricRefreshes.WithLabelValues(app, "reuse_detected"), 3},
+			{metricUsers.WithLabelValues(app), 3},
+		} {
+			if got := testutil.ToFloat64(c.collector); got != c.want {
+				t.Errorf("registry %d: %v = %v, want %v", i, c.collector, got, c.want)
+			}
+		}
+		if n, err := testutil.GatherAndCount(reg, "caddy_wechat_auth_wechat_request_duration_seconds"); err != nil || n < 1 {
+			t.Errorf("registry %d: wechat duration histogram: %d series, %v", i, n, err)
+		}
+	}
+}
+
+// TestRegisterMetricsConflict: another collector under one of our names
+// is an error, not a silent mix.
+func TestRegisterMetricsConflict(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGauge(prometheus.GaugeOpts{Name: "caddy_wechat_auth_users", Help: "impostor"}))
+	if err := registerMetrics(reg); err == nil {
+		t.Fatal("registering next to a conflicting collector succeeded")
+	}
+	if err := registerMetrics(nil); err != nil {
+		t.Fatalf("no registry: %v", err)
+	}
+}
+
+func TestGuardCountingDoesNotAllocate(t *testing.T) {
+	m := newAppMetrics("wxmetricsunit0002")
+	if n := testing.AllocsPerRun(100, func() { m.Guard(handler.GuardOK) }); n != 0 {
+		t.Fatalf("counting a guard outcome allocates %v times", n)
+	}
+}
