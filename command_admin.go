@@ -82,7 +82,7 @@ func (c *adminClient) adminAddress() (string, error) {
 // caddycmd.AdminAPIRequest, which reads the body of a failed answer.
 var adminErrorRE = regexp.MustCompile(`HTTP (\d{3}): (.*)$`)
 
-// request sends one admin request and returns the answer's body for a
+// request sends one admin request and returns the answer of a
 // success; a failure comes back as a one-line error.
 func (c *adminClient) request(method, uri string, body any) (*http.Response, error) {
 	addr, err := c.adminAddress()
@@ -113,13 +113,16 @@ func (c *adminClient) request(method, uri string, body any) (*http.Response, err
 		}
 		return nil, fmt.Errorf("caddy answered %s: %s", m[1], strings.TrimSpace(m[2]))
 	}
+	if strings.HasPrefix(msg, "invalid admin address") || strings.HasPrefix(msg, "making request") {
+		return nil, fmt.Errorf("invalid admin address %q", addr)
+	}
 	if strings.Contains(msg, "performing request") {
 		return nil, fmt.Errorf("cannot reach Caddy's admin endpoint at %s (is Caddy running?)", addr)
 	}
 	return nil, errors.New(msg)
 }
 
-// getJSON sends a request and decodes its JSON answer into dst, keeping
+// call sends a request and decodes its JSON answer into dst, returning
 // the raw bytes for --json.
 func (c *adminClient) call(method, uri string, body, dst any) ([]byte, error) {
 	resp, err := c.request(method, uri, body)

@@ -2,8 +2,10 @@ package wechatauth
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wxauth/caddy-wechat-auth/internal/handler"
@@ -67,6 +69,35 @@ func registerMetrics(reg *prometheus.Registry) error {
 		}
 	}
 	return nil
+}
+
+// provisionMetrics registers the collectors on the config's registry and
+// returns the app's counters, with the users gauge read from the store.
+// Without a registry (a context not made by Caddy) nothing is collected
+// and it returns nil.
+func provisionMetrics(ctx caddy.Context, st store.Store, app string) (*appMetrics, error) {
+	reg := ctx.GetMetricsRegistry()
+	if reg == nil {
+		return nil, nil
+	}
+	if err := registerMetrics(reg); err != nil {
+		return nil, fmt.Errorf("registering metrics: %w", err)
+	}
+	stats, err := st.Stats(ctx, app, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("counting users: %w", err)
+	}
+	m := newAppMetrics(app)
+	m.users.Set(float64(stats.Users))
+	return m, nil
+}
+
+// observer is m as the handler's Metrics; nil (none) when m is nil.
+func (m *appMetrics) observer() handler.Metrics {
+	if m == nil {
+		return nil
+	}
+	return m
 }
 
 // Label values known in advance; their counters are made once per app so

@@ -237,15 +237,10 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
-		return fmt.Errorf("registering metrics: %w", err)
-	}
-	metrics := newAppMetrics(appID)
-	stats, err := st.Stats(ctx, appID, time.Now())
+	metrics, err := provisionMetrics(ctx, st, appID)
 	if err != nil {
-		return fmt.Errorf("counting users: %w", err)
+		return err
 	}
-	metrics.users.Set(float64(stats.Users))
 	var limiter *handler.RateLimiter
 	if m.LoginRateLimit != nil {
 		if limiter, m.limitKey, err = acquireLoginLimiter(appID, m.LoginRateLimit, time.Now); err != nil {
@@ -270,7 +265,7 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 		CaddyErrors:   m.Errors == "caddy",
 		LoginLimit:    limiter,
 		ClientKey:     clientIP,
-		Metrics:       metrics,
+		Metrics:       metrics.observer(),
 		Logger:        m.logger,
 	})
 	if err != nil {

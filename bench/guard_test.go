@@ -22,6 +22,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	wechatauth "github.com/wxauth/caddy-wechat-auth"
 	"github.com/wxauth/caddy-wechat-auth/internal/handler"
@@ -104,11 +105,24 @@ func issue(tb testing.TB, k *token.Key) string {
 	return tok
 }
 
-// provision starts the module as Caddy would, with its store in a temp dir.
+// provision starts the module as Caddy would, with its store in a temp dir
+// and metrics on (Caddy gives every config a metrics registry).
 func provision(tb testing.TB, m wechatauth.WeChatAuth) *wechatauth.WeChatAuth {
 	tb.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	tb.Cleanup(cancel)
+	mod, _ := provisionMetrics(tb, m, true)
+	return mod
+}
+
+// provisionMetrics is provision with metrics on (a context with a
+// registry, which it returns) or off (a context without one).
+func provisionMetrics(tb testing.TB, m wechatauth.WeChatAuth, on bool) (*wechatauth.WeChatAuth, *prometheus.Registry) {
+	tb.Helper()
+	ctx := caddy.Context{Context: context.Background()}
+	if on {
+		var cancel context.CancelFunc
+		ctx, cancel = caddy.NewContext(ctx)
+		tb.Cleanup(cancel)
+	}
 	m.AppID, m.AppSecret = benchApp, "bench-app-secret"
 	m.APIBase = "http://127.0.0.1:1" // never called by the guard
 	m.DB = filepath.Join(tb.TempDir(), "bench.db")
@@ -119,7 +133,63 @@ func provision(tb testing.TB, m wechatauth.WeChatAuth) *wechatauth.WeChatAuth {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = m.Cleanup() })
-	return &m
+	return &m, ctx.GetMetricsRegistry()
+}
+
+// guardOK reads caddy_wechat_auth_guard_requests_total{result="ok"} of
+// the bench app from reg.
+func guardOK(tb testing.TB, reg *prometheus.Registry) float64 {
+	tb.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "caddy_wechat_auth_guard_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["app_id"] == benchApp && labels["result"] == "ok" {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+// BenchmarkGuardMetrics is BenchmarkGuardServeHTTP with metrics off and
+// on, side by side: counting a guard outcome must cost an atomic add and
+// no allocation.
+func BenchmarkGuardMetrics(b *testing.B) {
+	for _, c := range algCases(b)[:2] { // HS256, EdDSA
+		for _, on := range []bool{false, true} {
+			name := c.name + "/metrics-off"
+			if on {
+				name = c.name + "/metrics-on"
+			}
+			b.Run(name, func(b *testing.B) {
+				m, reg := provisionMetrics(b, c.module, on)
+				r, rc := guardRequest(issue(b, c.signer))
+				w := &discardWriter{h: http.Header{}}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for b.Loop() {
+					rc.repl = requestReplacer()
+					if err := m.ServeHTTP(w, r, nextOK); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				if on && guardOK(b, reg) < float64(b.N) {
+					b.Fatalf("metrics on, but %v guard requests counted of at least %d", guardOK(b, reg), b.N)
+				}
+			})
+		}
+	}
 }
 
 type discardWriter struct{ h http.Header }
