@@ -165,6 +165,12 @@ http://127.0.0.1:${site} {
     await exit;
   };
   t.after(stop);
+  // Also when the test process ends some other way.
+  const killOnExit = () => {
+    if (!exited) proc.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
+  t.after(() => process.removeListener('exit', killOnExit));
 
   const siteURL = `http://127.0.0.1:${site}`;
   const deadline = Date.now() + 30000;
