@@ -42,6 +42,7 @@ var KEYS = {
   token: 'token',
   refreshToken: 'refresh_token',
   expiresAt: 'expires_at',
+  refreshAt: 'refresh_at',
   userId: 'user_id'
 };
 
@@ -154,9 +155,10 @@ function settle(p) {
  *   getStorageSync, setStorageSync and removeStorageSync: uni-app's `uni`,
  *   Taro's `Taro`, or a test double. Default: the global `wx`.
  * @param {string} [options.storagePrefix] Prefix of the storage keys:
- *   `<prefix>token`, `<prefix>refresh_token`, `<prefix>expires_at`
- *   (milliseconds since the epoch, by the phone's clock) and
- *   `<prefix>user_id`. Default: "wechat_auth_".
+ *   `<prefix>token`, `<prefix>refresh_token`, `<prefix>expires_at` and
+ *   `<prefix>refresh_at` (milliseconds since the epoch, by the phone's
+ *   clock: when the access token expires, and when request() refreshes it
+ *   first) and `<prefix>user_id`. Default: "wechat_auth_".
  * @param {object} [options.paths] Endpoint paths, for a server configured
  *   with other login_path, refresh_path, logout_path, profile_path,
  *   phone_path or decrypt_path: any of {login, refresh, logout, profile,
@@ -164,8 +166,9 @@ function settle(p) {
  *   /wx/profile, /wx/phone, /wx/decrypt.
  * @param {number} [options.refreshAhead] Seconds before the access token
  *   expires (by its expires_in, counted from when it was requested) at which
- *   request() refreshes it before sending. 0 refreshes only once it has
- *   expired. Default: 60.
+ *   request() refreshes it before sending; at most half the token's
+ *   lifetime, so a short-lived token is not refreshed on every request. 0
+ *   refreshes only once it has expired. Default: 60.
  * @param {boolean} [options.autoLogin] Whether request() logs in silently
  *   with wx.login() (once, then replays the request once) when there is no
  *   session or the session has ended. With false it rejects instead, and
@@ -238,8 +241,9 @@ function createClient(options) {
   // is the access token the refresh replaces.
   var refreshFlight = null;
   var loginFlight = null;
-  // epoch counts logouts: a login or refresh that started before the latest
-  // logout must not store its tokens after it.
+  // epoch counts logins and logouts: a login or refresh that started before
+  // the latest logout must not store its tokens after it, nor a refresh
+  // overwrite the session of a login that finished first.
   var epoch = 0;
   var listeners = [];
 
@@ -258,30 +262,43 @@ function createClient(options) {
     }
   }
 
-  /** The stored tokens: {token, refreshToken, expiresAt, userId}. */
+  function readTime(k) {
+    var v = Number(readKey(k));
+    return isFinite(v) && v > 0 ? v : 0;
+  }
+
+  /** The stored tokens: {token, refreshToken, expiresAt, refreshAt, userId}. */
   function readAuth() {
-    var expiresAt = Number(readKey('expiresAt'));
     var userId = readKey('userId');
     return {
       token: readKey('token'),
       refreshToken: readKey('refreshToken'),
-      expiresAt: isFinite(expiresAt) && expiresAt > 0 ? expiresAt : 0,
+      expiresAt: readTime('expiresAt'),
+      refreshAt: readTime('refreshAt'),
       userId: userId === undefined ? undefined : Number(userId)
     };
   }
 
-  /** Stores a login or refresh answer; issuedAt is when it was requested. */
+  /**
+   * Stores a login or refresh answer; issuedAt is when it was requested.
+   * The token is due for refresh refreshAhead seconds before it expires, or
+   * halfway through its life when that is shorter, so a short-lived token
+   * is not refreshed before every request.
+   */
   function saveAuth(body, issuedAt, userId) {
     if (!body || typeof body.token !== 'string' || body.token === '' ||
         typeof body.refresh_token !== 'string' || body.refresh_token === '') {
       throw authError(502, 'unexpected_response', 'the server answered without the expected tokens');
     }
     var expiresIn = Number(body.expires_in);
-    var expiresAt = issuedAt + (isFinite(expiresIn) && expiresIn > 0 ? expiresIn * 1000 : 0);
+    var life = isFinite(expiresIn) && expiresIn > 0 ? expiresIn * 1000 : 0;
+    var expiresAt = issuedAt + life;
+    var refreshAt = issuedAt + Math.max(life - refreshAhead * 1000, life / 2);
     try {
       api.setStorageSync(key('token'), body.token);
       api.setStorageSync(key('refreshToken'), body.refresh_token);
       api.setStorageSync(key('expiresAt'), expiresAt);
+      api.setStorageSync(key('refreshAt'), refreshAt);
       if (userId !== undefined) api.setStorageSync(key('userId'), userId);
     } catch (e) {
       clearAuth();
@@ -438,6 +455,7 @@ function createClient(options) {
           throw authError(0, 'logged_out', 'logged out while logging in');
         }
         saveAuth(body, issuedAt, body.user_id);
+        epoch++;
         emit(event);
         return publicAnswer(body);
       });
@@ -473,6 +491,8 @@ function createClient(options) {
       .then(expectSuccess)
       .then(function (body) {
         if (epoch !== startEpoch) {
+          // A logout or a login happened meanwhile: keep what it left.
+          if (readAuth().refreshToken) return null;
           throw authError(401, 'invalid_grant', 'logged out while refreshing');
         }
         saveAuth(body, issuedAt, body.user_id === undefined ? a.userId : body.user_id);
@@ -522,7 +542,8 @@ function createClient(options) {
         return loginShared('relogin');
       }
       if (budget.ahead) return null;
-      if (a.expiresAt && a.expiresAt - now() > refreshAhead * 1000) return null;
+      var due = a.refreshAt || (a.expiresAt ? a.expiresAt - refreshAhead * 1000 : 0);
+      if (due && now() < due) return null;
       budget.ahead = true;
       return refreshShared(a.token).then(null, function (err) {
         if (err && err.error === 'invalid_grant') return relogin(budget, err);

@@ -43,11 +43,12 @@ test('login stores the tokens under the default prefix and never returns them', 
   assert.equal(res.token, undefined, 'login() must not hand out the access token');
   assert.equal(res.refresh_token, undefined, 'login() must not hand out the refresh token');
   assert.deepEqual([...wx.storage.keys()].sort(), [
-    'wechat_auth_expires_at', 'wechat_auth_refresh_token', 'wechat_auth_token', 'wechat_auth_user_id',
+    'wechat_auth_expires_at', 'wechat_auth_refresh_at', 'wechat_auth_refresh_token', 'wechat_auth_token', 'wechat_auth_user_id',
   ]);
   assert.equal(wx.storage.get('wechat_auth_token'), 'at-1');
   assert.equal(wx.storage.get('wechat_auth_refresh_token'), 'rt-1');
   assert.equal(wx.storage.get('wechat_auth_expires_at'), clock.t + 900 * 1000);
+  assert.equal(wx.storage.get('wechat_auth_refresh_at'), clock.t + 840 * 1000);
   assert.equal(wx.storage.get('wechat_auth_user_id'), 42);
 });
 
@@ -59,13 +60,13 @@ test('storagePrefix names every key; two prefixes keep two sessions apart', T, a
   await a.login();
   await b.login();
   assert.deepEqual([...wx.storage.keys()].sort(), [
-    'shopA:expires_at', 'shopA:refresh_token', 'shopA:token', 'shopA:user_id',
-    'shopB:expires_at', 'shopB:refresh_token', 'shopB:token', 'shopB:user_id',
+    'shopA:expires_at', 'shopA:refresh_at', 'shopA:refresh_token', 'shopA:token', 'shopA:user_id',
+    'shopB:expires_at', 'shopB:refresh_at', 'shopB:refresh_token', 'shopB:token', 'shopB:user_id',
   ]);
   assert.notEqual(wx.storage.get('shopA:token'), wx.storage.get('shopB:token'));
   await a.logout();
   assert.deepEqual([...wx.storage.keys()].sort(), [
-    'shopB:expires_at', 'shopB:refresh_token', 'shopB:token', 'shopB:user_id',
+    'shopB:expires_at', 'shopB:refresh_at', 'shopB:refresh_token', 'shopB:token', 'shopB:user_id',
   ]);
 });
 
@@ -276,6 +277,41 @@ test('refresh ahead: refreshAhead seconds before expiry, not earlier', T, async 
   zero.clock.advance(1000);
   await zero.client.request({ url: '/a' });
   assert.equal(zero.server.count('/wx/refresh'), 1);
+});
+
+test('a token shorter-lived than refreshAhead is refreshed halfway through its life, not before every request', T, async () => {
+  const env = setup();
+  env.server.expiresIn = 30; // refreshAhead 60 > 30 s lifetime
+  await env.client.login();
+  env.server.calls.length = 0;
+  for (let i = 0; i < 5; i++) await env.client.request({ url: '/a' });
+  assert.equal(env.server.count('/wx/refresh'), 0);
+  env.clock.advance(14 * 1000);
+  await env.client.request({ url: '/a' });
+  assert.equal(env.server.count('/wx/refresh'), 0);
+  env.clock.advance(1000);
+  await env.client.request({ url: '/a' });
+  assert.equal(env.server.count('/wx/refresh'), 1);
+  await env.client.request({ url: '/a' });
+  assert.equal(env.server.count('/wx/refresh'), 1);
+});
+
+test('a refresh that finishes after a login does not overwrite the login', T, async () => {
+  const { client, server, wx, clock } = await loggedIn();
+  clock.advance(901 * 1000);
+  let release;
+  const gate = new Promise((r) => (release = r));
+  server.hold = (req) => (req.url.endsWith('/wx/refresh') ? gate : undefined);
+  const pending = client.refresh();
+  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setImmediate(r));
+  await client.login();
+  const afterLogin = stored(wx).token;
+  release();
+  await pending;
+  assert.equal(stored(wx).token, afterLogin, 'the older refresh must not replace the newer login');
+  const res = await client.request({ url: '/a' });
+  assert.equal(res.data.token, afterLogin);
 });
 
 test('a failed refresh ahead still sends the request with the current token', T, async () => {
