@@ -129,6 +129,12 @@ func testRotateRotated(t *testing.T, f *fixture) {
 		}
 		wantSess := sess
 		wantSess.ExpiresAt = next.ExpiresAt
+		// RefreshedAt, when a backend keeps it, is the rotation time.
+		// (Not every backend keeps it yet, so zero is accepted.)
+		if r := res.Session.RefreshedAt; !r.IsZero() && !r.Equal(now) {
+			t.Errorf("generation %d: RefreshedAt %v, want %v", i, r, now)
+		}
+		wantSess.RefreshedAt = res.Session.RefreshedAt
 		equal(t, "RotateResult.Session", res.Session, wantSess)
 		equal(t, "RotateResult.Token", res.Token, next)
 		equal(t, "Session after rotation", f.session("app", sess.ID), wantSess)
