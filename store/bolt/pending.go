@@ -33,11 +33,3 @@ func (s *Store) Unban(ctx context.Context, app string, userID uint64, now time.T
 func (s *Store) Stats(ctx context.Context, app string, now time.Time) (store.Stats, error) {
 	return store.Stats{}, errPending
 }
-
-func (s *Store) Export(ctx context.Context, app string, fn func(store.Record) error) error {
-	return errPending
-}
-
-func (s *Store) Import(ctx context.Context, app string, recs []store.Record) error {
-	return errPending
-}
