@@ -97,3 +97,28 @@ func WithSearchPath(t testing.TB, dsn, schema string) string {
 	u.RawQuery = q.Encode()
 	return u.String()
 }
+
+// Target returns the host:port of the test server.
+func Target(t testing.TB) string {
+	t.Helper()
+	u, err := url.Parse(BaseDSN())
+	if err != nil {
+		t.Fatalf("parsing DSN: %v", err)
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host += ":5432"
+	}
+	return host
+}
+
+// replaceHost returns dsn with its host:port set to addr.
+func replaceHost(t testing.TB, dsn, addr string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatalf("parsing DSN: %v", err)
+	}
+	u.Host = addr
+	return u.String()
+}

@@ -73,6 +73,10 @@ type Store struct {
 	watchCtx    context.Context
 	stopWatches context.CancelFunc
 	watchers    sync.WaitGroup
+
+	// listening, when set (by tests), is told the backend PID of every
+	// LISTEN connection a watcher opens.
+	listening func(pid uint32)
 }
 
 // IsDSN reports whether s is a PostgreSQL connection URL (postgres:// or

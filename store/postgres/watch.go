@@ -168,6 +168,9 @@ func (w *watcher) listenOnce(ctx context.Context, connected func()) error {
 		return fmt.Errorf("listening: %w", err)
 	}
 	connected()
+	if h := w.s.listening; h != nil {
+		h(conn.PgConn().PID())
+	}
 	w.signal() // catch up on whatever was missed while not listening
 	for {
 		if _, err := conn.WaitForNotification(ctx); err != nil {

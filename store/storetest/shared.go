@@ -103,7 +103,7 @@ func testSharedLogin(t *testing.T, p *pair) {
 		t.Fatalf("%d simultaneous Logins on two stores: users %v, created %d; want one user created once", n, ids, created)
 	}
 	for i := range n {
-		p.side(i + 1).session("app", fmt.Sprintf("sid-%d", i))
+		p.side(i+1).session("app", fmt.Sprintf("sid-%d", i))
 	}
 	if u := p.b.login("app", "o-next", "", at(time.Minute)); u.ID != 2 {
 		t.Errorf("next new user got id %d, want 2", u.ID)
