@@ -176,6 +176,13 @@ func LoadRevocations(ctx context.Context, st store.Store, app string, revs *Revo
 	return nil
 }
 
+// NoteRevocation puts a revocation made elsewhere (by another process
+// sharing the store) on the list, for as long as LoadRevocations would
+// keep it.
+func NoteRevocation(revs *Revocations, rv store.Revocation, accessTTL, leeway time.Duration) {
+	revs.Add(rv.SessionID, rv.RevokedAt.Add(revocationWindow(accessTTL, leeway)))
+}
+
 // revocationWindow is how long after its revocation a session's access
 // tokens can still be accepted (their lifetime, the leeway, and a second
 // for the whole-second token times): how long it stays on the list.
