@@ -185,53 +185,6 @@ func pgCode(err error) string {
 	return ""
 }
 
-// Login is LoginUser and CreateSession in one transaction; see
-// store.Store. A banned user gets store.ErrBanned and nothing is written.
-func (s *Store) Login(ctx context.Context, app string, nu store.NewUser, sess store.Session, tok store.RefreshToken, now time.Time) (store.User, store.Session, bool, error) {
-	fail := func(err error) (store.User, store.Session, bool, error) {
-		return store.User{}, store.Session{}, false, fmt.Errorf("logging in: %w", err)
-	}
-	if sess.AppID == "" {
-		sess.AppID = app
-	}
-	if sess.AppID != app {
-		return fail(invalid("app"))
-	}
-	if err := checkNewUser(app, nu); err != nil {
-		return fail(err)
-	}
-	if err := checkFirstToken(sess, tok); err != nil {
-		return fail(err)
-	}
-	now = norm(now)
-	sess, tok = normSession(sess), normToken(tok)
-	if sess.ExpiresAt.IsZero() {
-		sess.ExpiresAt = tok.ExpiresAt
-	}
-	var (
-		u       store.User
-		stored  store.Session
-		created bool
-	)
-	err := s.inTx(ctx, "logging in", func(ctx context.Context, tx pgx.Tx) error {
-		var err error
-		if u, created, err = loginUserTx(ctx, tx, app, nu, now); err != nil {
-			return err
-		}
-		if u.Banned {
-			return fmt.Errorf("user %d: %w", u.ID, store.ErrBanned)
-		}
-		stored = sess
-		stored.UserID, stored.OpenID, stored.UnionID = u.ID, nu.OpenID, u.UnionID
-		t := tok
-		return insertSession(ctx, tx, &stored, &t)
-	})
-	if err != nil {
-		return store.User{}, store.Session{}, false, err
-	}
-	return u, stored, created, nil
-}
-
 // Session returns the app's session id, revoked or not.
 func (s *Store) Session(ctx context.Context, app, id string) (store.Session, error) {
 	var sess store.Session
@@ -290,10 +243,18 @@ func (s *Store) Rotate(ctx context.Context, app string, hash [32]byte, next stor
 	next.RotatedAt, next.Child = time.Time{}, [32]byte{}
 	grace = max(grace, 0)
 	var res store.RotateResult
-	err := s.inTx(ctx, "rotating refresh token", func(ctx context.Context, tx pgx.Tx) error {
-		var err error
-		res, err = rotateTx(ctx, tx, app, hash, next, now, grace)
-		return err
+	err := s.call(ctx, "rotating refresh token", func(ctx context.Context) error {
+		var (
+			done bool
+			err  error
+		)
+		if res, done, err = rotateCurrent(ctx, s.pool, app, hash, next, now); err != nil || done {
+			return err
+		}
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			res, err = rotateTx(ctx, tx, app, hash, next, now, grace)
+			return err
+		})
 	})
 	if err != nil {
 		return store.RotateResult{}, err
@@ -301,24 +262,62 @@ func (s *Store) Rotate(ctx context.Context, app string, hash [32]byte, next stor
 	return res, nil
 }
 
+// rotateCurrent is Rotate's common case in one statement: the presented
+// token is its active session's current token, not expired, so it is
+// locked with its session, marked rotated, the next token stored and the
+// session's expiry moved. done is false (and nothing written) when any
+// of that does not hold; the general path then decides.
+func rotateCurrent(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, app string, hash [32]byte, next store.RefreshToken, now time.Time) (store.RotateResult, bool, error) {
+	var res store.RotateResult
+	// After waiting for a lock, FOR UPDATE returns the rows as committed
+	// by then, so "cur" is current and a concurrent rotation makes "ok"
+	// empty here.
+	row := q.QueryRow(ctx, `WITH cur AS (
+			SELECT t.hash, t.session_id FROM wechat_auth_refresh_tokens t
+			JOIN wechat_auth_sessions s ON s.app_id = t.app_id AND s.id = t.session_id
+			WHERE t.app_id = $1 AND t.hash = $2 AND t.rotated_at IS NULL AND s.revoked_at IS NULL
+			AND $3 < t.expires_at AND ($5 = '' OR $5 = s.id)
+			FOR UPDATE
+		), r AS (
+			UPDATE wechat_auth_refresh_tokens t SET rotated_at = $3, child = $4
+			FROM cur WHERE t.app_id = $1 AND t.hash = cur.hash
+		), n AS (
+			INSERT INTO wechat_auth_refresh_tokens
+			(app_id, hash, session_id, issued_at, expires_at, access_id, access_issued_at)
+			SELECT $1, $4, cur.session_id, $6, $7, $8, $9 FROM cur
+		)
+		UPDATE wechat_auth_sessions s SET expires_at = $7, refreshed_at = $3
+		FROM cur WHERE s.app_id = $1 AND s.id = cur.session_id
+		RETURNING `+sessionColumns,
+		app, hash[:], now, next.Hash[:], next.SessionID, next.IssuedAt, next.ExpiresAt, next.AccessID, next.AccessIssuedAt)
+	sess, err := scanSession(row)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return res, false, nil
+	case constraint(err) == "wechat_auth_refresh_tokens_pkey":
+		return res, false, fmt.Errorf("next token: %w", errDuplicate)
+	case err != nil:
+		return res, false, fmt.Errorf("rotating: %w", err)
+	}
+	nt := next
+	nt.SessionID = sess.ID
+	return store.RotateResult{Outcome: store.Rotated, Session: sess, Token: nt}, true, nil
+}
+
 // rotateTx is Rotate's work inside a transaction.
 func rotateTx(ctx context.Context, tx pgx.Tx, app string, hash [32]byte, next store.RefreshToken, now time.Time, grace time.Duration) (store.RotateResult, error) {
 	var res store.RotateResult
-	// Lock the session first, then read the token: every writer of a
-	// session's tokens holds the session row, so what is read is current.
-	var sid string
-	err := tx.QueryRow(ctx, `SELECT session_id FROM wechat_auth_refresh_tokens WHERE app_id = $1 AND hash = $2`, app, hash[:]).Scan(&sid)
+	// Lock the token and its session: every writer of a session's tokens
+	// or revocation state holds the session row, and after waiting for a
+	// lock the rows are read again as committed, so what is read here is
+	// current.
+	sess, tok, err := scanSessionTokenRow(tx.QueryRow(ctx, `SELECT `+sessionColumns+`, `+tokenColumns+`
+		FROM wechat_auth_refresh_tokens t
+		JOIN wechat_auth_sessions s ON s.app_id = t.app_id AND s.id = t.session_id
+		WHERE t.app_id = $1 AND t.hash = $2 FOR UPDATE`, app, hash[:]))
 	if err != nil {
-		return res, fmt.Errorf("refresh token: %w", err)
-	}
-	sess, err := scanSession(tx.QueryRow(ctx, `SELECT `+sessionColumns+` FROM wechat_auth_sessions s
-		WHERE s.app_id = $1 AND s.id = $2 FOR UPDATE`, app, sid))
-	if err != nil {
-		return res, fmt.Errorf("session of refresh token: %w", err)
-	}
-	tok, err := scanToken(tx.QueryRow(ctx, `SELECT `+tokenColumns+` FROM wechat_auth_refresh_tokens t
-		WHERE t.app_id = $1 AND t.hash = $2`, app, hash[:]))
-	if err != nil { // pruned while this call waited for the lock
 		return res, fmt.Errorf("refresh token: %w", err)
 	}
 	switch {
@@ -336,16 +335,23 @@ func rotateTx(ctx context.Context, tx pgx.Tx, app string, hash [32]byte, next st
 		if nt.SessionID != sess.ID {
 			return res, invalid("next token belongs to another session")
 		}
-		if _, err := tx.Exec(ctx, `UPDATE wechat_auth_refresh_tokens SET rotated_at = $3, child = $4
-			WHERE app_id = $1 AND hash = $2`, app, hash[:], now, nt.Hash[:]); err != nil {
-			return res, fmt.Errorf("marking refresh token rotated: %w", err)
+		// One statement: mark the token rotated, store the next one, move
+		// the session's expiry.
+		_, err := tx.Exec(ctx, `WITH r AS (
+				UPDATE wechat_auth_refresh_tokens SET rotated_at = $3, child = $4
+				WHERE app_id = $1 AND hash = $2
+			), n AS (
+				INSERT INTO wechat_auth_refresh_tokens
+				(app_id, hash, session_id, issued_at, expires_at, access_id, access_issued_at)
+				VALUES ($1, $4, $5, $6, $7, $8, $9)
+			)
+			UPDATE wechat_auth_sessions SET expires_at = $7, refreshed_at = $3 WHERE app_id = $1 AND id = $5`,
+			app, hash[:], now, nt.Hash[:], sess.ID, nt.IssuedAt, nt.ExpiresAt, nt.AccessID, nt.AccessIssuedAt)
+		if constraint(err) == "wechat_auth_refresh_tokens_pkey" {
+			return res, fmt.Errorf("next token: %w", errDuplicate)
 		}
-		if err := insertToken(ctx, tx, app, &nt); err != nil {
-			return res, fmt.Errorf("next token: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE wechat_auth_sessions SET expires_at = $3, refreshed_at = $4
-			WHERE app_id = $1 AND id = $2`, app, sess.ID, nt.ExpiresAt, now); err != nil {
-			return res, fmt.Errorf("moving session expiry: %w", err)
+		if err != nil {
+			return res, fmt.Errorf("rotating: %w", err)
 		}
 		sess.ExpiresAt, sess.RefreshedAt = nt.ExpiresAt, now
 		return store.RotateResult{Outcome: store.Rotated, Session: sess, Token: nt}, nil

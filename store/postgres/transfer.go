@@ -94,9 +94,18 @@ func (s *Store) Export(ctx context.Context, app string, fn func(store.Record) er
 	return nil
 }
 
+// scanSessionTokenRow reads a row of sessionColumns then tokenColumns.
+func scanSessionTokenRow(r pgx.Row) (store.Session, store.RefreshToken, error) {
+	s, t, err := scanSessionToken(r)
+	if err != nil || t == nil {
+		return s, store.RefreshToken{}, err
+	}
+	return s, *t, nil
+}
+
 // scanSessionToken reads a row of sessionColumns then tokenColumns, the
 // token part possibly NULL (a session without tokens).
-func scanSessionToken(r pgx.Rows) (store.Session, *store.RefreshToken, error) {
+func scanSessionToken(r pgx.Row) (store.Session, *store.RefreshToken, error) {
 	var (
 		s                         store.Session
 		uid                       int64
@@ -315,6 +324,11 @@ func (s *Store) Import(ctx context.Context, app string, recs []store.Record) err
 			}
 		}
 		if err := feedTx(ctx, tx, revoked); err != nil {
+			return err
+		}
+		// Ids reserved by logins in flight may now belong to imported
+		// users: drop the reservations (those logins start over).
+		if _, err := tx.Exec(ctx, `DELETE FROM wechat_auth_id_reservations WHERE app_id = $1`, app); err != nil {
 			return err
 		}
 		if int64(set.maxID) > last {

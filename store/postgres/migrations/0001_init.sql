@@ -2,11 +2,20 @@
 -- Every table is scoped by app_id; names carry the wechat_auth_ prefix so
 -- the schema can share a database with an application's own tables.
 
--- One row per app: the last user id handed out. Creating a user locks the
--- row until commit, so ids are 1, 2, 3, ... without gaps, in commit order.
+-- One row per app: the last user id handed out.
 CREATE TABLE wechat_auth_apps (
     app_id       text   PRIMARY KEY,
     last_user_id bigint NOT NULL DEFAULT 0 CHECK (last_user_id >= 0)
+);
+
+-- The id reserved for an openid whose user a login is about to create.
+-- Concurrent first logins of one openid share the reservation, so a race
+-- spends no id; the login that creates the user deletes it.
+CREATE TABLE wechat_auth_id_reservations (
+    app_id  text   NOT NULL,
+    openid  text   NOT NULL,
+    user_id bigint NOT NULL,
+    PRIMARY KEY (app_id, openid)
 );
 
 CREATE TABLE wechat_auth_users (
