@@ -52,7 +52,10 @@ type WeChatAuth struct {
 	// Time limit of one WeChat API call, connect to last byte. Default: 5s
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
-	// Path of the bbolt database file. Default:
+	// Where users and sessions are kept: the path of a bbolt database
+	// file, or a PostgreSQL URL (postgres://... or postgresql://...,
+	// placeholders such as {env.DATABASE_URL} allowed) so that several
+	// instances share one database. Default:
 	// {caddy AppDataDir}/wechat_auth/<app_id>.db
 	DB string `json:"db,omitempty"`
 

@@ -13,12 +13,14 @@ import (
 	"github.com/wxauth/caddy-wechat-auth/internal/handler"
 	"github.com/wxauth/caddy-wechat-auth/store"
 	"github.com/wxauth/caddy-wechat-auth/store/bolt"
+	"github.com/wxauth/caddy-wechat-auth/store/postgres"
 )
 
-// storePool holds the open database files of this process, one per path,
-// shared by every wechat_auth handler that uses the file and kept open
-// across config reloads (the new config takes its reference before the old
-// one lets go of its own), as Caddy's own apps share listeners.
+// storePool holds the open databases of this process, one per bbolt file
+// path or PostgreSQL DSN, shared by every wechat_auth handler that uses it
+// and kept open across config reloads (the new config takes its reference
+// before the old one lets go of its own), as Caddy's own apps share
+// listeners.
 var storePool = caddy.NewUsagePool()
 
 // lockTimeout bounds the wait for the database file lock, so that a second
@@ -35,19 +37,30 @@ type sharedDB struct {
 	logger *zap.Logger
 	now    func() time.Time
 
-	mu   sync.Mutex
-	revs map[string]*handler.Revocations // by app
+	mu      sync.Mutex
+	revs    map[string]*handler.Revocations // by app
+	windows map[string]revocationTTLs       // by app: what its list entries are kept for
 
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	stopWatch context.CancelFunc // ends the revocation watcher, if any
 }
 
-// openShared returns the shared store for path, opening it on first use.
-// The caller releases it with storePool.Delete(key).
-func openShared(path string, logger *zap.Logger) (*sharedDB, string, error) {
-	abs, err := filepath.Abs(path)
+// revocationTTLs are the token lifetimes that decide how long a
+// revocation stays on an app's list.
+type revocationTTLs struct{ accessTTL, leeway time.Duration }
+
+// openShared returns the shared store for db, a bbolt file path or a
+// PostgreSQL URL, opening it on first use. The caller releases it with
+// storePool.Delete(key).
+func openShared(db string, logger *zap.Logger) (*sharedDB, string, error) {
+	if postgres.IsDSN(db) {
+		return openSharedPostgres(db, logger)
+	}
+	abs, err := filepath.Abs(db)
 	if err != nil {
-		return nil, "", fmt.Errorf("db %s: %w", path, err)
+		return nil, "", fmt.Errorf("db %s: %w", db, err)
 	}
 	v, _, err := storePool.LoadOrNew(abs, func() (caddy.Destructor, error) {
 		st, err := bolt.Open(abs, bolt.Options{Timeout: lockTimeout})
@@ -64,8 +77,67 @@ func openShared(path string, logger *zap.Logger) (*sharedDB, string, error) {
 	return v.(*sharedDB), abs, nil
 }
 
+// openSharedPostgres returns the shared PostgreSQL store for dsn: one pool
+// per DSN per process. Every instance sharing the database feeds this
+// process's revocation lists through the store's revocation watcher.
+// Errors name the server, never the DSN (it may hold a password).
+func openSharedPostgres(dsn string, logger *zap.Logger) (*sharedDB, string, error) {
+	v, _, err := storePool.LoadOrNew(dsn, func() (caddy.Destructor, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), postgresOpenTimeout)
+		defer cancel()
+		st, err := postgres.Open(ctx, dsn, postgres.Options{Logger: logger.Named("postgres")})
+		if err != nil {
+			return nil, err
+		}
+		d := newSharedDB(st, logger, time.Now)
+		if err := d.startWatch(st); err != nil {
+			_ = st.Close()
+			return nil, err
+		}
+		d.startSweep(sweepInterval)
+		return d, nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("opening db: %w", err)
+	}
+	return v.(*sharedDB), dsn, nil
+}
+
+// postgresOpenTimeout bounds connecting to PostgreSQL and migrating its
+// schema at start.
+const postgresOpenTimeout = 15 * time.Second
+
 func newSharedDB(st store.Store, logger *zap.Logger, now func() time.Time) *sharedDB {
-	return &sharedDB{store: st, logger: logger, now: now, revs: make(map[string]*handler.Revocations)}
+	return &sharedDB{
+		store: st, logger: logger, now: now,
+		revs:    make(map[string]*handler.Revocations),
+		windows: make(map[string]revocationTTLs),
+	}
+}
+
+// startWatch feeds the revocation lists from w, which reports revocations
+// committed by every process sharing the store, until Destruct.
+func (d *sharedDB) startWatch(w store.RevocationWatcher) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := w.WatchRevocations(ctx, d.noteRevocation); err != nil {
+		cancel()
+		return fmt.Errorf("watching revocations: %w", err)
+	}
+	d.stopWatch = cancel
+	return nil
+}
+
+// noteRevocation puts a revocation made by any process on its app's list,
+// if this process serves the app. (An app whose list is loaded later reads
+// the revocation from the store.)
+func (d *sharedDB) noteRevocation(rv store.Revocation) {
+	d.mu.Lock()
+	r, ok := d.revs[rv.AppID]
+	w := d.windows[rv.AppID]
+	d.mu.Unlock()
+	if ok {
+		handler.NoteRevocation(r, rv, w.accessTTL, w.leeway)
+	}
 }
 
 // revocations returns the app's revocation list, loading it from the store
@@ -73,6 +145,9 @@ func newSharedDB(st store.Store, logger *zap.Logger, now func() time.Time) *shar
 func (d *sharedDB) revocations(ctx context.Context, app string, accessTTL, leeway time.Duration) (*handler.Revocations, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if w := d.windows[app]; accessTTL+leeway > w.accessTTL+w.leeway {
+		d.windows[app] = revocationTTLs{accessTTL, leeway}
+	}
 	if r, ok := d.revs[app]; ok {
 		return r, nil
 	}
@@ -128,9 +203,13 @@ func (d *sharedDB) sweep(ctx context.Context) {
 	}
 }
 
-// Destruct stops the sweep and closes the store; the pool calls it when
-// the last handler using the file is cleaned up.
+// Destruct stops the sweep and the revocation watcher and closes the
+// store; the pool calls it when the last handler using the database is
+// cleaned up.
 func (d *sharedDB) Destruct() error {
+	if d.stopWatch != nil {
+		d.stopWatch()
+	}
 	if d.cancel != nil {
 		d.cancel()
 		<-d.done

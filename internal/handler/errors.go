@@ -25,6 +25,7 @@ const (
 	CodeInvalidToken         = "invalid_token"
 	CodeInvalidGrant         = "invalid_grant"
 	CodeUserBanned           = "user_banned"
+	CodeStoreUnavailable     = "store_unavailable"
 	CodeInternalError        = "internal_error"
 )
 
@@ -61,7 +62,16 @@ func newError(status int, code, msg string) *Error {
 
 func badRequest(msg string) *Error { return newError(http.StatusBadRequest, CodeInvalidRequest, msg) }
 
+// storeRetryAfter is the Retry-After of store_unavailable answers.
+const storeRetryAfter = 5 * time.Second
+
+// internalError answers a failure: 503 store_unavailable with Retry-After
+// when the database cannot be reached (nothing was done; the same request
+// may succeed later), else 500.
 func internalError(err error) *Error {
+	if errors.Is(err, store.ErrUnavailable) {
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeStoreUnavailable, Message: "the database is unavailable; try again later", RetryAfter: storeRetryAfter, Err: err}
+	}
 	return &Error{Status: http.StatusInternalServerError, Code: CodeInternalError, Message: "internal error, nothing was changed", Err: err}
 }
 
@@ -104,7 +114,8 @@ func retryAfter(err error, def time.Duration) time.Duration {
 	return def
 }
 
-// storeError maps a storage failure to 500 unless it is a not-found.
+// storeError maps a storage failure to notFound for a not-found, else as
+// internalError does.
 func storeError(err error, notFound *Error) *Error {
 	if notFound != nil && errors.Is(err, store.ErrNotFound) {
 		return notFound

@@ -195,3 +195,10 @@ func LoadRevocations(ctx context.Context, st interface {
 	}
 	return nil
 }
+
+// NoteRevocation puts a revocation made elsewhere (by another process
+// sharing the store) on the list, for as long as LoadRevocations would
+// keep it.
+func NoteRevocation(revs *Revocations, rv store.Revocation, accessTTL, leeway time.Duration) {
+	revs.Add(rv.SessionID, rv.RevokedAt.Add(revocationWindow(accessTTL, leeway)))
+}

@@ -29,8 +29,8 @@ import (
 )
 
 // Run runs the contract subtests against stores made by open. open is
-// called once per subtest and must return a new, empty store that no one
-// else uses; Run closes it when the subtest ends (a store the subtest
+// called once per subtest (twice by those that move records from one store
+// to another) and must return a new, empty store that no one else uses; Run closes it when the subtest ends (a store the subtest
 // closed itself may answer that Close with ErrClosed).
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Helper()
@@ -74,6 +74,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Unban", testUnban},
 		{"Stats", testStats},
 	}
+	tests = append(tests, transferTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
@@ -85,7 +86,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 					t.Errorf("closing store: %v", err)
 				}
 			})
-			tc.fn(t, &fixture{t: t, s: s, ctx: context.Background()})
+			tc.fn(t, &fixture{t: t, s: s, ctx: context.Background(), open: open})
 		})
 	}
 }
@@ -109,12 +110,15 @@ type fixture struct {
 	t   *testing.T
 	s   store.Store
 	ctx context.Context
+	// open makes another new, empty store of the same backend (for tests
+	// that move records between two stores); nil where there is none.
+	open func(t *testing.T) store.Store
 }
 
 // with returns the fixture bound to t, for use inside subtests: its
 // helpers must fail the test that calls them.
 func (f *fixture) with(t *testing.T) *fixture {
-	return &fixture{t: t, s: f.s, ctx: f.ctx}
+	return &fixture{t: t, s: f.s, ctx: f.ctx, open: f.open}
 }
 
 // login logs in (creating) a user and fails the test on error.

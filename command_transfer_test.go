@@ -1,0 +1,184 @@
+package wechatauth
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wxauth/caddy-wechat-auth/internal/pgtest"
+	"github.com/wxauth/caddy-wechat-auth/store"
+	"github.com/wxauth/caddy-wechat-auth/store/bolt"
+)
+
+// runCmd runs a transfer command with args and stdin, returning its
+// standard output and error output.
+func runCmd(t *testing.T, newCmd func() *cobra.Command, stdin string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	cmd := newCmd()
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetIn(strings.NewReader(stdin))
+	cmd.SetArgs(args)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	err = cmd.ExecuteContext(context.Background())
+	return out.String(), errOut.String(), err
+}
+
+// seedBolt writes two users, a rotated session and a secret of app into
+// a new bbolt file and closes it.
+func seedBolt(t *testing.T, path, app string) {
+	t.Helper()
+	st, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	if _, err := st.Secret(ctx, app, "signing_key", func() ([]byte, error) { return []byte("key"), nil }); err != nil {
+		t.Fatal(err)
+	}
+	for i, openid := range []string{"o1", "o2"} {
+		sid := "sid-" + openid
+		tok := store.RefreshToken{Hash: [32]byte{byte(i + 1)}, SessionID: sid, IssuedAt: now, ExpiresAt: now.Add(time.Hour), AccessID: "a" + sid, AccessIssuedAt: now}
+		sess := store.Session{ID: sid, AppID: app, SealedSessionKey: []byte("sealed"), CreatedAt: now}
+		if _, _, _, err := st.Login(ctx, app, store.NewUser{OpenID: openid}, sess, tok, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := store.RefreshToken{Hash: [32]byte{9}, IssuedAt: now.Add(time.Minute), ExpiresAt: now.Add(2 * time.Hour), AccessID: "a2", AccessIssuedAt: now.Add(time.Minute)}
+	if _, err := st.Rotate(ctx, app, [32]byte{1}, next, now.Add(time.Minute), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sortedLines returns the non-empty lines of s, sorted.
+func sortedLines(s string) []string {
+	var ls []string
+	for _, l := range strings.Split(s, "\n") {
+		if l != "" {
+			ls = append(ls, l)
+		}
+	}
+	slices.Sort(ls)
+	return ls
+}
+
+func TestExportImportCommands(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "src.db"), filepath.Join(dir, "dst.db")
+	seedBolt(t, src, "wxapp")
+	out := filepath.Join(dir, "export.jsonl")
+
+	_, summary, err := runCmd(t, newExportCommand, "", "--db", src, "--app", "wxapp", "--out", out)
+	if err != nil {
+		t.Fatalf("export: %v", err)
+	}
+	if !strings.Contains(summary, "1 secrets, 2 users, 2 sessions, 3 refresh tokens") {
+		t.Errorf("export summary %q", summary)
+	}
+	fi, err := os.Stat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("export file mode %v, want 0600 (it holds the signing key)", fi.Mode().Perm())
+	}
+	exported, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(exported), "refresh_token\":\"") {
+		t.Error("export holds a refresh token value")
+	}
+
+	// Into a new bbolt file: exporting it again gives the same lines.
+	if _, _, err := runCmd(t, newImportCommand, "", "--db", dst, "--app", "wxapp", "--in", out); err == nil {
+		t.Fatal("import into a missing file succeeded")
+	}
+	if st, err := bolt.Open(dst, bolt.Options{}); err != nil {
+		t.Fatal(err)
+	} else {
+		st.Close()
+	}
+	if _, _, err := runCmd(t, newImportCommand, string(exported), "--db", dst, "--app", "wxapp"); err != nil {
+		t.Fatalf("import from stdin: %v", err)
+	}
+	again, _, err := runCmd(t, newExportCommand, "", "--db", dst, "--app", "wxapp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != string(exported) {
+		t.Errorf("export of the imported file differs:\n%s\nwant\n%s", again, exported)
+	}
+	// A second import collides and writes nothing.
+	_, _, err = runCmd(t, newImportCommand, string(exported), "--db", dst, "--app", "wxapp")
+	if err == nil || !strings.Contains(err.Error(), "nothing was imported") || !strings.Contains(err.Error(), "conflict") {
+		t.Errorf("second import: %v, want a conflict that imported nothing", err)
+	}
+
+	// Into PostgreSQL, when there is one.
+	t.Run("postgres", func(t *testing.T) {
+		dsn, _ := pgtest.SchemaDSN(t)
+		if _, _, err := runCmd(t, newImportCommand, "", "--db", dsn, "--app", "wxapp", "--in", out); err != nil {
+			t.Fatalf("import into PostgreSQL: %v", err)
+		}
+		fromPG, _, err := runCmd(t, newExportCommand, "", "--db", dsn, "--app", "wxapp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := sortedLines(fromPG), sortedLines(string(exported)); !slices.Equal(got, want) {
+			t.Errorf("records from PostgreSQL differ:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	})
+}
+
+func TestTransferCommandErrors(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "app.db")
+	seedBolt(t, db, "wxapp")
+	tests := []struct {
+		name  string
+		cmd   func() *cobra.Command
+		stdin string
+		args  []string
+		want  string
+	}{
+		{"export without app", newExportCommand, "", []string{"--db", db}, "--app is required"},
+		{"export of a missing file", newExportCommand, "", []string{"--db", filepath.Join(dir, "none.db"), "--app", "wxapp"}, "none.db"},
+		{"export over an existing file", newExportCommand, "", []string{"--db", db, "--app", "wxapp", "--out", db}, "creating"},
+		{"import of bad JSON", newImportCommand, "{\"user\":{\"id\":5,\"openid\":\"x\"}}\nnot json\n", []string{"--db", db, "--app", "wxapp"}, "line 2"},
+		{"import of an unknown field", newImportCommand, "{\"usr\":{}}\n", []string{"--db", db, "--app", "wxapp"}, "line 1"},
+		{"import of an invalid record", newImportCommand, "{}\n", []string{"--db", db, "--app", "wxapp"}, "nothing was imported"},
+		{"unreachable PostgreSQL", newExportCommand, "", []string{"--db", "postgres://u:pw@127.0.0.1:1/db?connect_timeout=1", "--app", "wxapp"}, "127.0.0.1:1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := runCmd(t, tc.cmd, tc.stdin, tc.args...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one mentioning %q", err, tc.want)
+			}
+			if err != nil && strings.Contains(err.Error(), ":pw@") {
+				t.Errorf("error %v reveals the password", err)
+			}
+		})
+	}
+	// A file held by a server (here: this process) is refused clearly.
+	st, err := bolt.Open(db, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	_, _, err = runCmd(t, newExportCommand, "", "--db", db, "--app", "wxapp")
+	if err == nil || !strings.Contains(err.Error(), "stop it first") {
+		t.Errorf("export of a locked file: %v", err)
+	}
+}

@@ -1,0 +1,255 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/wxauth/caddy-wechat-auth/store"
+)
+
+// loginAttempts bounds how often Login starts over after losing a race
+// to create the same user.
+const loginAttempts = 3
+
+// Login is LoginUser and CreateSession in one transaction, all or
+// nothing; see store.Store. A banned user gets store.ErrBanned and nothing
+// is written.
+//
+// The common cases cost one durable commit and no lock held across it:
+//   - a returning user: one statement finds the user by openid and inserts
+//     the session and its token;
+//   - a new user: an id is reserved for the openid first (a short
+//     transaction that bumps the app's counter and commits without waiting
+//     for the disk: it becomes durable with the login's own commit, which
+//     flushes the log past it), then one statement inserts the user, its
+//     openid and unionid, the session and its token, and drops the
+//     reservation. Concurrent first logins of one openid share its
+//     reservation; the losers' statements fail on the primary keys, roll
+//     back whole and start over as returning logins.
+//
+// An id is skipped only when a login fails between reserving it and
+// committing (a crash, a lost connection). Linking by unionid, or giving
+// an existing user its first unionid, takes the general path: one
+// transaction of several statements.
+func (s *Store) Login(ctx context.Context, app string, nu store.NewUser, sess store.Session, tok store.RefreshToken, now time.Time) (store.User, store.Session, bool, error) {
+	fail := func(err error) (store.User, store.Session, bool, error) {
+		return store.User{}, store.Session{}, false, fmt.Errorf("logging in: %w", err)
+	}
+	if sess.AppID == "" {
+		sess.AppID = app
+	}
+	if sess.AppID != app {
+		return fail(invalid("app"))
+	}
+	if err := checkNewUser(app, nu); err != nil {
+		return fail(err)
+	}
+	if err := checkFirstToken(sess, tok); err != nil {
+		return fail(err)
+	}
+	now = norm(now)
+	sess, tok = normSession(sess), normToken(tok)
+	if sess.ExpiresAt.IsZero() {
+		sess.ExpiresAt = tok.ExpiresAt
+	}
+	var (
+		u       store.User
+		created bool
+	)
+	err := s.call(ctx, "logging in", func(ctx context.Context) error {
+		for range loginAttempts {
+			var (
+				done bool
+				err  error
+			)
+			u, done, err = s.loginReturning(ctx, app, nu, &sess, &tok)
+			if err != nil || done {
+				return err
+			}
+			if u.ID != 0 || (nu.LinkByUnionID && nu.UnionID != "") {
+				// A user that needs its unionid, or a login that may
+				// link by unionid: the general path.
+				return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+					var err error
+					if u, created, err = loginUserTx(ctx, tx, app, nu, now); err != nil {
+						return err
+					}
+					if u.Banned {
+						return fmt.Errorf("user %d: %w", u.ID, store.ErrBanned)
+					}
+					stored := sess
+					stored.UserID, stored.OpenID, stored.UnionID = u.ID, nu.OpenID, u.UnionID
+					t := tok
+					return insertSession(ctx, tx, &stored, &t)
+				})
+			}
+			id, err := s.reserveID(ctx, app, nu.OpenID)
+			if err != nil {
+				return err
+			}
+			if id == 0 {
+				continue // created meanwhile by another login: start over
+			}
+			u, err = s.loginNew(ctx, app, id, nu, &sess, &tok, now)
+			switch constraint(err) {
+			case "wechat_auth_openids_pkey", "wechat_auth_users_pkey":
+				// Created meanwhile by another login: drop a reservation
+				// left unused (best effort) and start over.
+				_, _ = s.pool.Exec(ctx, `DELETE FROM wechat_auth_id_reservations
+					WHERE app_id = $1 AND openid = $2 AND user_id = $3`, app, nu.OpenID, id)
+				continue
+			}
+			created = err == nil
+			return err
+		}
+		return errors.New("the user was created and gone again during the login; try again")
+	})
+	if err != nil {
+		return store.User{}, store.Session{}, false, err
+	}
+	stored := sess
+	stored.UserID, stored.OpenID, stored.UnionID = u.ID, nu.OpenID, u.UnionID
+	return u, stored, created, nil
+}
+
+// loginReturning inserts the session and token of a returning user in one
+// statement. done is true when it did; otherwise u is the user found
+// (zero ID: none) that still needs the general path, or err is
+// ErrBanned.
+func (s *Store) loginReturning(ctx context.Context, app string, nu store.NewUser, sess *store.Session, tok *store.RefreshToken) (u store.User, done bool, err error) {
+	row := s.pool.QueryRow(ctx, `WITH u AS (
+			SELECT `+userColumns+` FROM wechat_auth_openids o
+			JOIN wechat_auth_users u ON u.app_id = o.app_id AND u.id = o.user_id
+			WHERE o.app_id = $1 AND o.openid = $2
+		), s AS (
+			INSERT INTO wechat_auth_sessions (app_id, id, user_id, openid, unionid, sealed_session_key, created_at, expires_at)
+			SELECT $1, $3, u.id, $2, u.unionid, $4, $5, $6 FROM u
+			WHERE NOT u.banned AND (u.unionid <> '' OR $7 = '')
+			RETURNING id
+		), t AS (
+			INSERT INTO wechat_auth_refresh_tokens (app_id, hash, session_id, issued_at, expires_at, access_id, access_issued_at)
+			SELECT $1, $8, s.id, $9, $10, $11, $12 FROM s
+		)
+		SELECT `+userColumns+`, EXISTS (SELECT 1 FROM s) FROM u`,
+		app, nu.OpenID, sess.ID, sess.SealedSessionKey, sess.CreatedAt, sess.ExpiresAt, nu.UnionID,
+		tok.Hash[:], tok.IssuedAt, tok.ExpiresAt, tok.AccessID, tok.AccessIssuedAt)
+	var id int64
+	err = row.Scan(&u.AppID, &id, &u.OpenID, &u.UnionID, &u.Nickname, &u.AvatarURL, &u.Gender, &u.Phone,
+		&u.CreatedAt, &u.UpdatedAt, &u.Banned, &u.BanReason, &done)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return store.User{}, false, nil
+	case err != nil:
+		return store.User{}, false, sessionInsertError(err, sess.ID)
+	}
+	u.ID = uint64(id)
+	u.CreatedAt, u.UpdatedAt = u.CreatedAt.UTC(), u.UpdatedAt.UTC()
+	if u.Banned {
+		return store.User{}, false, fmt.Errorf("user %d: %w", u.ID, store.ErrBanned)
+	}
+	return u, done, nil
+}
+
+// reserveID returns the id reserved for the app's openid, reserving the
+// app's next one when there is none, or 0 when a user has the openid by
+// now. The reservation commits without waiting for the disk (see Login).
+func (s *Store) reserveID(ctx context.Context, app, openID string) (int64, error) {
+	for range loginAttempts {
+		var b pgx.Batch
+		b.Queue(`BEGIN`)
+		b.Queue(`SET LOCAL synchronous_commit = off`)
+		var id int64
+		b.Queue(`WITH r AS (
+				SELECT user_id FROM wechat_auth_id_reservations WHERE app_id = $1 AND openid = $2
+			), c AS (
+				INSERT INTO wechat_auth_apps AS a (app_id, last_user_id)
+				SELECT $1, 1 WHERE NOT EXISTS (SELECT 1 FROM r)
+				AND NOT EXISTS (SELECT 1 FROM wechat_auth_openids WHERE app_id = $1 AND openid = $2)
+				ON CONFLICT (app_id) DO UPDATE SET last_user_id = a.last_user_id + 1
+				RETURNING last_user_id
+			), n AS (
+				INSERT INTO wechat_auth_id_reservations (app_id, openid, user_id)
+				SELECT $1, $2, last_user_id FROM c
+				RETURNING user_id
+			)
+			SELECT user_id FROM r UNION ALL SELECT user_id FROM n`, app, openID).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&id)
+		})
+		b.Queue(`COMMIT`)
+		err := s.pool.SendBatch(ctx, &b).Close()
+		switch {
+		case constraint(err) == "wechat_auth_id_reservations_pkey":
+			continue // reserved meanwhile by another login: use that
+		case errors.Is(err, pgx.ErrNoRows):
+			return 0, nil // the user exists by now
+		case err != nil:
+			return 0, fmt.Errorf("reserving a user id: %w", err)
+		}
+		return id, nil
+	}
+	return 0, errors.New("reserving a user id: lost the race too often; try again")
+}
+
+// loginNew creates the user with the reserved id, its openid and
+// unionid, the session and its token in one statement, and drops the
+// reservation.
+func (s *Store) loginNew(ctx context.Context, app string, id int64, nu store.NewUser, sess *store.Session, tok *store.RefreshToken, now time.Time) (store.User, error) {
+	u, err := scanUser(s.pool.QueryRow(ctx, `WITH c AS (
+			DELETE FROM wechat_auth_id_reservations WHERE app_id = $1 AND openid = $2 AND user_id = $17
+		), u AS (
+			INSERT INTO wechat_auth_users AS u (app_id, id, openid, unionid, nickname, avatar_url, gender, created_at, updated_at)
+			VALUES ($1, $17, $2, $3, $4, $5, $6, $7, $7)
+			RETURNING `+userColumns+`
+		), o AS (
+			INSERT INTO wechat_auth_openids (app_id, openid, user_id) SELECT $1, $2, u.id FROM u
+		), x AS (
+			INSERT INTO wechat_auth_unionids (app_id, unionid, user_id) SELECT $1, $3, u.id FROM u
+			WHERE $3 <> '' ON CONFLICT DO NOTHING
+		), s AS (
+			INSERT INTO wechat_auth_sessions (app_id, id, user_id, openid, unionid, sealed_session_key, created_at, expires_at)
+			SELECT $1, $8, u.id, $2, $3, $9, $10, $11 FROM u
+			RETURNING id
+		), t AS (
+			INSERT INTO wechat_auth_refresh_tokens (app_id, hash, session_id, issued_at, expires_at, access_id, access_issued_at)
+			SELECT $1, $12, s.id, $13, $14, $15, $16 FROM s
+		)
+		SELECT * FROM u`,
+		app, nu.OpenID, nu.UnionID, nu.Nickname, nu.AvatarURL, nu.Gender, now,
+		sess.ID, sess.SealedSessionKey, sess.CreatedAt, sess.ExpiresAt,
+		tok.Hash[:], tok.IssuedAt, tok.ExpiresAt, tok.AccessID, tok.AccessIssuedAt, id))
+	if err != nil {
+		switch constraint(err) {
+		case "wechat_auth_openids_pkey", "wechat_auth_users_pkey":
+			return u, err
+		}
+		return u, sessionInsertError(err, sess.ID)
+	}
+	return u, nil
+}
+
+// sessionInsertError maps a failed session or token insert: a taken
+// session id or token hash is errDuplicate.
+func sessionInsertError(err error, sid string) error {
+	switch constraint(err) {
+	case "wechat_auth_sessions_pkey":
+		return fmt.Errorf("session %q: %w", sid, errDuplicate)
+	case "wechat_auth_refresh_tokens_pkey":
+		return fmt.Errorf("refresh token: %w", errDuplicate)
+	}
+	return err
+}
+
+// constraint is the name of the constraint a server error violated, or
+// "".
+func constraint(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.ConstraintName
+	}
+	return ""
+}
