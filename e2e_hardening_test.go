@@ -18,9 +18,9 @@ func TestE2EOneCodeOneSession(t *testing.T) {
 	e := newE2E(t, "")
 	code := e.mint("o_e2e_dup")
 	body, _ := json.Marshal(map[string]string{"code": code})
-	// WeChat takes 600 ms over the exchange, so every request below
+	// WeChat takes 400 ms over the exchange, so every request below
 	// arrives while the first one's login runs.
-	e.fault(map[string]any{"path": "/sns/jscode2session", "delay": "600ms", "times": 1})
+	e.fault(map[string]any{"path": "/sns/jscode2session", "delay": "400ms", "times": 1})
 	const n = 8
 	type reply struct {
 		status int

@@ -141,8 +141,10 @@ type WeChatAuth struct {
 // LoginRateLimit allows Requests login attempts per client per Window
 // (a token bucket: all at once, then one back every Window/Requests).
 type LoginRateLimit struct {
-	Requests int            `json:"requests"`
-	Window   caddy.Duration `json:"window"`
+	// Login attempts a client may make at once, at least 1. Required.
+	Requests int `json:"requests"`
+	// Time in which a client regains all Requests attempts. Required.
+	Window caddy.Duration `json:"window"`
 }
 
 // KeyFile is one signing_key_file entry.

@@ -12,9 +12,10 @@ import (
 )
 
 // DefaultMaxClients is how many clients a RateLimiter tracks at most,
-// unless WithMaxClients says otherwise. At about 40 bytes a client that
-// is some 40 MiB when full; it only fills when that many distinct clients
-// made a login attempt within one window.
+// unless WithMaxClients says otherwise. At about 56 bytes of heap a client
+// (measured by BenchmarkRateLimiterClients) that is some 60 MiB when full;
+// it only fills when that many distinct clients made a login attempt
+// within about one window.
 const DefaultMaxClients = 1 << 20
 
 // limiterShards is the number of independently locked parts of a
@@ -32,9 +33,10 @@ const limiterShards = 256
 // its whole /64, which is what one subscriber usually gets. Anything that
 // is not an IP address is a client of its own.
 //
-// Admission costs the same whatever the number of clients: a keyed hash
-// picks one of 256 shards, each a map under its own lock, and nothing on
-// the request path scans. A client whose bucket has filled up again is
+// Admission costs the same whatever the number of clients: a hash keyed
+// with a random seed (so clients cannot aim at one shard) picks one of 256
+// shards, each a map under its own lock, and nothing on the request path
+// scans. A client whose bucket has filled up again is
 // forgotten by Sweep (it would start full anyway), so StartSweeper keeps
 // only clients active within about the last window.
 //
@@ -75,7 +77,9 @@ type limiterShard struct {
 	// overflow is the tat of the bucket shared by untracked clients while
 	// the shard is full.
 	overflow int64
-	_        [32]byte // keeps shards on separate cache lines
+	// Pads the shard (a mutex, a map and an int64: 24 bytes) to 64, the
+	// usual cache line, so that busy neighbours do not share one.
+	_ [40]byte
 }
 
 // clientKey is a client's address as 16 bytes: an IPv4 address in its

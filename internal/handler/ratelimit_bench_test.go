@@ -46,6 +46,7 @@ func BenchmarkRateLimiterClients(b *testing.B) {
 			}
 			perClient := float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
 			i := 0
+			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
 				l.Allow(addrs[i], now)

@@ -185,3 +185,23 @@ func TestRateLimiterBoundedMemory(t *testing.T) {
 		t.Fatal("new client refused after the sweep")
 	}
 }
+
+// FuzzRateLimiterClient: any client string is a client, never a panic, and
+// always the same one.
+func FuzzRateLimiterClient(f *testing.F) {
+	for _, s := range []string{"", "192.0.2.1", "::ffff:192.0.2.1", "2001:db8::1", "fe80::1%eth0", "[::1]:80", "1.2.3.4.5", "\xff", "@"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, client string) {
+		if keyOf(client) != keyOf(client) {
+			t.Fatal("one client, two keys")
+		}
+		l := NewRateLimiter(1, time.Minute)
+		if ok, _ := l.Allow(client, limiterT0); !ok {
+			t.Fatal("first request refused")
+		}
+		if ok, wait := l.Allow(client, limiterT0); ok || wait != time.Minute {
+			t.Fatalf("second request: ok=%v wait=%v", ok, wait)
+		}
+	})
+}
