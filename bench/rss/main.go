@@ -15,8 +15,9 @@
 // logins of random existing users, about one login per 20 requests) for
 // -duration or -requests, whichever comes first, and measures again after
 // a garbage collection. The resident set includes the bbolt file's pages
-// that the load touched (bbolt maps the file), so it is reported next to
-// the Go heap, which holds what the module itself keeps. All traffic stays
+// that the load touched (bbolt maps the file; the kernel can drop them at
+// any time), so it is reported split into anonymous and file-backed
+// memory, next to the Go heap, which holds what the module itself keeps. All traffic stays
 // on 127.0.0.1; temporary files are removed at exit.
 package main
 
@@ -114,8 +115,8 @@ func parent(usersFlag string, duration time.Duration, requests, conc int) error 
 	}
 	defer os.RemoveAll(dir)
 
-	fmt.Printf("%-10s %12s %12s %12s %12s %10s %10s %10s %10s %8s\n",
-		"users", "file MiB", "idle RSS", "serving RSS", "heap MiB", "req/s", "guard p50", "guard p99", "login p99", "errors")
+	fmt.Printf("%-10s %9s %9s %12s %10s %10s %9s %9s %10s %10s %10s %7s\n",
+		"users", "file MiB", "idle RSS", "serving RSS", "anon MiB", "file-backed", "heap MiB", "req/s", "guard p50", "guard p99", "login p99", "errors")
 	for _, n := range counts {
 		db := filepath.Join(dir, fmt.Sprintf("users-%d.db", n))
 		fmt.Fprintf(os.Stderr, "rss: filling a store with %d users\n", n)
@@ -135,8 +136,8 @@ func parent(usersFlag string, duration time.Duration, requests, conc int) error 
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%-10d %12.1f %12.1f %12.1f %12.1f %10.0f %10s %10s %10s %8d\n",
-			n, mib(fi.Size()), mib(r.IdleRSS), mib(r.ServingRSS), mib(r.HeapInuse), r.Rate,
+		fmt.Printf("%-10d %9.1f %9.1f %12.1f %10.1f %10.1f %9.1f %9.0f %10s %10s %10s %7d\n",
+			n, mib(fi.Size()), mib(r.IdleRSS), mib(r.ServingRSS), mib(r.ServingAnon), mib(r.ServingFile), mib(r.HeapInuse), r.Rate,
 			r.GuardP50.Round(time.Microsecond), r.GuardP99.Round(time.Microsecond), r.LoginP99.Round(time.Microsecond), r.Errors)
 		if r.Errors > 0 {
 			return fmt.Errorf("%d requests failed with %d users", r.Errors, n)
@@ -191,6 +192,9 @@ func seed(path string, n int) error {
 // result is what a serve process reports, as JSON on stdout.
 type result struct {
 	IdleRSS, ServingRSS, HeapInuse int64
+	// ServingAnon and ServingFile split ServingRSS: the process's own
+	// memory, and the pages of mapped files (the bbolt file, the binary).
+	ServingAnon, ServingFile int64
 	Rate                           float64
 	GuardP50, GuardP99, LoginP99   time.Duration
 	Errors                         int64
@@ -241,7 +245,7 @@ http://127.0.0.1:%[2]d {
 
 	runtime.GC()
 	var r result
-	r.IdleRSS = rss()
+	r.IdleRSS = status("VmRSS:")
 
 	// One logged-in user per worker for the guarded requests.
 	toks := make([]string, conc)
@@ -295,7 +299,8 @@ http://127.0.0.1:%[2]d {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	r.HeapInuse = int64(ms.HeapInuse)
-	r.ServingRSS = rss()
+	r.ServingRSS = status("VmRSS:")
+	r.ServingAnon, r.ServingFile = status("RssAnon:"), status("RssFile:")
 	return json.NewEncoder(os.Stdout).Encode(r)
 }
 
@@ -354,8 +359,10 @@ func percentile(d []time.Duration, q float64) time.Duration {
 	return d[min(len(d)-1, int(q*float64(len(d))))]
 }
 
-// rss is the process's resident set size in bytes (VmRSS), 0 if unknown.
-func rss() int64 {
+// status reads one "<name> <n> kB" line of /proc/self/status, in bytes
+// (0 if unknown): VmRSS is the resident set, RssAnon and RssFile its
+// anonymous and file-backed parts.
+func status(name string) int64 {
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
 		return 0
@@ -363,7 +370,7 @@ func rss() int64 {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), name); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			return kb << 10
 		}
