@@ -22,27 +22,36 @@ import (
 
 // The PostgreSQL benchmarks of SPEC §10, against the server named by
 // WECHAT_AUTH_TEST_POSTGRES (each in a fresh schema): logins and refreshes
-// per second of the PostgreSQL store from pgClients concurrent clients,
+// per second of the PostgreSQL store from 1, 4 and 16 concurrent clients,
 // against the raw rate of durable one-row transactions from as many
 // clients on the same pool size (goal: ratio ≥ 0.5); the guard with the
 // PostgreSQL store; revocation reaching a second instance (goal: p99 ≤ 1s).
 // bench/pg_ratios.sh runs them and prints the ratios.
 
-// pgClients is the number of concurrent clients, and the pool size.
-const pgClients = 16
+// clientCounts are the numbers of concurrent clients measured; the pool
+// has as many connections. With one client every operation waits for its
+// own commit to reach the disk; with more, PostgreSQL's group commit
+// shares one flush among them and the CPU becomes the limit.
+var clientCounts = []int{1, 4, 16}
 
-// pgDSN returns a fresh schema's DSN with a pool of pgClients
-// connections.
-func pgDSN(b *testing.B) string {
+// eachClientCount runs fn as a sub-benchmark per client count.
+func eachClientCount(b *testing.B, fn func(b *testing.B, clients int)) {
+	for _, n := range clientCounts {
+		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) { fn(b, n) })
+	}
+}
+
+// pgDSN returns a fresh schema's DSN with a pool of clients connections.
+func pgDSN(b *testing.B, clients int) string {
 	b.Helper()
 	dsn, _ := pgtest.SchemaDSN(b)
-	return dsn + fmt.Sprintf("&pool_max_conns=%d&pool_min_conns=%d", pgClients, pgClients)
+	return dsn + fmt.Sprintf("&pool_max_conns=%d&pool_min_conns=%d", clients, clients)
 }
 
 // openPG opens the PostgreSQL store on a fresh schema.
-func openPG(b *testing.B) (*postgres.Store, string) {
+func openPG(b *testing.B, clients int) (*postgres.Store, string) {
 	b.Helper()
-	dsn := pgDSN(b)
+	dsn := pgDSN(b, clients)
 	s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -52,10 +61,12 @@ func openPG(b *testing.B) (*postgres.Store, string) {
 }
 
 // BenchmarkPostgresRawTx is the baseline: one durable one-row INSERT
-// transaction per operation, from pgClients clients on a pool of as many
-// connections.
-func BenchmarkPostgresRawTx(b *testing.B) {
-	dsn := pgDSN(b)
+// transaction per operation, from each number of clients on a pool of as
+// many connections.
+func BenchmarkPostgresRawTx(b *testing.B) { eachClientCount(b, benchRawTx) }
+
+func benchRawTx(b *testing.B, clients int) {
+	dsn := pgDSN(b, clients)
 	pool, err := pgxpool.New(context.Background(), dsn)
 	if err != nil {
 		b.Fatal(err)
@@ -66,21 +77,21 @@ func BenchmarkPostgresRawTx(b *testing.B) {
 		b.Fatal(err)
 	}
 	val := make([]byte, 64)
-	runClients(b, func(i int64) error {
+	runClients(b, clients, func(i int64) error {
 		_, err := pool.Exec(ctx, `INSERT INTO raw_rows (id, v) VALUES ($1, $2)`, i, val)
 		return err
 	})
 }
 
-// runClients runs fn b.N times in all from exactly pgClients goroutines.
-func runClients(b *testing.B, fn func(i int64) error) {
+// runClients runs fn b.N times in all from exactly clients goroutines.
+func runClients(b *testing.B, clients int, fn func(i int64) error) {
 	b.Helper()
 	var next atomic.Int64
 	n := int64(b.N)
-	errs := make(chan error, pgClients)
+	errs := make(chan error, clients)
 	b.ResetTimer()
 	start := time.Now()
-	for range pgClients {
+	for range clients {
 		go func() {
 			for {
 				i := next.Add(1)
@@ -95,7 +106,7 @@ func runClients(b *testing.B, fn func(i int64) error) {
 			}
 		}()
 	}
-	for range pgClients {
+	for range clients {
 		if err := <-errs; err != nil {
 			b.Fatal(err)
 		}
@@ -119,38 +130,45 @@ func loginArgs(i int64, now time.Time) (store.Session, store.RefreshToken) {
 // transaction) of new users (a fresh openid each) and of returning users
 // (a pool of 1000 created first).
 func BenchmarkPostgresLogin(b *testing.B) {
+	b.Run("new", func(b *testing.B) { eachClientCount(b, benchLoginNew) })
+	b.Run("returning", func(b *testing.B) { eachClientCount(b, benchLoginReturning) })
+}
+
+func benchLoginNew(b *testing.B, clients int) {
 	now := time.Now()
-	b.Run("new", func(b *testing.B) {
-		s, _ := openPG(b)
-		ctx := context.Background()
-		runClients(b, func(i int64) error {
-			sess, tok := loginArgs(i, now)
-			_, _, _, err := s.Login(ctx, benchApp, store.NewUser{OpenID: fmt.Sprintf("o-new-%d", i)}, sess, tok, now)
-			return err
-		})
+	s, _ := openPG(b, clients)
+	ctx := context.Background()
+	runClients(b, clients, func(i int64) error {
+		sess, tok := loginArgs(i, now)
+		_, _, _, err := s.Login(ctx, benchApp, store.NewUser{OpenID: fmt.Sprintf("o-new-%d", i)}, sess, tok, now)
+		return err
 	})
-	b.Run("returning", func(b *testing.B) {
-		s, _ := openPG(b)
-		ctx := context.Background()
-		const users = 1000
-		for i := range users {
-			if _, _, err := s.LoginUser(ctx, benchApp, store.NewUser{OpenID: fmt.Sprintf("o-%d", i)}, now); err != nil {
-				b.Fatal(err)
-			}
+}
+
+func benchLoginReturning(b *testing.B, clients int) {
+	now := time.Now()
+	s, _ := openPG(b, clients)
+	ctx := context.Background()
+	const users = 1000
+	for i := range users {
+		if _, _, err := s.LoginUser(ctx, benchApp, store.NewUser{OpenID: fmt.Sprintf("o-%d", i)}, now); err != nil {
+			b.Fatal(err)
 		}
-		runClients(b, func(i int64) error {
-			sess, tok := loginArgs(i, now)
-			_, _, _, err := s.Login(ctx, benchApp, store.NewUser{OpenID: fmt.Sprintf("o-%d", i%users)}, sess, tok, now)
-			return err
-		})
+	}
+	runClients(b, clients, func(i int64) error {
+		sess, tok := loginArgs(i, now)
+		_, _, _, err := s.Login(ctx, benchApp, store.NewUser{OpenID: fmt.Sprintf("o-%d", i%users)}, sess, tok, now)
+		return err
 	})
 }
 
 // BenchmarkPostgresRefresh is store.Rotate of a current refresh token:
 // each operation rotates a different session's token (one session per
 // operation, created first).
-func BenchmarkPostgresRefresh(b *testing.B) {
-	s, _ := openPG(b)
+func BenchmarkPostgresRefresh(b *testing.B) { eachClientCount(b, benchRefresh) }
+
+func benchRefresh(b *testing.B, clients int) {
+	s, _ := openPG(b, clients)
 	ctx := context.Background()
 	now := time.Now()
 	u, _, err := s.LoginUser(ctx, benchApp, store.NewUser{OpenID: "o-refresh"}, now)
@@ -166,7 +184,7 @@ func BenchmarkPostgresRefresh(b *testing.B) {
 		}
 		hashes[i] = tok.Hash
 	}
-	runClients(b, func(i int64) error {
+	runClients(b, clients, func(i int64) error {
 		var next [32]byte
 		binary.BigEndian.PutUint64(next[:], uint64(i))
 		next[31] = 0xff
@@ -206,7 +224,7 @@ func BenchmarkGuardServeHTTPPostgres(b *testing.B) {
 		b.Run(backend, func(b *testing.B) {
 			var m *wechatauth.WeChatAuth
 			if backend == "postgres" {
-				m = provisionDB(b, wechatauth.WeChatAuth{SigningKey: benchSecret}, pgDSN(b))
+				m = provisionDB(b, wechatauth.WeChatAuth{SigningKey: benchSecret}, pgDSN(b, 4))
 			} else {
 				m = provision(b, wechatauth.WeChatAuth{SigningKey: benchSecret})
 			}
@@ -237,7 +255,7 @@ func BenchmarkRevocationPropagation(b *testing.B) {
 	const logouts = 100
 	for b.Loop() {
 		b.StopTimer()
-		dsn := pgDSN(b)
+		dsn := pgDSN(b, 4)
 		a, err := postgres.Open(context.Background(), dsn, postgres.Options{})
 		if err != nil {
 			b.Fatal(err)

@@ -10,8 +10,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -48,7 +50,7 @@ func Connect(t testing.TB) *pgx.Conn {
 	defer cancel()
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		testenv.Missing(t, "PostgreSQL not reachable at "+cfg.Host, "set "+EnvDSN+" or start PostgreSQL")
+		testenv.Missing(t, "PostgreSQL not reachable at "+net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))), "set "+EnvDSN+" or start PostgreSQL")
 		return nil
 	}
 	t.Cleanup(func() { _ = conn.Close(context.Background()) })

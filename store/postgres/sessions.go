@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -492,11 +494,7 @@ func revokeUserTx(ctx context.Context, tx pgx.Tx, app string, userID uint64, rea
 
 // sortSessions orders sessions by id.
 func sortSessions(ss []store.Session) {
-	for i := 1; i < len(ss); i++ {
-		for j := i; j > 0 && ss[j].ID < ss[j-1].ID; j-- {
-			ss[j], ss[j-1] = ss[j-1], ss[j]
-		}
-	}
+	slices.SortFunc(ss, func(a, b store.Session) int { return strings.Compare(a.ID, b.ID) })
 }
 
 // Revocations lists the app's sessions revoked at or after since, oldest

@@ -87,8 +87,20 @@ func loginUserTx(ctx context.Context, tx pgx.Tx, app string, nu store.NewUser, n
 	if u, found, err = findLoginUser(ctx, tx, app, nu, now); err != nil || found {
 		return u, false, err
 	}
+	// A login in flight may have reserved an id for this openid: take it
+	// (that login then finds the user), else the next one.
+	id := last + 1
+	var reserved int64
+	err = tx.QueryRow(ctx, `DELETE FROM wechat_auth_id_reservations WHERE app_id = $1 AND openid = $2 RETURNING user_id`,
+		app, nu.OpenID).Scan(&reserved)
+	switch {
+	case err == nil:
+		id = reserved
+	case !errors.Is(err, pgx.ErrNoRows):
+		return u, false, fmt.Errorf("reading id reservation: %w", err)
+	}
 	u = store.User{
-		ID:        uint64(last + 1),
+		ID:        uint64(id),
 		AppID:     app,
 		OpenID:    nu.OpenID,
 		UnionID:   nu.UnionID,
@@ -101,8 +113,10 @@ func loginUserTx(ctx context.Context, tx pgx.Tx, app string, nu store.NewUser, n
 	if err := insertUser(ctx, tx, &u); err != nil {
 		return u, false, err
 	}
-	if _, err := tx.Exec(ctx, `UPDATE wechat_auth_apps SET last_user_id = $2 WHERE app_id = $1`, app, last+1); err != nil {
-		return u, false, fmt.Errorf("allocating user id: %w", err)
+	if id > last {
+		if _, err := tx.Exec(ctx, `UPDATE wechat_auth_apps SET last_user_id = $2 WHERE app_id = $1`, app, id); err != nil {
+			return u, false, fmt.Errorf("allocating user id: %w", err)
+		}
 	}
 	return u, true, nil
 }

@@ -25,6 +25,7 @@ func RunShared(t *testing.T, openPair func(t *testing.T) (a, b store.Store)) {
 		fn   func(*testing.T, *pair)
 	}{
 		{"Login/OneUserPerOpenID", testSharedLogin},
+		{"Login/WithLoginUser", testSharedLoginMixed},
 		{"Rotate/ExactlyOnce", testSharedRotate},
 		{"Rotate/RetryAndReuse", testSharedRetryReuse},
 		{"RevokeUserSessions", testSharedLogoutAll},
@@ -107,6 +108,45 @@ func testSharedLogin(t *testing.T, p *pair) {
 	}
 	if u := p.b.login("app", "o-next", "", at(time.Minute)); u.ID != 2 {
 		t.Errorf("next new user got id %d, want 2", u.ID)
+	}
+}
+
+// testSharedLoginMixed: Login and LoginUser of one new openid at once,
+// through both stores, create one user and spend one id.
+func testSharedLoginMixed(t *testing.T, p *pair) {
+	const n = 16
+	ids := make([]uint64, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f := p.side(i / 2)
+			<-start
+			if i%2 == 0 {
+				u, _, err := f.s.LoginUser(f.ctx, "app", store.NewUser{OpenID: "o-mixed"}, at(0))
+				ids[i], errs[i] = u.ID, err
+				return
+			}
+			sess, tok := loginSession("app", fmt.Sprintf("sid-%d", i))
+			u, _, _, err := f.s.Login(f.ctx, "app", store.NewUser{OpenID: "o-mixed"}, sess, tok, at(0))
+			ids[i], errs[i] = u.ID, err
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("login %d: %v", i, errs[i])
+		}
+		if ids[i] != ids[0] {
+			t.Fatalf("login %d got user %d, login 0 user %d: two users for one openid", i, ids[i], ids[0])
+		}
+	}
+	if u := p.a.login("app", "o-after", "", at(time.Minute)); u.ID != ids[0]+1 {
+		t.Errorf("next new user got id %d, want %d (no id spent by the race)", u.ID, ids[0]+1)
 	}
 }
 
