@@ -234,14 +234,18 @@ type Store interface {
 	Stats(ctx context.Context, app string, now time.Time) (Stats, error)
 
 	// Export calls fn with every record of app: its secrets, then its
-	// users, then its sessions each followed by its refresh tokens. A
-	// session's sealed session_key is exported as stored (sealed).
+	// users, then the openids linked to users besides their own (see
+	// OpenIDRecord), then its sessions each followed by its refresh
+	// tokens. A session's sealed session_key is exported as stored
+	// (sealed).
 	Export(ctx context.Context, app string, fn func(Record) error) error
 	// Import writes records (as Export gives them) into app, all or
-	// nothing. A record that collides with an existing one (user id or
-	// openid, session id, refresh-token hash, secret name) fails the whole
-	// call with ErrConflict. User ids are kept; users created later get ids
-	// after the highest one in the store.
+	// nothing. A record that collides with an existing one (user id,
+	// openid of a user or a linked openid, session id, refresh-token hash,
+	// secret name) fails the whole call with ErrConflict. A linked
+	// openid's user must be in the import (before it, where Export puts
+	// it) or already stored. User ids are kept; users created later get ids after the highest one in
+	// the store.
 	Import(ctx context.Context, app string, recs []Record) error
 	// Prune deletes, across all apps, sessions and refresh tokens that
 	// expired before now, and revoked sessions (with their tokens) revoked
@@ -266,12 +270,24 @@ type Stats struct {
 	ActiveSessions int64 `json:"active_sessions"`
 }
 
-// Record is one line of an export: exactly one of its fields is set.
+// Record is one line of an export: exactly one of its fields is set. As
+// JSON it is an object with one key naming the kind: "secret", "user",
+// "openid", "session" or "refresh_token".
 type Record struct {
-	Secret  *SecretRecord `json:"secret,omitempty"`
-	User    *User         `json:"user,omitempty"`
+	Secret *SecretRecord `json:"secret,omitempty"`
+	User   *User         `json:"user,omitempty"`
+	// OpenID is an openid indexed to a user besides the user's own
+	// (User.OpenID), as a login with LinkByUnionID leaves it.
+	OpenID  *OpenIDRecord `json:"openid,omitempty"`
 	Session *Session      `json:"session,omitempty"`
 	Token   *RefreshToken `json:"refresh_token,omitempty"`
+}
+
+// OpenIDRecord is an openid linked to an existing user: a login with this
+// openid finds the user UserID. As JSON: {"openid": "…", "user_id": 42}.
+type OpenIDRecord struct {
+	OpenID string `json:"openid"`
+	UserID uint64 `json:"user_id"`
 }
 
 // SecretRecord is one named per-app secret as stored.

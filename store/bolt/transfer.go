@@ -13,7 +13,8 @@ import (
 
 // Export calls fn with every record of app from one read transaction (a
 // consistent snapshot): its secrets (by name), then its users (by id),
-// then its sessions (by id) each followed by its refresh tokens (by hash).
+// then the openids linked to a user besides its own (by openid), then its
+// sessions (by id) each followed by its refresh tokens (by hash).
 // Sealed session keys are exported as stored. An error from fn stops the
 // export and is returned wrapped. The read transaction stays open while fn
 // runs, so a slow fn delays the reuse of freed pages, not other calls.
@@ -44,6 +45,9 @@ func (s *Store) Export(ctx context.Context, app string, fn func(store.Record) er
 			return fn(store.Record{User: &u})
 		})
 		if err != nil {
+			return err
+		}
+		if err := exportLinkedOpenIDs(b, fn); err != nil {
 			return err
 		}
 		return b.sessions.ForEach(func(k, _ []byte) error {
@@ -84,12 +88,12 @@ func (s *Store) Export(ctx context.Context, app string, fn func(store.Record) er
 
 // Import writes records into app in one durable transaction, all or
 // nothing; see store.Store. A record that collides with a stored one (user
-// id or openid, session id, refresh-token hash, secret name), or with an
-// earlier record of the import, fails the whole call with
-// store.ErrConflict. Records name app or no app. A session's user and a
-// token's session must be in the import or already stored. User ids are
-// kept, and the app's id sequence moves past the highest one so later
-// users get ids after it.
+// id, openid of a user or a linked openid, session id, refresh-token hash,
+// secret name), or with an earlier record of the import, fails the whole
+// call with store.ErrConflict. Records name app or no app. A linked
+// openid's user, a session's user and a token's session must be imported
+// before it or already stored. User ids are kept, and the app's id
+// sequence moves past the highest one so later users get ids after it.
 func (s *Store) Import(ctx context.Context, app string, recs []store.Record) error {
 	if !validKey(app) {
 		return errors.New("importing records: invalid app")
@@ -131,7 +135,7 @@ func checkRecords(app string, recs []store.Record) error {
 	ofApp := func(a string) bool { return a == "" || a == app }
 	for i, r := range recs {
 		n := 0
-		for _, set := range []bool{r.Secret != nil, r.User != nil, r.Session != nil, r.Token != nil} {
+		for _, set := range []bool{r.Secret != nil, r.User != nil, r.OpenID != nil, r.Session != nil, r.Token != nil} {
 			if set {
 				n++
 			}
@@ -139,7 +143,7 @@ func checkRecords(app string, recs []store.Record) error {
 		var bad string
 		switch {
 		case n != 1:
-			bad = "a record holds exactly one of secret, user, session, refresh_token"
+			bad = "a record holds exactly one of secret, user, openid, session, refresh_token"
 		case r.Secret != nil:
 			if !validKey(r.Secret.Name) || len(r.Secret.Value) == 0 {
 				bad = "a secret needs a name and a value"
@@ -151,6 +155,10 @@ func checkRecords(app string, recs []store.Record) error {
 				bad = fmt.Sprintf("user of app %q", u.AppID)
 			case u.ID == 0 || !validKey(u.OpenID) || len(u.UnionID) > maxKeyLen:
 				bad = "a user needs an id and an openid"
+			}
+		case r.OpenID != nil:
+			if !validKey(r.OpenID.OpenID) || r.OpenID.UserID == 0 {
+				bad = "a linked openid needs an openid and a user id"
 			}
 		case r.Session != nil:
 			ss := r.Session
@@ -204,6 +212,17 @@ func importRecord(b *appBuckets, app string, r store.Record, maxID *uint64) erro
 			return err
 		}
 		*maxID = max(*maxID, u.ID)
+	case r.OpenID != nil:
+		o := r.OpenID
+		if b.openID.Get([]byte(o.OpenID)) != nil {
+			return fmt.Errorf("linked openid: %w", store.ErrConflict)
+		}
+		if b.users.Get(idKey(o.UserID)) == nil {
+			return fmt.Errorf("linked openid: user %d is neither imported before it nor stored", o.UserID)
+		}
+		if err := b.openID.Put([]byte(o.OpenID), idKey(o.UserID)); err != nil {
+			return fmt.Errorf("indexing linked openid: %w", err)
+		}
 	case r.Session != nil:
 		sess := normSession(*r.Session)
 		sess.AppID = app
@@ -241,4 +260,23 @@ func importRecord(b *appBuckets, app string, r store.Record, maxID *uint64) erro
 		return addToken(b, &tok)
 	}
 	return nil
+}
+
+// exportLinkedOpenIDs calls fn with every openid index entry that points
+// at a user whose own openid is another one: the openids linked by
+// unionid.
+func exportLinkedOpenIDs(b *appBuckets, fn func(store.Record) error) error {
+	return b.openID.ForEach(func(k, v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("openid index entry: %w", errCorrupt)
+		}
+		u, err := getUserByKey(b, v)
+		if err != nil {
+			return fmt.Errorf("user indexed by openid: %w", err)
+		}
+		if u.OpenID == string(k) {
+			return nil
+		}
+		return fn(store.Record{OpenID: &store.OpenIDRecord{OpenID: string(k), UserID: u.ID}})
+	})
 }

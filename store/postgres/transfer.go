@@ -12,8 +12,9 @@ import (
 )
 
 // Export calls fn with every record of app from one consistent snapshot:
-// its secrets (by name), then its users (by id), then its sessions (oldest
-// first) each followed by its refresh tokens (oldest first). Sealed
+// its secrets (by name), then its users (by id), then the openids linked
+// to a user besides its own (by openid, bytewise), then its sessions
+// (oldest first) each followed by its refresh tokens (oldest first). Sealed
 // session keys are exported as stored. An error from fn stops the export
 // and is returned wrapped. Export is bounded by ctx only, not by the
 // store's per-call timeout, since fn may take its time.
@@ -60,6 +61,23 @@ func (s *Store) Export(ctx context.Context, app string, fn func(store.Record) er
 					return err
 				}
 				return emit(store.Record{User: &u})
+			})
+		if err != nil {
+			return err
+		}
+		err = forEach(ctx, tx, `SELECT o.openid, o.user_id FROM wechat_auth_openids o
+			JOIN wechat_auth_users u ON u.app_id = o.app_id AND u.id = o.user_id
+			WHERE o.app_id = $1 AND o.openid <> u.openid ORDER BY o.openid COLLATE "C"`, app,
+			func(r pgx.Rows) error {
+				var (
+					o   store.OpenIDRecord
+					uid int64
+				)
+				if err := r.Scan(&o.OpenID, &uid); err != nil {
+					return err
+				}
+				o.UserID = uint64(uid)
+				return emit(store.Record{OpenID: &o})
 			})
 		if err != nil {
 			return err
@@ -162,6 +180,7 @@ func forEach(ctx context.Context, tx pgx.Tx, sql string, arg any, fn func(pgx.Ro
 type importSet struct {
 	secrets  []store.SecretRecord
 	users    []store.User
+	openids  []store.OpenIDRecord
 	sessions []store.Session
 	tokens   []store.RefreshToken
 	maxID    uint64
@@ -170,7 +189,7 @@ type importSet struct {
 // checkImport validates records for Import into app: exactly one field
 // set per record, keys that the store can hold, records of app (an empty
 // AppID means app), and no duplicates within the import itself (those are
-// ErrConflict too).
+// ErrConflict too; a linked openid may not repeat a user's openid).
 func checkImport(app string, recs []store.Record) (importSet, error) {
 	var (
 		set      importSet
@@ -183,13 +202,13 @@ func checkImport(app string, recs []store.Record) (importSet, error) {
 	ofApp := func(a string) bool { return a == "" || a == app }
 	for i, r := range recs {
 		n := 0
-		for _, set := range []bool{r.Secret != nil, r.User != nil, r.Session != nil, r.Token != nil} {
+		for _, set := range []bool{r.Secret != nil, r.User != nil, r.OpenID != nil, r.Session != nil, r.Token != nil} {
 			if set {
 				n++
 			}
 		}
 		if n != 1 {
-			return set, fmt.Errorf("record %d: %w: a record holds exactly one of secret, user, session, refresh_token", i+1, errInvalid)
+			return set, fmt.Errorf("record %d: %w: a record holds exactly one of secret, user, openid, session, refresh_token", i+1, errInvalid)
 		}
 		switch {
 		case r.Secret != nil:
@@ -219,6 +238,18 @@ func checkImport(app string, recs []store.Record) (importSet, error) {
 			u.CreatedAt, u.UpdatedAt = norm(u.CreatedAt), norm(u.UpdatedAt)
 			set.users = append(set.users, u)
 			set.maxID = max(set.maxID, u.ID)
+		case r.OpenID != nil:
+			o := *r.OpenID
+			switch {
+			case !validKey(o.OpenID) || o.UserID == 0 || o.UserID > maxID:
+				return set, fmt.Errorf("record %d: %w", i+1, invalid("linked openid needs an openid and a user id"))
+			case !validText(o.OpenID):
+				return set, fmt.Errorf("record %d: %w", i+1, invalid("linked openid text"))
+			case openids[o.OpenID]:
+				return set, fmt.Errorf("record %d: openid twice: %w", i+1, store.ErrConflict)
+			}
+			openids[o.OpenID] = true
+			set.openids = append(set.openids, o)
 		case r.Session != nil:
 			sess := normSession(*r.Session)
 			switch {
@@ -252,10 +283,11 @@ func checkImport(app string, recs []store.Record) (importSet, error) {
 }
 
 // Import writes records into app in one transaction, all or nothing; see
-// store.Store. A record that collides with a stored one (user id or
-// openid, session id, refresh-token hash, secret name) fails the whole
-// call with ErrConflict. A session's user and a token's session must be in
-// the import or already stored. User ids are kept and later users get ids
+// store.Store. A record that collides with a stored one (user id, openid
+// of a user or a linked openid, session id, refresh-token hash, secret
+// name) fails the whole call with ErrConflict. A linked openid's user, a
+// session's user and a token's session must be in the import or already
+// stored. User ids are kept and later users get ids
 // after the highest one. Imported revoked sessions are appended to the
 // revocation feed, so running instances refuse their access tokens too.
 func (s *Store) Import(ctx context.Context, app string, recs []store.Record) error {
@@ -299,6 +331,11 @@ func (s *Store) Import(ctx context.Context, app string, recs []store.Record) err
 			return []any{app, set.users[i].OpenID, int64(set.users[i].ID)}
 		}); err != nil {
 			return conflict("user openid", err)
+		}
+		if err := copyRows(ctx, tx, "wechat_auth_openids", []string{"app_id", "openid", "user_id"}, len(set.openids), func(i int) []any {
+			return []any{app, set.openids[i].OpenID, int64(set.openids[i].UserID)}
+		}); err != nil {
+			return conflict("linked openid", err)
 		}
 		for _, u := range set.users {
 			if err := indexUnionID(ctx, tx, app, u.UnionID, u.ID); err != nil {

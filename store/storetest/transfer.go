@@ -27,8 +27,9 @@ var transferTests = []struct {
 
 // seedTransfer fills app with what an export must carry: two secrets;
 // three users (one with a unionid, phone and profile, one without any
-// session); an active session rotated once (two tokens) and a revoked
-// one. It returns the live session's current token.
+// session); two more openids linked by unionid to user 1 ("o1-b" linked
+// first, then "o1-a"); an active session rotated once (two tokens) and a
+// revoked one. It returns the live session's current token.
 func seedTransfer(f *fixture, app string) store.RefreshToken {
 	f.t.Helper()
 	for _, name := range []string{"signing_key", "refresh_derivation_v1"} {
@@ -43,6 +44,12 @@ func seedTransfer(f *fixture, app string) store.RefreshToken {
 	}
 	u2 := f.login(app, "o2", "", at(time.Second))
 	f.login(app, "o3", "", at(2*time.Second))
+	for _, openID := range []string{"o1-b", "o1-a"} {
+		u, created, err := f.s.LoginUser(f.ctx, app, store.NewUser{OpenID: openID, UnionID: "u1", LinkByUnionID: true}, at(3*time.Second))
+		if err != nil || created || u.ID != u1.ID {
+			f.t.Fatalf("LoginUser(%q) linking by unionid = user %d, created %v, %v; want user %d", openID, u.ID, created, err, u1.ID)
+		}
+	}
 	_, tok := f.startSession(u1, "live", at(time.Minute))
 	next := nextToken("live", app+"/live/1", at(time.Hour), refreshTTL)
 	f.rotate(app, tok.Hash, next, at(time.Hour))
@@ -89,6 +96,8 @@ func kind(r store.Record) string {
 		return "secret"
 	case r.User != nil:
 		return "user"
+	case r.OpenID != nil:
+		return "openid"
 	case r.Session != nil:
 		return "session"
 	case r.Token != nil:
@@ -122,10 +131,11 @@ func testExportOrder(t *testing.T, f *fixture) {
 			}
 		}
 	}
-	// Secrets, users, then each session followed by its tokens.
-	want := []string{"secret", "secret", "user", "user", "user", "session", "token", "token", "session", "token"}
-	if recs[5].Session != nil && recs[5].Session.ID == "ended" {
-		want = []string{"secret", "secret", "user", "user", "user", "session", "token", "session", "token", "token"}
+	// Secrets, users, linked openids, then each session followed by its
+	// tokens.
+	want := []string{"secret", "secret", "user", "user", "user", "openid", "openid", "session", "token", "token", "session", "token"}
+	if len(recs) > 7 && recs[7].Session != nil && recs[7].Session.ID == "ended" {
+		want = []string{"secret", "secret", "user", "user", "user", "openid", "openid", "session", "token", "session", "token", "token"}
 	}
 	if fmt.Sprint(kinds) != fmt.Sprint(want) {
 		t.Fatalf("Export gave %v, want %v", kinds, want)
@@ -133,6 +143,12 @@ func testExportOrder(t *testing.T, f *fixture) {
 	for i, id := range []uint64{1, 2, 3} {
 		if got := recs[2+i].User.ID; got != id {
 			t.Errorf("user record %d has id %d, want %d (users by id)", i, got, id)
+		}
+	}
+	// Only the openids linked besides a user's own, by openid.
+	for i, openID := range []string{"o1-a", "o1-b"} {
+		if got := *recs[5+i].OpenID; got != (store.OpenIDRecord{OpenID: openID, UserID: 1}) {
+			t.Errorf("openid record %d = %+v, want %q of user 1 (linked openids by openid)", i, got, openID)
 		}
 	}
 	for _, r := range recs {
@@ -169,6 +185,20 @@ func testImportRoundTrip(t *testing.T, f *fixture) {
 	}
 	if u, err := dst.s.UserByUnionID(dst.ctx, "app", "u1"); err != nil || u.ID != 1 {
 		t.Errorf("UserByUnionID after Import = %+v, %v; want user 1", u, err)
+	}
+	// The linked openids still lead to user 1, without linking again: a
+	// login that knows only the openid finds the user.
+	for _, openID := range []string{"o1-a", "o1-b"} {
+		if u, err := dst.s.UserByOpenID(dst.ctx, "app", openID); err != nil || u.ID != 1 || u.OpenID != "o1" {
+			t.Errorf("UserByOpenID(%q) after Import = %+v, %v; want user 1", openID, u, err)
+		}
+		u, created, err := dst.s.LoginUser(dst.ctx, "app", store.NewUser{OpenID: openID}, at(time.Hour))
+		if err != nil || created || u.ID != 1 {
+			t.Errorf("LoginUser(%q) after Import = user %d, created %v, %v; want existing user 1", openID, u.ID, created, err)
+		}
+	}
+	if st, err := dst.s.Stats(dst.ctx, "app", at(time.Hour)); err != nil || st.Users != 3 {
+		t.Errorf("Stats after Import = %+v, %v; want 3 users (a linked openid is no user)", st, err)
 	}
 	got, err := dst.s.Secret(dst.ctx, "app", "signing_key", func() ([]byte, error) {
 		return nil, errors.New("must not be called: the secret was imported")
@@ -220,6 +250,9 @@ func testImportConflict(t *testing.T, f *fixture) {
 			tok := *byKind["token"].Token
 			return store.Record{Token: &tok}
 		}()},
+		{"linked openid", byKind["openid"]},
+		{"linked openid that is a user's own", store.Record{OpenID: &store.OpenIDRecord{OpenID: "o2", UserID: 1}}},
+		{"user openid that is a linked one", store.Record{User: &store.User{ID: 61, AppID: "app", OpenID: "o1-a", CreatedAt: at(0), UpdatedAt: at(0)}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -235,6 +268,15 @@ func testImportConflict(t *testing.T, f *fixture) {
 	// Duplicates within one import collide too.
 	err := f.s.Import(f.ctx, "app", []store.Record{{User: &fresh}, {User: &fresh}})
 	wantErr(t, "Import of one user twice", err, store.ErrConflict)
+	link := store.OpenIDRecord{OpenID: "o-fresh-2", UserID: fresh.ID}
+	err = f.s.Import(f.ctx, "app", []store.Record{{User: &fresh}, {OpenID: &link}, {OpenID: &link}})
+	wantErr(t, "Import of one linked openid twice", err, store.ErrConflict)
+	own := store.OpenIDRecord{OpenID: fresh.OpenID, UserID: fresh.ID}
+	err = f.s.Import(f.ctx, "app", []store.Record{{User: &fresh}, {OpenID: &own}})
+	wantErr(t, "Import of a user's own openid as a linked one", err, store.ErrConflict)
+	if _, err := f.s.UserByOpenID(f.ctx, "app", link.OpenID); !isNotFound(err) {
+		t.Errorf("a failed Import linked openid %q: %v", link.OpenID, err)
+	}
 	// The whole export again collides and leaves the store as it was.
 	wantErr(t, "Import of an export into its own store", f.s.Import(f.ctx, "app", recs), store.ErrConflict)
 	equal(t, "export after failed imports", f.export("app"), recs)
@@ -281,6 +323,10 @@ func testImportInvalid(t *testing.T, f *fixture) {
 		{"user of another app", []store.Record{{User: &store.User{ID: 3, AppID: "elsewhere", OpenID: "y"}}}},
 		{"session of an unknown user", []store.Record{{User: &u}, {Session: &orphan}, {Token: &orphanTok}}},
 		{"token of an unknown session", []store.Record{{User: &u}, {Session: &sess}, {Token: &orphanTok}}},
+		{"linked openid of an unknown user", []store.Record{{User: &u}, {OpenID: &store.OpenIDRecord{OpenID: "linked", UserID: 9}}}},
+		{"linked openid without user id", []store.Record{{User: &u}, {OpenID: &store.OpenIDRecord{OpenID: "linked"}}}},
+		{"linked openid without openid", []store.Record{{User: &u}, {OpenID: &store.OpenIDRecord{UserID: 1}}}},
+		{"user and linked openid in one record", []store.Record{{User: &u, OpenID: &store.OpenIDRecord{OpenID: "linked", UserID: 1}}}},
 		{"secret without value", []store.Record{{Secret: &store.SecretRecord{Name: "k"}}}},
 	}
 	for _, tc := range tests {
