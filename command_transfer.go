@@ -38,8 +38,9 @@ func newExportCommand() *cobra.Command {
 		Short: "Write an app's users, sessions and keys as JSON lines",
 		Long: `
 Writes every record of one app — its generated keys and secrets, its users
-(with their ids), its sessions (session_key sealed as stored) and their
-refresh-token records — as JSON lines, to --out or standard output.
+(with their ids), the openids linked to users by unionid, its sessions
+(session_key sealed as stored) and their refresh-token records — as JSON
+lines, to --out or standard output.
 
 The database is opened directly: a bbolt file only while no server uses it
 (stop Caddy first), a PostgreSQL database while servers run. The output
@@ -100,8 +101,8 @@ func newImportCommand() *cobra.Command {
 Reads records written by 'caddy wechat-auth export' (from --in or standard
 input) into the app in the database, in one transaction: all or nothing.
 Users keep their ids, and users created later get ids after the highest
-one. A record that collides with one already there (user id or openid,
-session id, refresh token, secret) fails the whole import.
+one. A record that collides with one already there (user id, openid or
+linked openid, session id, refresh token, secret) fails the whole import.
 
 Sealed session_keys and the generated signing key and refresh secret are
 bound to the app secret: configure the same app_secret where the records
@@ -206,7 +207,7 @@ func readRecords(r io.Reader) ([]store.Record, error) {
 }
 
 // recordCounts counts records by kind, for the summary line.
-type recordCounts struct{ secrets, users, sessions, tokens int }
+type recordCounts struct{ secrets, users, openids, sessions, tokens int }
 
 func (c *recordCounts) add(r store.Record) {
 	switch {
@@ -214,6 +215,8 @@ func (c *recordCounts) add(r store.Record) {
 		c.secrets++
 	case r.User != nil:
 		c.users++
+	case r.OpenID != nil:
+		c.openids++
 	case r.Session != nil:
 		c.sessions++
 	case r.Token != nil:
@@ -222,5 +225,5 @@ func (c *recordCounts) add(r store.Record) {
 }
 
 func (c recordCounts) String() string {
-	return fmt.Sprintf("%d secrets, %d users, %d sessions, %d refresh tokens", c.secrets, c.users, c.sessions, c.tokens)
+	return fmt.Sprintf("%d secrets, %d users, %d linked openids, %d sessions, %d refresh tokens", c.secrets, c.users, c.openids, c.sessions, c.tokens)
 }

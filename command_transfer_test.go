@@ -15,6 +15,7 @@ import (
 	"github.com/wxauth/caddy-wechat-auth/internal/pgtest"
 	"github.com/wxauth/caddy-wechat-auth/store"
 	"github.com/wxauth/caddy-wechat-auth/store/bolt"
+	"github.com/wxauth/caddy-wechat-auth/store/postgres"
 )
 
 // runCmd runs a transfer command with args and stdin, returning its
@@ -32,8 +33,9 @@ func runCmd(t *testing.T, newCmd func() *cobra.Command, stdin string, args ...st
 	return out.String(), errOut.String(), err
 }
 
-// seedBolt writes two users, a rotated session and a secret of app into
-// a new bbolt file and closes it.
+// seedBolt writes two users (user 1 with unionid "u-o1" and, linked to
+// it by that unionid, a second openid "o1-linked"), a session for each
+// (one rotated) and a secret of app into a new bbolt file and closes it.
 func seedBolt(t *testing.T, path, app string) {
 	t.Helper()
 	st, err := bolt.Open(path, bolt.Options{})
@@ -50,13 +52,31 @@ func seedBolt(t *testing.T, path, app string) {
 		sid := "sid-" + openid
 		tok := store.RefreshToken{Hash: [32]byte{byte(i + 1)}, SessionID: sid, IssuedAt: now, ExpiresAt: now.Add(time.Hour), AccessID: "a" + sid, AccessIssuedAt: now}
 		sess := store.Session{ID: sid, AppID: app, SealedSessionKey: []byte("sealed"), CreatedAt: now}
-		if _, _, _, err := st.Login(ctx, app, store.NewUser{OpenID: openid}, sess, tok, now); err != nil {
+		if _, _, _, err := st.Login(ctx, app, store.NewUser{OpenID: openid, UnionID: "u-" + openid}, sess, tok, now); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if u, created, err := st.LoginUser(ctx, app, store.NewUser{OpenID: "o1-linked", UnionID: "u-o1", LinkByUnionID: true}, now); err != nil || created || u.ID != 1 {
+		t.Fatalf("linking o1-linked to user 1: user %d, created %v, %v", u.ID, created, err)
 	}
 	next := store.RefreshToken{Hash: [32]byte{9}, IssuedAt: now.Add(time.Minute), ExpiresAt: now.Add(2 * time.Hour), AccessID: "a2", AccessIssuedAt: now.Add(time.Minute)}
 	if _, err := st.Rotate(ctx, app, [32]byte{1}, next, now.Add(time.Minute), 10*time.Second); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// checkLinked fails the test unless the openid "o1-linked" of st's app
+// leads to user 1: by lookup, and by a login that knows only the openid
+// (so it cannot link by unionid again).
+func checkLinked(t *testing.T, st store.Store, app string) {
+	t.Helper()
+	ctx := context.Background()
+	if u, err := st.UserByOpenID(ctx, app, "o1-linked"); err != nil || u.ID != 1 {
+		t.Errorf("UserByOpenID(o1-linked) = user %d, %v; want user 1", u.ID, err)
+	}
+	now := time.Date(2030, 1, 2, 4, 0, 0, 0, time.UTC)
+	if u, created, err := st.LoginUser(ctx, app, store.NewUser{OpenID: "o1-linked"}, now); err != nil || created || u.ID != 1 {
+		t.Errorf("LoginUser(o1-linked) = user %d, created %v, %v; want existing user 1", u.ID, created, err)
 	}
 }
 
@@ -82,7 +102,7 @@ func TestExportImportCommands(t *testing.T) {
 	if err != nil {
 		t.Fatalf("export: %v", err)
 	}
-	if !strings.Contains(summary, "1 secrets, 2 users, 2 sessions, 3 refresh tokens") {
+	if !strings.Contains(summary, "1 secrets, 2 users, 1 linked openids, 2 sessions, 3 refresh tokens") {
 		t.Errorf("export summary %q", summary)
 	}
 	fi, err := os.Stat(out)
@@ -124,6 +144,13 @@ func TestExportImportCommands(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "nothing was imported") || !strings.Contains(err.Error(), "conflict") {
 		t.Errorf("second import: %v, want a conflict that imported nothing", err)
 	}
+	// The linked openid moved with its user.
+	if st, err := bolt.Open(dst, bolt.Options{}); err != nil {
+		t.Fatal(err)
+	} else {
+		checkLinked(t, st, "wxapp")
+		st.Close()
+	}
 
 	// Into PostgreSQL, when there is one.
 	t.Run("postgres", func(t *testing.T) {
@@ -138,6 +165,14 @@ func TestExportImportCommands(t *testing.T) {
 		if got, want := sortedLines(fromPG), sortedLines(string(exported)); !slices.Equal(got, want) {
 			t.Errorf("records from PostgreSQL differ:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		st, err := postgres.Open(ctx, dsn, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		checkLinked(t, st, "wxapp")
 	})
 }
 
