@@ -440,19 +440,38 @@ func testPGUnavailable(t *testing.T, c *pgCluster) {
 }
 
 // testPGMoveFromBolt follows the README's recipe: a bbolt site with users
-// and a live session is stopped, exported and imported into PostgreSQL; a
-// Caddy on PostgreSQL with the same app secret accepts the same tokens,
-// users keep their ids and new users continue after them.
+// (one with a second openid linked by unionid) and a live session is
+// stopped, exported and imported into PostgreSQL; a Caddy on PostgreSQL
+// with the same app secret accepts the same tokens, users keep their ids
+// and linked openids, and new users continue after them.
 func testPGMoveFromBolt(t *testing.T, c *pgCluster) {
 	dsn, _ := pgtest.SchemaDSN(t)
 	file := filepath.Join(c.dir, "site.db")
 
-	old := c.site("bolt", file)
-	c.login(old, "o-move-1")
+	// The bbolt site links openids by unionid; the emulator remembers the
+	// unionid of each openid minted with one.
+	addr := freeAddr(t)
+	old := c.start("bolt", strings.Replace(c.siteBlock(addr, file), "\t\tdb ", "\t\tlink_unionid\n\t\tdb ", 1), "http://"+addr+"/")
+	old.site = "http://" + addr
+	loginUnion := func(openid string) answer {
+		t.Helper()
+		m := c.call("POST", c.emuURL+"/emulator/code", map[string]string{"openid": openid, "unionid": "u-move"}, "")
+		code, _ := m.body["code"].(string)
+		if m.status != 200 || code == "" {
+			t.Fatalf("minting a code with a unionid: %d %s", m.status, m.raw)
+		}
+		a := c.call("POST", old.site+"/wx/login", map[string]string{"code": code}, "")
+		expect(t, a, 200, "")
+		return a
+	}
+	loginUnion("o-move-1")
 	lg := c.login(old, "o-move-2")
 	tok, rt := lg.body["token"].(string), lg.body["refresh_token"].(string)
 	if lg.body["user_id"] != 2.0 {
 		t.Fatalf("second user got id %v", lg.body["user_id"])
+	}
+	if got := loginUnion("o-move-1-linked"); got.body["user_id"] != 1.0 || got.body["new_user"] != false {
+		t.Fatalf("openid linked by unionid: id %v new %v, want 1 false", got.body["user_id"], got.body["new_user"])
 	}
 	old.stop()
 
@@ -477,6 +496,11 @@ func testPGMoveFromBolt(t *testing.T, c *pgCluster) {
 	expect(t, c.call("POST", moved.site+"/wx/refresh", map[string]string{"refresh_token": rt}, ""), 200, "")
 	if got := c.login(moved, "o-move-1"); got.body["user_id"] != 1.0 || got.body["new_user"] != false {
 		t.Errorf("returning user on the moved site: id %v new %v, want 1 false", got.body["user_id"], got.body["new_user"])
+	}
+	// The moved site does not link by unionid: only the moved index
+	// entry can lead the linked openid to user 1.
+	if got := c.login(moved, "o-move-1-linked"); got.body["user_id"] != 1.0 || got.body["new_user"] != false {
+		t.Errorf("linked openid on the moved site: id %v new %v, want 1 false", got.body["user_id"], got.body["new_user"])
 	}
 	if got := c.login(moved, "o-move-3"); got.body["user_id"] != 3.0 || got.body["new_user"] != true {
 		t.Errorf("new user on the moved site: id %v new %v, want 3 true", got.body["user_id"], got.body["new_user"])
