@@ -244,8 +244,8 @@ type Store interface {
 	// openid of a user or a linked openid, session id, refresh-token hash,
 	// secret name) fails the whole call with ErrConflict. A linked
 	// openid's user must be in the import (before it, where Export puts
-	// it) or already stored. User ids are kept; users created later get ids after the highest one in
-	// the store.
+	// it) or already stored. User ids are kept; users created later get
+	// ids after the highest one in the store.
 	Import(ctx context.Context, app string, recs []Record) error
 	// Prune deletes, across all apps, sessions and refresh tokens that
 	// expired before now, and revoked sessions (with their tokens) revoked

@@ -287,9 +287,9 @@ func checkImport(app string, recs []store.Record) (importSet, error) {
 // of a user or a linked openid, session id, refresh-token hash, secret
 // name) fails the whole call with ErrConflict. A linked openid's user, a
 // session's user and a token's session must be in the import or already
-// stored. User ids are kept and later users get ids
-// after the highest one. Imported revoked sessions are appended to the
-// revocation feed, so running instances refuse their access tokens too.
+// stored. User ids are kept and later users get ids after the highest one.
+// Imported revoked sessions are appended to the revocation feed, so
+// running instances refuse their access tokens too.
 func (s *Store) Import(ctx context.Context, app string, recs []store.Record) error {
 	if !validKey(app) {
 		return errors.New("importing records: invalid app")
