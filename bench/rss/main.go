@@ -194,10 +194,10 @@ type result struct {
 	IdleRSS, ServingRSS, HeapInuse int64
 	// ServingAnon and ServingFile split ServingRSS: the process's own
 	// memory, and the pages of mapped files (the bbolt file, the binary).
-	ServingAnon, ServingFile int64
-	Rate                           float64
-	GuardP50, GuardP99, LoginP99   time.Duration
-	Errors                         int64
+	ServingAnon, ServingFile     int64
+	Rate                         float64
+	GuardP50, GuardP99, LoginP99 time.Duration
+	Errors                       int64
 }
 
 // serve starts Caddy on the store, loads it and reports.
