@@ -1,6 +1,8 @@
 package handler
 
 import (
+	"fmt"
+	"hash/maphash"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -76,5 +78,84 @@ func TestLoginLimitCountsClientNotConnection(t *testing.T) {
 	}
 	if code := post("192.0.2.1:2", `{"code":"unknown"}`); code != 400 {
 		t.Fatalf("POST after a GET: %d, want 400", code)
+	}
+}
+
+// TestRateLimiterTracksExactlyItsCap: after a flood of distinct clients
+// the limiter tracks exactly its client cap (a multiple of the shard
+// count here), no more and no less; a cap of 0 or less keeps the default.
+func TestRateLimiterTracksExactlyItsCap(t *testing.T) {
+	for _, capacity := range []int{limiterShards, 4 * limiterShards} {
+		l := NewRateLimiter(1, time.Hour, WithMaxClients(capacity))
+		if l.max != capacity || l.perShard != capacity/limiterShards {
+			t.Fatalf("cap %d: max %d, %d a shard", capacity, l.max, l.perShard)
+		}
+		// 80 clients a shard on average: every shard fills.
+		for i := range 80 * limiterShards {
+			l.Allow(fmt.Sprintf("2001:db8:%x:%x::1", i>>16, i&0xffff), limiterT0)
+		}
+		if n := l.Len(); n != capacity {
+			t.Fatalf("cap %d: %d clients tracked", capacity, n)
+		}
+	}
+	for _, n := range []int{0, -1} {
+		if l := NewRateLimiter(1, time.Hour, WithMaxClients(n)); l.max != DefaultMaxClients || l.perShard != DefaultMaxClients/limiterShards {
+			t.Fatalf("WithMaxClients(%d): max %d, %d a shard", n, l.max, l.perShard)
+		}
+	}
+}
+
+// sameShardClients returns two addresses whose buckets live in the same
+// shard of l.
+func sameShardClients(t *testing.T, l *RateLimiter) (string, string) {
+	t.Helper()
+	seen := make(map[uint64]string)
+	// By the pigeonhole principle, limiterShards+1 addresses suffice.
+	for i := range limiterShards + 1 {
+		a := fmt.Sprintf("198.51.%d.%d", i>>8, i&0xff)
+		k := keyOf(a)
+		s := maphash.Bytes(l.seed, k[:]) & (limiterShards - 1)
+		if b, ok := seen[s]; ok {
+			return b, a
+		}
+		seen[s] = a
+	}
+	t.Fatal("no two addresses share a shard")
+	return "", ""
+}
+
+// TestRateLimiterOverflowSurvivesSweep: while a shard is full, untracked
+// clients share one bucket, and a sweep does not refill that bucket before
+// its time: the limiter stays closed under a flood.
+func TestRateLimiterOverflowSurvivesSweep(t *testing.T) {
+	l := NewRateLimiter(1, time.Minute, WithMaxClients(limiterShards)) // one client a shard
+	tracked, untracked := sameShardClients(t, l)
+	if ok, _ := l.Allow(tracked, limiterT0); !ok {
+		t.Fatal("first client refused")
+	}
+	if ok, _ := l.Allow(untracked, limiterT0); !ok {
+		t.Fatal("the shared bucket refused its first request")
+	}
+	if ok, wait := l.Allow(untracked, limiterT0); ok || wait != time.Minute {
+		t.Fatalf("shared bucket: ok=%v wait=%v, want refused for 1m", ok, wait)
+	}
+	// A sweep before the bucket refills keeps both limits.
+	now := limiterT0.Add(time.Minute - time.Nanosecond)
+	if n := l.Sweep(now); n != 0 {
+		t.Fatalf("sweep forgot %d clients whose buckets are not full", n)
+	}
+	if ok, _ := l.Allow(untracked, now); ok {
+		t.Fatal("the sweep refilled the shared bucket early")
+	}
+	if ok, _ := l.Allow(tracked, now); ok {
+		t.Fatal("the sweep refilled a tracked bucket early")
+	}
+	// Once full again, the sweep frees the slot and the client is tracked.
+	now = limiterT0.Add(time.Minute)
+	if n := l.Sweep(now); n != 1 || l.Len() != 0 {
+		t.Fatalf("sweep at refill forgot %d, %d left", n, l.Len())
+	}
+	if ok, _ := l.Allow(untracked, now); !ok || l.Len() != 1 {
+		t.Fatalf("after the sweep: ok=%v, %d tracked", ok, l.Len())
 	}
 }
