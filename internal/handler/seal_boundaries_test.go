@@ -2,6 +2,7 @@ package handler
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -77,5 +78,28 @@ func TestSealedSecretLengths(t *testing.T) {
 	}
 	if _, err := s.openSecret("app", "name", []byte(strings.Repeat("x", 64))); !errors.Is(err, ErrUnsealable) {
 		t.Fatalf("opened an unprefixed value: %v", err)
+	}
+}
+
+// TestGeneratedSecretSizeBoundary: 16 bytes is the smallest generated
+// secret; 15 is refused before the store is touched.
+func TestGeneratedSecretSizeBoundary(t *testing.T) {
+	hs := newHarness(t)
+	s := hs.h.cfg.Sealer
+	ctx := context.Background()
+	b, err := s.GeneratedSecret(ctx, hs.st, testApp, "sixteen", 16, nil)
+	if err != nil || len(b) != 16 {
+		t.Fatalf("16 bytes: %d bytes, %v", len(b), err)
+	}
+	again, err := s.GeneratedSecret(ctx, hs.st, testApp, "sixteen", 16, nil)
+	if err != nil || !bytes.Equal(again, b) {
+		t.Fatalf("second call: %v (same value: %v)", err, bytes.Equal(again, b))
+	}
+	if _, err := s.GeneratedSecret(ctx, hs.st, testApp, "fifteen", 15, nil); err == nil {
+		t.Fatal("15 bytes accepted")
+	}
+	errCreate := errors.New("create called")
+	if _, err := hs.st.Secret(ctx, testApp, "fifteen", func() ([]byte, error) { return nil, errCreate }); !errors.Is(err, errCreate) {
+		t.Fatalf("a refused size reached the store: %v", err)
 	}
 }
