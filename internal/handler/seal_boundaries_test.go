@@ -72,9 +72,11 @@ func TestSealedSecretLengths(t *testing.T) {
 			t.Fatalf("opened a truncated value: %v", err)
 		}
 	}
-	short := append(append([]byte(nil), sealedSecretPrefix...), make([]byte, overhead-1)...)
-	if _, err := s.openSecret("app", "name", short); !errors.Is(err, ErrUnsealable) {
-		t.Fatalf("opened %d bytes: %v", len(short), err)
+	for _, n := range []int{0, 5, 12, overhead - 1} {
+		short := append(append([]byte(nil), sealedSecretPrefix...), make([]byte, n)...)
+		if _, err := s.openSecret("app", "name", short); !errors.Is(err, ErrUnsealable) {
+			t.Fatalf("opened the prefix and %d bytes: %v", n, err)
+		}
 	}
 	if _, err := s.openSecret("app", "name", []byte(strings.Repeat("x", 64))); !errors.Is(err, ErrUnsealable) {
 		t.Fatalf("opened an unprefixed value: %v", err)
