@@ -7,6 +7,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // TestRemoteHost: the login rate limit's default client key is the peer's
@@ -157,5 +161,27 @@ func TestRateLimiterOverflowSurvivesSweep(t *testing.T) {
 	}
 	if ok, _ := l.Allow(untracked, now); !ok || l.Len() != 1 {
 		t.Fatalf("after the sweep: ok=%v, %d tracked", ok, l.Len())
+	}
+}
+
+// TestRateLimiterSweeperQuietWhenNotFull: the sweeper warns only about
+// sweeps during which the client table overflowed.
+func TestRateLimiterSweeperQuietWhenNotFull(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	l := NewRateLimiter(1, time.Minute, WithLogger(zap.New(core)))
+	now := limiterT0
+	ticks := make(chan time.Time)
+	stop := l.startSweeper(ticks, func() time.Time { return now })
+	t.Cleanup(stop)
+	l.Allow("198.51.100.7", now)
+	now = now.Add(time.Minute)
+	ticks <- now
+	ticks <- now // the second send returns once the first sweep is done
+	stop()
+	if l.Len() != 0 {
+		t.Fatalf("%d clients left after the sweep", l.Len())
+	}
+	if logs.Len() != 0 {
+		t.Fatalf("the sweeper logged %v", logs.All())
 	}
 }
