@@ -75,7 +75,7 @@ func TestCustomPrefixStripsEveryCase(t *testing.T) {
 }
 
 // TestInternalErrorLoggedAtErrorLevel: a storage failure is answered 500
-// and logged at error level for the operator.
+// and logged at error level for the operator, with its cause.
 func TestInternalErrorLoggedAtErrorLevel(t *testing.T) {
 	hs := newHarness(t)
 	core, logs := observer.New(zapcore.DebugLevel)
@@ -93,6 +93,9 @@ func TestInternalErrorLoggedAtErrorLevel(t *testing.T) {
 	want(t, hs.call("POST", "/wx/login", `{"code":"c1"}`), 500, CodeInternalError)
 	for _, e := range logs.All() {
 		if e.Message == "wechat_auth endpoint error" && e.Level == zapcore.ErrorLevel && e.ContextMap()["error"] == CodeInternalError {
+			if _, ok := e.ContextMap()["cause"]; !ok {
+				t.Fatalf("the entry does not say what failed: %v", e.ContextMap())
+			}
 			return
 		}
 	}
