@@ -137,3 +137,26 @@ func TestServeHTTPPassesOnlyDecidedRequests(t *testing.T) {
 		})
 	}
 }
+
+// TestCleanupReleasesSharedState: Cleanup lets go of the shared database
+// and the shared login limiter, so the last config using them closes them;
+// a second Cleanup is harmless.
+func TestCleanupReleasesSharedState(t *testing.T) {
+	m := provisionLimited(t, t.TempDir()+"/cleanup.db", 2)
+	dbKey, limitKey := m.dbKey, m.limitKey
+	if refs, ok := storePool.References(dbKey); !ok || refs != 1 {
+		t.Fatalf("store references = %d, %v; want 1", refs, ok)
+	}
+	if err := m.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if refs, ok := storePool.References(dbKey); ok || refs != 0 {
+		t.Fatalf("store still pooled with %d references", refs)
+	}
+	if refs, ok := limiterPool.References(limitKey); ok || refs != 0 {
+		t.Fatalf("limiter still pooled with %d references", refs)
+	}
+	if err := m.Cleanup(); err != nil {
+		t.Fatalf("second Cleanup: %v", err)
+	}
+}
