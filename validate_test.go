@@ -37,7 +37,10 @@ func TestValidateSecurityBounds(t *testing.T) {
 		{"login limit zero window", func(m *WeChatAuth) { m.LoginRateLimit = &LoginRateLimit{Requests: 5, Window: 0} }, false},
 		{"signing key of 32 bytes", func(m *WeChatAuth) { m.SigningKey = strings.Repeat("k", 32) }, true},
 		{"signing key of 31 bytes", func(m *WeChatAuth) { m.SigningKey = strings.Repeat("k", 31) }, false},
-		{"signing key and file", func(m *WeChatAuth) { m.SigningKey = strings.Repeat("k", 32); m.SigningKeyFiles = []KeyFile{{Path: "k.pem"}} }, false},
+		{"signing key and file", func(m *WeChatAuth) {
+			m.SigningKey = strings.Repeat("k", 32)
+			m.SigningKeyFiles = []KeyFile{{Path: "k.pem"}}
+		}, false},
 		{"errors caddy", func(m *WeChatAuth) { m.Errors = "caddy" }, true},
 		{"errors other", func(m *WeChatAuth) { m.Errors = "html" }, false},
 		{"relative path", func(m *WeChatAuth) { m.LoginPath = "wx/login" }, false},
