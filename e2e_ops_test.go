@@ -324,25 +324,7 @@ func sidOf(t *testing.T, tok string) string {
 func TestE2EMetricsReloadAndTwoApps(t *testing.T) {
 	tester := caddytest.NewTester(t)
 	db := filepath.Join(t.TempDir(), "two.db")
-	block := func(app, prefix string) string {
-		return fmt.Sprintf(`
-	handle %[2]s/* {
-		wechat_auth {
-			app_id       %[1]s
-			app_secret   secret-of-%[1]s
-			api_base     http://127.0.0.1:9081
-			db           %[3]s
-			login_path   %[2]s/wx/login
-			refresh_path %[2]s/wx/refresh
-			logout_path  %[2]s/wx/logout
-			profile_path %[2]s/wx/profile
-			phone_path   %[2]s/wx/phone
-			decrypt_path %[2]s/wx/decrypt
-			jwks_path    %[2]s/jwks.json
-		}
-		respond "ok {http.auth.user.id}"
-	}`, app, prefix, db)
-	}
+	block := func(app, prefix string) string { return appBlock(app, prefix, db, "ok {http.auth.user.id}") }
 	const appA, appB = "wxmetricsaaaaaaaa1", "wxmetricsbbbbbbbb2"
 	config := `{
 	admin localhost:2999

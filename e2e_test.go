@@ -32,6 +32,29 @@ const (
 	emuCodeURL = wechatURL + "/emulator/code"
 )
 
+// appBlock is a site route of the end-to-end tests: wechat_auth for app
+// under prefix (every endpoint path moved under it) on db, answering
+// respond.
+func appBlock(app, prefix, db, respond string) string {
+	return fmt.Sprintf(`
+	handle %[2]s/* {
+		wechat_auth {
+			app_id       %[1]s
+			app_secret   secret-of-%[1]s
+			api_base     http://127.0.0.1:9081
+			db           %[3]s
+			login_path   %[2]s/wx/login
+			refresh_path %[2]s/wx/refresh
+			logout_path  %[2]s/wx/logout
+			profile_path %[2]s/wx/profile
+			phone_path   %[2]s/wx/phone
+			decrypt_path %[2]s/wx/decrypt
+			jwks_path    %[2]s/jwks.json
+		}
+		respond %[4]q
+	}`, app, prefix, db, respond)
+}
+
 // e2eConfig is the Caddyfile of the end-to-end tests: the emulator on one
 // loopback port, a protected respond route on another. extra goes into
 // the wechat_auth block.

@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,23 +108,7 @@ func TestE2ETwoAppsOneDatabase(t *testing.T) {
 	tester := caddytest.NewTester(t)
 	db := filepath.Join(t.TempDir(), "shared.db")
 	block := func(app, prefix string) string {
-		return fmt.Sprintf(`
-	handle %[2]s/* {
-		wechat_auth {
-			app_id       %[1]s
-			app_secret   secret-of-%[1]s
-			api_base     http://127.0.0.1:9081
-			db           %[3]s
-			login_path   %[2]s/wx/login
-			profile_path %[2]s/wx/profile
-			refresh_path %[2]s/wx/refresh
-			logout_path  %[2]s/wx/logout
-			phone_path   %[2]s/wx/phone
-			decrypt_path %[2]s/wx/decrypt
-			jwks_path    %[2]s/jwks.json
-		}
-		respond "%[1]s user={http.auth.user.id} app={http.auth.user.appid}"
-	}`, app, prefix, db)
+		return appBlock(app, prefix, db, app+" user={http.auth.user.id} app={http.auth.user.appid}")
 	}
 	tester.InitServer(`{
 	admin localhost:2999
