@@ -15,7 +15,6 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/wxauth/caddy-wechat-auth/store"
-	"github.com/wxauth/caddy-wechat-auth/store/storetest"
 )
 
 var base = time.Date(2030, time.March, 4, 5, 6, 7, 0, time.UTC)
@@ -34,10 +33,6 @@ func openTemp(t *testing.T) *Store {
 		}
 	})
 	return s
-}
-
-func TestContract(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
 }
 
 func TestOpenCreatesPrivateFiles(t *testing.T) {

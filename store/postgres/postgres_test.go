@@ -8,7 +8,6 @@ import (
 
 	"github.com/wxauth/caddy-wechat-auth/internal/pgtest"
 	"github.com/wxauth/caddy-wechat-auth/store"
-	"github.com/wxauth/caddy-wechat-auth/store/storetest"
 )
 
 // testOptions keep tests quick: a short poll so a watcher test that loses
@@ -35,21 +34,6 @@ func openFresh(t *testing.T) *Store {
 	t.Helper()
 	dsn, _ := pgtest.SchemaDSN(t)
 	return openDSN(t, dsn)
-}
-
-func TestContract(t *testing.T) {
-	pgtest.Connect(t) // skip (or fail in CI) once, not per subtest
-	storetest.Run(t, func(t *testing.T) store.Store { return openFresh(t) })
-}
-
-// TestContractShared runs the cross-instance cases on two pools (two
-// "instances") sharing one schema.
-func TestContractShared(t *testing.T) {
-	pgtest.Connect(t)
-	storetest.RunShared(t, func(t *testing.T) (store.Store, store.Store) {
-		dsn, _ := pgtest.SchemaDSN(t)
-		return openDSN(t, dsn), openDSN(t, dsn)
-	})
 }
 
 // TestRotateSetsRefreshedAt: a rotation records when it happened on the
