@@ -66,13 +66,13 @@ func TestCheckSession(t *testing.T) {
 	}{
 		{name: "current key", openID: "oUser1", key: issued, tokens: "[false]", requests: 1},
 		{name: "stale key", openID: "oUser1", key: other, want: ErrSessionKeyInvalid, tokens: "[false]", requests: 1},
-		{name: "token rejected once", openID: "oUser1", key: issued, rejectTok: "tok-1", tokens: "[false true]", requests: 2},
+		{name: "token rejected once", openID: "oUser1", key: issued, rejectTok: "tok-1", tokens: "[false false true]", requests: 2},
 		{name: "short key", openID: "oUser1", key: issued[:15], want: ErrSessionKeyInvalid, tokens: "[]"},
 		{name: "nil key", openID: "oUser1", want: ErrSessionKeyInvalid, tokens: "[]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts := &tokenServer{t: t, expiresIn: 7200}
+			ts := &tokenServer{t: t, expiresIn: 7200, stable: true}
 			srv, hits := newTestServer(t, map[string]http.HandlerFunc{
 				"/cgi-bin/stable_token": ts.handle,
 				"/wxa/checksession":     checkSessionServer(t, testSessionKeyB64, tt.rejectTok),

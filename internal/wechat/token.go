@@ -46,9 +46,13 @@ func (c *Client) AccessToken(ctx context.Context) (string, error) {
 
 // refreshAccessToken returns a token other than rejected, which WeChat has
 // just refused (errcode 40001/40014/42001). Compare-and-refresh: only when
-// the cache still holds rejected is a force_refresh fetch started; callers
-// that arrive while it runs join it, and callers that arrive after it get
-// its result from the cache.
+// the cache still holds rejected is a fetch started; callers that arrive
+// while it runs join it, and callers that arrive after it get its result
+// from the cache. The fetch is first a normal one: when another process of
+// the same app (another Caddy instance) forced a new token, ours became
+// invalid, and the normal mode hands out that new token without
+// invalidating it in turn. Only when the normal mode gives back the very
+// token WeChat refused is a force_refresh fetch made.
 func (c *Client) refreshAccessToken(ctx context.Context, rejected string) (string, error) {
 	return c.accessToken(ctx, rejected)
 }
@@ -56,10 +60,10 @@ func (c *Client) refreshAccessToken(ctx context.Context, rejected string) (strin
 // accessToken implements AccessToken and refreshAccessToken; rejected is
 // "" for a plain lookup.
 func (c *Client) accessToken(ctx context.Context, rejected string) (string, error) {
-	force := rejected != ""
+	force := false
 	for {
 		c.tokMu.Lock()
-		if force && c.tok == rejected {
+		if rejected != "" && c.tok == rejected {
 			c.tok, c.tokExp = "", time.Time{}
 		}
 		if c.tok != "" && c.now().Before(c.tokExp) {
@@ -86,9 +90,10 @@ func (c *Client) accessToken(ctx context.Context, rejected string) (string, erro
 		if f.err != nil {
 			return "", f.err
 		}
-		if force && !f.force && f.tok == rejected {
-			// We joined a plain fetch, which handed back the token WeChat
-			// just rejected; go round again and force a new one.
+		if rejected != "" && !f.force && f.tok == rejected {
+			// A normal fetch handed back the token WeChat just rejected:
+			// go round again and force a new one.
+			force = true
 			continue
 		}
 		return f.tok, nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -17,6 +18,11 @@ type tokenServer struct {
 	t         *testing.T
 	expiresIn int64
 	release   chan struct{} // when non-nil, answers wait for it
+
+	// stable makes a normal-mode request answer the current token, as
+	// WeChat's stable_token does until the token expires or someone forces
+	// a new one; otherwise every request gets a new token.
+	stable bool
 
 	mu     sync.Mutex
 	n      int
@@ -44,7 +50,7 @@ func (s *tokenServer) handle(w http.ResponseWriter, r *http.Request) {
 	if len(s.fail) > 0 {
 		code, s.fail = s.fail[0], s.fail[1:]
 	}
-	if code == 0 {
+	if code == 0 && (!s.stable || req.ForceRefresh || s.n == 0) {
 		s.n++
 	}
 	tok := fmt.Sprintf("tok-%d", s.n)
@@ -235,7 +241,7 @@ func TestAccessTokenCallerCancelDoesNotFailOthers(t *testing.T) {
 
 func TestRefreshAccessTokenCompareAndRefresh(t *testing.T) {
 	const n = 50
-	ts := &tokenServer{t: t, expiresIn: 7200}
+	ts := &tokenServer{t: t, expiresIn: 7200, stable: true}
 	srv, _ := newTestServer(t, map[string]http.HandlerFunc{"/cgi-bin/stable_token": ts.handle})
 	c := newTestClient(t, srv.URL, nil)
 	ctx := context.Background()
@@ -251,11 +257,19 @@ func TestRefreshAccessTokenCompareAndRefresh(t *testing.T) {
 		t.Fatalf("requests = %d, want 1", got)
 	}
 
-	// n callers reject tok-1 at once: one forced fetch serves them all.
+	// n callers reject tok-1 at once: one normal look-up (another
+	// instance may have replaced the token) serves them all and hands back
+	// tok-1 again, then one forced fetch serves them all. The hook counts
+	// the first wait of each caller only.
 	ts.release = make(chan struct{})
 	var waiting sync.WaitGroup
 	waiting.Add(n)
-	c.testHookTokenWait = waiting.Done
+	var waits atomic.Int32
+	c.testHookTokenWait = func() {
+		if waits.Add(1) <= n {
+			waiting.Done()
+		}
+	}
 	toks := make([]string, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -274,16 +288,38 @@ func TestRefreshAccessTokenCompareAndRefresh(t *testing.T) {
 			t.Fatalf("caller %d: %q, %v", i, toks[i], errs[i])
 		}
 	}
-	if got, want := fmt.Sprint(ts.requests()), "[false true]"; got != want {
+	if got, want := fmt.Sprint(ts.requests()), "[false false true]"; got != want {
 		t.Errorf("force_refresh per request = %s, want %s", got, want)
 	}
 	// Late rejections of tok-1 get the new token from the cache.
-	c.testHookTokenWait = nil
 	if tok, err := c.refreshAccessToken(ctx, "tok-1"); err != nil || tok != "tok-2" {
 		t.Fatalf("late refresh = %q, %v", tok, err)
 	}
-	if got := len(ts.requests()); got != 2 {
-		t.Errorf("requests = %d, want 2", got)
+	if got := len(ts.requests()); got != 3 {
+		t.Errorf("requests = %d, want 3", got)
+	}
+}
+
+// TestRefreshAfterAnotherInstanceForced: another process of the app forced
+// a new token, which invalidated ours; a rejection fetches the new one in
+// normal mode and forces nothing (a force would invalidate the other
+// process's token in turn).
+func TestRefreshAfterAnotherInstanceForced(t *testing.T) {
+	ts := &tokenServer{t: t, expiresIn: 7200, stable: true}
+	srv, _ := newTestServer(t, map[string]http.HandlerFunc{"/cgi-bin/stable_token": ts.handle})
+	c := newTestClient(t, srv.URL, nil)
+	ctx := context.Background()
+	if tok, err := c.AccessToken(ctx); err != nil || tok != "tok-1" {
+		t.Fatalf("AccessToken = %q, %v", tok, err)
+	}
+	ts.mu.Lock()
+	ts.n++ // the other instance's forced refresh: WeChat now hands out tok-2
+	ts.mu.Unlock()
+	if tok, err := c.refreshAccessToken(ctx, "tok-1"); err != nil || tok != "tok-2" {
+		t.Fatalf("refresh = %q, %v; want tok-2", tok, err)
+	}
+	if got, want := fmt.Sprint(ts.requests()), "[false false]"; got != want {
+		t.Errorf("force_refresh per request = %s, want %s", got, want)
 	}
 }
 
