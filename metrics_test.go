@@ -1,6 +1,8 @@
 package wechatauth
 
 import (
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,11 +13,15 @@ import (
 	"github.com/wxauth/caddy-wechat-auth/store"
 )
 
+var metricsTestRuns atomic.Int32
+
 // TestMetricsSurviveNewRegistries registers the collectors on several
 // registries, as config reloads do, and checks that counts go on and
 // every registry serves them.
 func TestMetricsSurviveNewRegistries(t *testing.T) {
-	const app = "wxmetricsunit0001"
+	// The collectors live as long as the process: a fresh app id per run
+	// keeps this run's counts apart from an earlier run's (-count=N).
+	app := fmt.Sprintf("wxmetricsunit%04d", metricsTestRuns.Add(1))
 	var regs []*prometheus.Registry
 	for range 3 {
 		reg := prometheus.NewPedanticRegistry()
