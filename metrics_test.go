@@ -86,7 +86,7 @@ func TestRegisterMetricsConflict(t *testing.T) {
 }
 
 func TestGuardCountingDoesNotAllocate(t *testing.T) {
-	m := newAppMetrics("wxmetricsunit0002")
+	m := newAppMetrics("wxmetricsalloc001")
 	if n := testing.AllocsPerRun(100, func() { m.Guard(handler.ResultOK) }); n != 0 {
 		t.Fatalf("counting a guard outcome allocates %v times", n)
 	}
