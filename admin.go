@@ -376,7 +376,7 @@ func decodeAdminBody(r *http.Request, dst any) *adminError {
 	if err := dec.Decode(dst); err != nil {
 		return badAdminRequest("body is not the expected JSON object: %v", err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return badAdminRequest("body has data after the JSON object")
 	}
 	return nil
@@ -397,12 +397,16 @@ func (a *AdminAPI) backup(w http.ResponseWriter, r *http.Request, app *liveApp) 
 	start := time.Now()
 	n, err := b.Backup(r.Context(), w)
 	if err != nil {
-		// The status line is gone with the first byte: log it, and the
-		// client sees a truncated body.
 		if a.logger != nil {
 			a.logger.Error("wechat_auth backup failed", zap.String("app_id", app.handler.AppID()), zap.Int64("bytes", n), zap.Error(err))
 		}
-		return nil
+		if n == 0 {
+			return adminErr(http.StatusInternalServerError, "internal_error", "the snapshot could not be written; see Caddy's log")
+		}
+		// The status line went with the first byte. Abort the connection
+		// instead of ending the body normally, so the client sees a
+		// broken download, never a short snapshot that looks complete.
+		panic(http.ErrAbortHandler)
 	}
 	if a.logger != nil {
 		a.logger.Info("wechat_auth backup", zap.String("app_id", app.handler.AppID()), zap.Int64("bytes", n), zap.Duration("duration", time.Since(start)))

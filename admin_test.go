@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -115,6 +117,8 @@ func TestAdminAPI(t *testing.T) {
 		{"ban bad JSON", "PUT", p + "/users/1/ban", `{"reason":`, 400, "invalid_request", ""},
 		{"ban unknown field", "PUT", p + "/users/1/ban", `{"why":"x"}`, 400, "invalid_request", ""},
 		{"ban trailing data", "PUT", p + "/users/1/ban", `{"reason":"x"} {}`, 400, "invalid_request", ""},
+		{"ban trailing brace", "PUT", p + "/users/1/ban", `{"reason":"x"}}`, 400, "invalid_request", ""},
+		{"ban trailing brackets", "PUT", p + "/users/1/ban", `{"reason":"x"}]]garbage`, 400, "invalid_request", ""},
 		{"ban not an object", "PUT", p + "/users/1/ban", `["x"]`, 400, "invalid_request", ""},
 		{"ban control characters", "PUT", p + "/users/1/ban", `{"reason":"a\u0000b"}`, 400, "invalid_request", ""},
 		{"ban long reason", "PUT", p + "/users/1/ban", `{"reason":"` + strings.Repeat("x", maxBanReason+1) + `"}`, 400, "invalid_request", ""},
@@ -235,5 +239,48 @@ func TestAdminBackupNotSupported(t *testing.T) {
 	a := adminCall(t, "GET", "/wechat_auth/apps/"+app+"/backup", "")
 	if a.status != 501 || !strings.Contains(a.raw, "pg_dump") || !strings.Contains(a.raw, `"error":"not_supported"`) {
 		t.Fatalf("backup of a store without snapshots: %d %s", a.status, a.raw)
+	}
+}
+
+// failingBackup writes part of a snapshot, then fails.
+type failingBackup struct{ written int }
+
+func (f failingBackup) Backup(_ context.Context, w io.Writer) (int64, error) {
+	if f.written == 0 {
+		return 0, errors.New("disk on fire")
+	}
+	n, _ := w.Write(make([]byte, f.written))
+	return int64(n), errors.New("disk on fire")
+}
+
+// TestAdminBackupFailure: a snapshot that fails before its first byte is
+// a 500 with the admin error shape; one that fails midway aborts the
+// connection, so no client can take the short body for a whole snapshot.
+func TestAdminBackupFailure(t *testing.T) {
+	const app = "wxadmintest000005"
+	m := provisionForAdmin(t, app)
+	liveApps.remove(m.live)
+	broken := &liveApp{handler: m.live.handler, store: "bolt", backup: failingBackup{}}
+	liveApps.add(broken)
+	defer liveApps.remove(broken)
+	if a := adminCall(t, "GET", "/wechat_auth/apps/"+app+"/backup", ""); a.status != 500 || !strings.Contains(a.raw, `"error":"internal_error"`) {
+		t.Fatalf("backup failing at once: %d %s", a.status, a.raw)
+	}
+
+	liveApps.remove(broken)
+	midway := &liveApp{handler: m.live.handler, store: "bolt", backup: failingBackup{written: 100_000}}
+	liveApps.add(midway)
+	defer liveApps.remove(midway)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = (&AdminAPI{}).serve(w, r)
+	}))
+	defer srv.Close()
+	res, err := srv.Client().Get(srv.URL + "/wechat_auth/apps/" + app + "/backup")
+	if err != nil {
+		return // aborted before the answer: the client sees a failure
+	}
+	defer res.Body.Close()
+	if _, err := io.ReadAll(res.Body); err == nil {
+		t.Fatalf("a snapshot that failed midway was read as complete (status %d)", res.StatusCode)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,7 +49,7 @@ holds the app's signing key: keep it private (--out files are created with
 mode 0600).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, app, err := openForTransfer(db, app)
+			st, app, err := openForTransfer(db, app, false)
 			if err != nil {
 				return err
 			}
@@ -125,7 +126,7 @@ The database is opened directly: a bbolt file only while no server uses it
 			if err != nil {
 				return err
 			}
-			st, app, err := openForTransfer(db, app)
+			st, app, err := openForTransfer(db, app, true)
 			if err != nil {
 				return err
 			}
@@ -149,8 +150,9 @@ The database is opened directly: a bbolt file only while no server uses it
 
 // openForTransfer resolves placeholders in db and app (as the module
 // does) and opens the store directly. An empty db means the module's
-// default file for the app.
-func openForTransfer(db, app string) (store.Store, string, error) {
+// default file for the app. A missing bbolt file is created only when
+// create is set (import into a new site); export needs an existing one.
+func openForTransfer(db, app string, create bool) (store.Store, string, error) {
 	repl := caddy.NewReplacer()
 	app = strings.TrimSpace(repl.ReplaceKnown(app, ""))
 	if app == "" {
@@ -169,7 +171,7 @@ func openForTransfer(db, app string) (store.Store, string, error) {
 		}
 		return st, app, nil
 	}
-	if _, err := os.Stat(db); err != nil {
+	if _, err := os.Stat(db); err != nil && !(create && errors.Is(err, fs.ErrNotExist)) {
 		return nil, "", fmt.Errorf("db %s: %w", db, err)
 	}
 	st, err := bolt.Open(db, bolt.Options{Timeout: transferLockTimeout})
@@ -197,6 +199,9 @@ func readRecords(r io.Reader) ([]store.Record, error) {
 		var rec store.Record
 		if err := dec.Decode(&rec); err != nil {
 			return nil, fmt.Errorf("reading records: line %d: %w", line, err)
+		}
+		if _, err := dec.Token(); err != io.EOF {
+			return nil, fmt.Errorf("reading records: line %d: data after the record (one JSON object a line)", line)
 		}
 		recs = append(recs, rec)
 	}

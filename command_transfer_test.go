@@ -3,6 +3,8 @@ package wechatauth
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -120,14 +122,13 @@ func TestExportImportCommands(t *testing.T) {
 		t.Error("export holds a refresh token value")
 	}
 
-	// Into a new bbolt file: exporting it again gives the same lines.
-	if _, _, err := runCmd(t, newImportCommand, "", "--db", dst, "--app", "wxapp", "--in", out); err == nil {
-		t.Fatal("import into a missing file succeeded")
+	// Export needs an existing file; import creates a new bbolt file (a
+	// new site), and exporting it again gives the same lines.
+	if _, _, err := runCmd(t, newExportCommand, "", "--db", dst, "--app", "wxapp"); err == nil {
+		t.Fatal("export of a missing file succeeded")
 	}
-	if st, err := bolt.Open(dst, bolt.Options{}); err != nil {
-		t.Fatal(err)
-	} else {
-		st.Close()
+	if _, err := os.Stat(dst); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a failed export created %s: %v", dst, err)
 	}
 	if _, _, err := runCmd(t, newImportCommand, string(exported), "--db", dst, "--app", "wxapp"); err != nil {
 		t.Fatalf("import from stdin: %v", err)
@@ -215,5 +216,22 @@ func TestTransferCommandErrors(t *testing.T) {
 	_, _, err = runCmd(t, newExportCommand, "", "--db", db, "--app", "wxapp")
 	if err == nil || !strings.Contains(err.Error(), "stop it first") {
 		t.Errorf("export of a locked file: %v", err)
+	}
+}
+
+// TestReadRecordsOneObjectALine: a line holding more than one record is
+// refused, never half read.
+func TestReadRecordsOneObjectALine(t *testing.T) {
+	for _, in := range []string{
+		`{"user":{"id":1,"openid":"a"}} {"user":{"id":2,"openid":"b"}}`,
+		`{"user":{"id":1,"openid":"a"}}}`,
+	} {
+		if recs, err := readRecords(strings.NewReader(in + "\n")); err == nil {
+			t.Errorf("%s: read %d records, want an error", in, len(recs))
+		}
+	}
+	recs, err := readRecords(strings.NewReader("{\"user\":{\"id\":1,\"openid\":\"a\"}}\n\n{\"user\":{\"id\":2,\"openid\":\"b\"}}  \n"))
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("two lines: %d records, %v", len(recs), err)
 	}
 }

@@ -193,7 +193,7 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 	if dbPath == "" {
 		dbPath = filepath.Join(caddy.AppDataDir(), "wechat_auth", safeFileName(appID)+".db")
 	}
-	db, key, err := openShared(dbPath, m.logger)
+	db, key, err := openShared(dbPath)
 	if err != nil {
 		return err
 	}

@@ -54,7 +54,10 @@ type revocationTTLs struct{ accessTTL, leeway time.Duration }
 // openShared returns the shared store for db, a bbolt file path or a
 // PostgreSQL URL, opening it on first use. The caller releases it with
 // storePool.Delete(key).
-func openShared(db string, logger *zap.Logger) (*sharedDB, string, error) {
+func openShared(db string) (*sharedDB, string, error) {
+	// The shared store outlives the config that opened it, so it logs
+	// through Caddy's process logger, not that config's.
+	logger := caddy.Log().Named("http.handlers.wechat_auth")
 	if postgres.IsDSN(db) {
 		return openSharedPostgres(db, logger)
 	}
@@ -141,14 +144,26 @@ func (d *sharedDB) noteRevocation(rv store.Revocation) {
 }
 
 // revocations returns the app's revocation list, loading it from the store
-// the first time.
+// the first time, and again when a handler with a longer access-token
+// window (access_ttl + leeway) asks for it.
 func (d *sharedDB) revocations(ctx context.Context, app string, accessTTL, leeway time.Duration) (*handler.Revocations, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	wider := false
 	if w := d.windows[app]; accessTTL+leeway > w.accessTTL+w.leeway {
 		d.windows[app] = revocationTTLs{accessTTL, leeway}
+		wider = true
 	}
 	if r, ok := d.revs[app]; ok {
+		if wider {
+			// A handler whose tokens live longer than those of the
+			// handlers that loaded the list: load what its window adds,
+			// so a revocation made before a restart still covers every
+			// token it can accept.
+			if err := handler.LoadRevocations(ctx, d.store, app, r, accessTTL, leeway, d.now()); err != nil {
+				return nil, err
+			}
+		}
 		return r, nil
 	}
 	r := handler.NewRevocations()

@@ -99,3 +99,45 @@ func TestSharedDBSweepStops(t *testing.T) {
 		t.Fatalf("store still open after Destruct: %v", err)
 	}
 }
+
+// TestRevocationsReloadForWiderWindow: a handler whose access tokens live
+// longer than those of the handler that loaded the app's revocation list
+// gets the older revocations its tokens need (a logout made before a
+// restart still refuses every token it can).
+func TestRevocationsReloadForWiderWindow(t *testing.T) {
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "w.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	d := newSharedDB(st, zap.NewNop(), func() time.Time { return now })
+	t.Cleanup(func() { _ = d.Destruct() })
+	ctx := context.Background()
+	const app = "wxwindow"
+	u, _, err := st.LoginUser(ctx, app, store.NewUser{OpenID: "o1"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := store.Session{ID: "sid-old", AppID: app, UserID: u.ID, OpenID: "o1", CreatedAt: now.Add(-time.Hour), ExpiresAt: now.Add(time.Hour)}
+	rt := store.RefreshToken{Hash: [32]byte{7}, SessionID: s.ID, IssuedAt: s.CreatedAt, ExpiresAt: s.ExpiresAt, AccessID: "j", AccessIssuedAt: s.CreatedAt}
+	if err := st.CreateSession(ctx, s, rt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.RevokeSession(ctx, app, s.ID, store.ReasonLogout, now.Add(-30*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	short, err := d.revocations(ctx, app, 15*time.Minute, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if short.Revoked(s.ID) {
+		t.Fatal("a revocation older than the 15m window was loaded")
+	}
+	long, err := d.revocations(ctx, app, 2*time.Hour, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if long != short || !long.Revoked(s.ID) {
+		t.Fatalf("after a 2h handler asked: same list %v, revoked %v; want the shared list with the revocation", long == short, long.Revoked(s.ID))
+	}
+}

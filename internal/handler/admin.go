@@ -25,7 +25,7 @@ func (h *Handler) RevokeSession(ctx context.Context, sid string) (store.Session,
 	}
 	h.markRevoked(s)
 	// Revoked by this call (not before): count it.
-	if !listed && s.RevokeReason == store.ReasonAdmin && s.RevokedAt.Equal(now) {
+	if !listed && s.RevokeReason == store.ReasonAdmin && revokedAt(s, now) {
 		h.metrics.Revoked(store.ReasonAdmin, 1)
 	}
 	return s, nil

@@ -159,7 +159,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) *Error {
 		s = store.Session{ID: sid, RevokedAt: now}
 	case err != nil:
 		return internalError(fmt.Errorf("revoking session: %w", err))
-	case !listed && s.RevokeReason == store.ReasonLogout && s.RevokedAt.Equal(now):
+	case !listed && s.RevokeReason == store.ReasonLogout && revokedAt(s, now):
 		h.metrics.Revoked(store.ReasonLogout, 1) // revoked by this call
 	}
 	h.markRevoked(s)
@@ -201,4 +201,12 @@ func LoadRevocations(ctx context.Context, st interface {
 // keep it.
 func NoteRevocation(revs *Revocations, rv store.Revocation, accessTTL, leeway time.Duration) {
 	revs.Add(rv.SessionID, rv.RevokedAt.Add(revocationWindow(accessTTL, leeway)))
+}
+
+// revokedAt reports whether s was revoked at now, the time this call asked
+// for: a store may keep times to the microsecond (PostgreSQL does), so the
+// stored time is compared with now at that precision. A session revoked by
+// an earlier call has an earlier RevokedAt.
+func revokedAt(s store.Session, now time.Time) bool {
+	return !s.RevokedAt.Before(now.Truncate(time.Microsecond))
 }
