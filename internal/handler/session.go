@@ -113,17 +113,27 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) *Error {
 		return e
 	}
 	ctx := r.Context()
+	now := h.now()
 	var sid string
 	var uid uint64
-	switch raw := h.findToken(r); {
-	case raw != "":
+	var ended bool // the session was revoked before this call
+	raw := h.findToken(r)
+	var accessErr error
+	if raw != "" {
 		// A token of an already revoked session may log out again.
 		c, err := h.verifySignature(raw)
-		if err != nil {
-			return guardError(err)
+		if err == nil {
+			sid, uid = c.SessionID, c.UserID
 		}
-		sid, uid = c.SessionID, c.UserID
+		accessErr = err
+	}
+	switch {
+	case sid != "":
 	case req.RefreshToken != "":
+		// No usable access token (none, or an expired one): the refresh
+		// token in the body names the session. Only the session's current
+		// refresh token may end it: a spent (rotated) or expired one is
+		// refused, so an old token found somewhere cannot log anyone out.
 		if len(req.RefreshToken) > maxRefreshLen {
 			return invalidGrant("invalid refresh token")
 		}
@@ -131,17 +141,23 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) *Error {
 		if err != nil {
 			return storeError(err, invalidGrant("invalid refresh token"))
 		}
+		if !rec.RotatedAt.IsZero() || !now.Before(rec.ExpiresAt) {
+			return invalidGrant("invalid refresh token")
+		}
 		s, err := h.cfg.Store.Session(ctx, h.cfg.AppID, rec.SessionID)
 		if err != nil {
 			return storeError(err, invalidGrant("invalid refresh token"))
 		}
-		sid, uid = s.ID, s.UserID
+		sid, uid, ended = s.ID, s.UserID, s.Revoked()
+	case accessErr != nil:
+		return guardError(accessErr)
 	default:
 		return guardError(errNoToken)
 	}
 
-	now := h.now()
-	if req.All {
+	// A session that has ended may log out again (idempotent), but it no
+	// longer speaks for its user: "all" is honoured only from a live one.
+	if bool(req.All) && !ended && !h.cfg.Revocations.Revoked(sid) {
 		ss, err := h.cfg.Store.RevokeUserSessions(ctx, h.cfg.AppID, uid, store.ReasonLogoutAll, now)
 		if err != nil {
 			return internalError(fmt.Errorf("revoking sessions: %w", err))

@@ -180,3 +180,54 @@ func TestRevocationSurvivesRestart(t *testing.T) {
 		t.Fatalf("sweep dropped %d, %d left", n, revs.Len())
 	}
 }
+
+// TestLogoutAllNeedsALiveSession: a token of a session that has already
+// ended (a thief's, after reuse detection) may log that session out
+// again, but cannot end the user's other sessions.
+func TestLogoutAllNeedsALiveSession(t *testing.T) {
+	hs := newHarness(t)
+	stolen, rt := hs.login("o1")
+	want(t, hs.refresh(rt), 200, "")
+	hs.clock.Advance(DefaultRefreshGrace + time.Second)
+	want(t, hs.refresh(rt), 401, CodeInvalidGrant) // reuse: the session ends
+	fresh, freshRT := hs.login("o1")
+
+	want(t, hs.call("POST", "/wx/logout", `{"all":true}`, "Authorization", "Bearer "+stolen), 200, "")
+	want(t, hs.guard(fresh), 200, "")
+	want(t, hs.refresh(freshRT), 200, "")
+}
+
+// TestLogoutRefreshTokenMustBeCurrent: only the session's current refresh
+// token ends it; a spent (rotated) one is refused and changes nothing,
+// with or without "all".
+func TestLogoutRefreshTokenMustBeCurrent(t *testing.T) {
+	hs := newHarness(t)
+	_, spent := hs.login("o1")
+	r := hs.refresh(spent)
+	want(t, r, 200, "")
+	access, current := r.body["token"].(string), r.body["refresh_token"].(string)
+	other, _ := hs.login("o1")
+	for _, body := range []string{`{"refresh_token":"` + spent + `"}`, `{"refresh_token":"` + spent + `","all":true}`} {
+		want(t, hs.call("POST", "/wx/logout", body), 401, CodeInvalidGrant)
+	}
+	want(t, hs.guard(access), 200, "")
+	want(t, hs.guard(other), 200, "")
+	want(t, hs.call("POST", "/wx/logout", `{"refresh_token":"`+current+`"}`), 200, "")
+	want(t, hs.guard(access), 401, CodeInvalidToken)
+	want(t, hs.guard(other), 200, "")
+}
+
+// TestLogoutExpiredAccessTokenFallsBackToRefreshToken: a client whose
+// access token expired still logs out with the refresh token it sends in
+// the body, instead of leaving the session alive.
+func TestLogoutExpiredAccessTokenFallsBackToRefreshToken(t *testing.T) {
+	hs := newHarness(t)
+	access, rt := hs.login("o1")
+	hs.clock.Advance(20 * time.Minute)
+	want(t, hs.call("POST", "/wx/logout", `{"refresh_token":"`+rt+`"}`, "Authorization", "Bearer "+access), 200, "")
+	want(t, hs.refresh(rt), 401, CodeInvalidGrant)
+	// Without a refresh token, the expired access token is still refused.
+	access2, _ := hs.login("o2")
+	hs.clock.Advance(20 * time.Minute)
+	want(t, hs.call("POST", "/wx/logout", `{}`, "Authorization", "Bearer "+access2), 401, CodeInvalidToken)
+}
