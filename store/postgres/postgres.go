@@ -176,10 +176,26 @@ func (s *Store) call(ctx context.Context, op string, fn func(ctx context.Context
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	if err := fn(cctx); err != nil {
+	err := fn(cctx)
+	if retryable(err) && cctx.Err() == nil {
+		// PostgreSQL aborted the transaction to break a deadlock (two
+		// transactions locking one session and its refresh tokens in
+		// opposite orders, e.g. a prune and a refresh) or a serialization
+		// conflict: nothing was written, and running it again succeeds.
+		err = fn(cctx)
+	}
+	if err != nil {
 		return s.wrap(ctx, op, err)
 	}
 	return nil
+}
+
+// retryable reports whether err is PostgreSQL aborting a transaction that
+// may simply be run again: deadlock_detected (40P01) or
+// serialization_failure (40001).
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
 }
 
 // inTx runs fn in one transaction (see call): committed when fn returns

@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
+	"github.com/jackc/pgx/v5/pgconn"
 	"testing"
 	"time"
 
@@ -62,5 +64,49 @@ func TestRotateSetsRefreshedAt(t *testing.T) {
 	}
 	if !res.Session.RefreshedAt.Equal(later) || !got.RefreshedAt.Equal(later) {
 		t.Errorf("RefreshedAt = %v in the result, %v stored; want %v", res.Session.RefreshedAt, got.RefreshedAt, later)
+	}
+}
+
+// TestRetryable: a deadlock or a serialization failure is run again;
+// anything else is not.
+func TestRetryable(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&pgconn.PgError{Code: "40P01"}, true},
+		{fmt.Errorf("rotating: %w", &pgconn.PgError{Code: "40001"}), true},
+		{&pgconn.PgError{Code: "23505"}, false},
+		{errors.New("connection refused"), false},
+		{nil, false},
+	} {
+		if got := retryable(tc.err); got != tc.want {
+			t.Errorf("retryable(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestCallRunsADeadlockedTransactionAgain: a call whose transaction
+// PostgreSQL aborted for a deadlock is run once more, and succeeds.
+func TestCallRunsADeadlockedTransactionAgain(t *testing.T) {
+	s := openFresh(t)
+	runs := 0
+	err := s.call(context.Background(), "testing", func(context.Context) error {
+		runs++
+		if runs == 1 {
+			return &pgconn.PgError{Code: "40P01", Message: "deadlock detected"}
+		}
+		return nil
+	})
+	if err != nil || runs != 2 {
+		t.Fatalf("call = %v after %d runs, want nil after 2", err, runs)
+	}
+	runs = 0
+	err = s.call(context.Background(), "testing", func(context.Context) error {
+		runs++
+		return &pgconn.PgError{Code: "40P01", Message: "deadlock detected"}
+	})
+	if err == nil || runs != 2 {
+		t.Fatalf("call = %v after %d runs, want the error after 2", err, runs)
 	}
 }
