@@ -190,14 +190,38 @@ func TestLoginJoinerGivesUp(t *testing.T) {
 
 func TestLoginPanicReleasesDuplicates(t *testing.T) {
 	l := newLoginFlights()
+	started, joined := make(chan struct{}), make(chan struct{})
+	l.testHookJoin = func() { close(joined) }
+	joiner := make(chan loginAnswer, 1)
+	go func() {
+		<-started
+		ans, _ := l.do(context.Background(), "p", func() loginAnswer {
+			t.Error("the duplicate ran its own login")
+			return loginAnswer{}
+		})
+		joiner <- ans
+	}()
 	func() {
 		defer func() {
 			if recover() == nil {
 				t.Fatal("panic swallowed")
 			}
 		}()
-		l.do(context.Background(), "p", func() loginAnswer { panic("boom") })
+		l.do(context.Background(), "p", func() loginAnswer {
+			close(started)
+			<-joined // the duplicate waits on this login
+			panic("boom")
+		})
 	}()
+	select {
+	case ans := <-joiner:
+		if ans.err == nil || ans.err.Code != CodeInternalError {
+			t.Fatalf("the duplicate of a login that panicked got %+v, want internal_error", ans)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the duplicate was not released")
+	}
+	l.testHookJoin = nil
 	// The failed login is not kept; the next request runs its own.
 	ans, err := l.do(context.Background(), "p", func() loginAnswer { return loginAnswer{body: []byte(`{"ok":1}`)} })
 	if err != nil || !strings.Contains(string(ans.body), "ok") {

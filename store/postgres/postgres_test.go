@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/jackc/pgx/v5/pgconn"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/wxauth/caddy-wechat-auth/internal/pgtest"
 	"github.com/wxauth/caddy-wechat-auth/store"
