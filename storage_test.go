@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"github.com/wxauth/caddy-wechat-auth/internal/handler"
+	"github.com/wxauth/caddy-wechat-auth/internal/testclock"
 	"path/filepath"
 	"testing"
 	"time"
@@ -14,23 +15,32 @@ import (
 	"github.com/wxauth/caddy-wechat-auth/store/bolt"
 )
 
+// newTestSharedDB is a shared store on a fresh bbolt file, whose clock is
+// clk, with user o1 of app in it.
+func newTestSharedDB(t *testing.T, app string) (d *sharedDB, st store.Store, u store.User, clk *testclock.Clock) {
+	t.Helper()
+	bs, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk = testclock.New(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+	d = newSharedDB(bs, zap.NewNop(), clk.Now)
+	t.Cleanup(func() { _ = d.Destruct() })
+	u, _, err = bs.LoginUser(context.Background(), app, store.NewUser{OpenID: "o1"}, clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, bs, u, clk
+}
+
 // TestSharedDBSweep checks the background sweep's work: expired sessions
 // leave the store, stale revocations leave the in-memory lists.
 func TestSharedDBSweep(t *testing.T) {
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	d := newSharedDB(st, zap.NewNop(), func() time.Time { return now })
-	t.Cleanup(func() { _ = d.Destruct() })
-	ctx := context.Background()
 	const app = "wxsweep"
+	d, st, u, clk := newTestSharedDB(t, app)
+	now := clk.Now()
+	ctx := context.Background()
 
-	u, _, err := st.LoginUser(ctx, app, store.NewUser{OpenID: "o1"}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
 	mk := func(sid string, ttl time.Duration) {
 		s := store.Session{ID: sid, AppID: app, UserID: u.ID, OpenID: "o1", CreatedAt: now, ExpiresAt: now.Add(ttl)}
 		rt := store.RefreshToken{Hash: [32]byte{byte(len(sid)), sid[len(sid)-1]}, SessionID: sid, IssuedAt: now, ExpiresAt: now.Add(ttl), AccessID: "j", AccessIssuedAt: now}
@@ -56,6 +66,7 @@ func TestSharedDBSweep(t *testing.T) {
 	// longer matters to the guard (its tokens have expired), but the
 	// revoked session is kept for restarts until handler.RevokedRetention.
 	now = now.Add(2 * time.Hour)
+	clk.Set(now)
 	d.sweep(ctx)
 	if _, err := st.Session(ctx, app, "short-1"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("expired session not pruned: %v", err)
@@ -71,6 +82,7 @@ func TestSharedDBSweep(t *testing.T) {
 	}
 
 	now = now.Add(handler.RevokedRetention)
+	clk.Set(now)
 	d.sweep(ctx)
 	if _, err := st.Session(ctx, app, "revoked-3"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("old revoked session not pruned: %v", err)
@@ -105,19 +117,10 @@ func TestSharedDBSweepStops(t *testing.T) {
 // gets the older revocations its tokens need (a logout made before a
 // restart still refuses every token it can).
 func TestRevocationsReloadForWiderWindow(t *testing.T) {
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "w.db"), bolt.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	d := newSharedDB(st, zap.NewNop(), func() time.Time { return now })
-	t.Cleanup(func() { _ = d.Destruct() })
-	ctx := context.Background()
 	const app = "wxwindow"
-	u, _, err := st.LoginUser(ctx, app, store.NewUser{OpenID: "o1"}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, st, u, clk := newTestSharedDB(t, app)
+	now := clk.Now()
+	ctx := context.Background()
 	s := store.Session{ID: "sid-old", AppID: app, UserID: u.ID, OpenID: "o1", CreatedAt: now.Add(-time.Hour), ExpiresAt: now.Add(time.Hour)}
 	rt := store.RefreshToken{Hash: [32]byte{7}, SessionID: s.ID, IssuedAt: s.CreatedAt, ExpiresAt: s.ExpiresAt, AccessID: "j", AccessIssuedAt: s.CreatedAt}
 	if err := st.CreateSession(ctx, s, rt); err != nil {
