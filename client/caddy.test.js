@@ -264,7 +264,16 @@ async function scenario({ siteURL, emulatorURL }) {
   const afterExpiry = await client.request({ url: '/hello' });
   assert.equal(afterExpiry.statusCode, 200);
   assert.equal(afterExpiry.data.sid, sid1, 'a refresh keeps the session');
-  assert.deepEqual(wx.log, ['GET /hello', 'POST /wx/refresh', 'GET /hello']);
+  // The server refuses the token (whole-second exp) up to a second before
+  // the client's own clock says it expires; the bounded wait above can
+  // overrun that second on a busy machine, and then the client refreshes
+  // ahead instead of after a 401. Either way: one refresh, one success.
+  const viaRefusal = ['GET /hello', 'POST /wx/refresh', 'GET /hello'];
+  const ahead = ['POST /wx/refresh', 'GET /hello'];
+  assert.ok(
+    JSON.stringify(wx.log) === JSON.stringify(viaRefusal) || JSON.stringify(wx.log) === JSON.stringify(ahead),
+    'calls after the expiry: ' + JSON.stringify(wx.log),
+  );
   assert.notEqual(stored().token, expired);
   assert.notEqual(stored().refresh, rt0);
   assert.deepEqual(events, ['refresh']);
