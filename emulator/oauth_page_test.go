@@ -1,11 +1,16 @@
 package emulator
 
 import (
+	"html"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 func TestAuthorizePageShowsAndEscapes(t *testing.T) {
@@ -254,5 +259,64 @@ func TestAuthorizePagePrefillsTheLatestGrant(t *testing.T) {
 	q.Set("appid", testSiteAppID)
 	if body := rawCall(t, e, httptest.NewRequest(http.MethodGet, pathQRConnect+"?"+q.Encode(), nil)).Body.String(); strings.Contains(body, "oPrefill") {
 		t.Fatalf("the site app's page shows the OA app's openid")
+	}
+}
+
+// formInput matches one input of the page's form.
+var formInput = regexp.MustCompile(`<input type="(?:hidden|text)"(?: id="[a-z]+")? name="([a-z_]+)" value="([^"]*)"`)
+
+// TestAuthorizePageFormRoundTrip plays the browser over HTTP: it opens the
+// page, submits its own form as rendered (hidden fields and prefilled
+// values, Allow), and follows the redirect to the callback, which must get
+// a code the app can exchange and the state it sent.
+func TestAuthorizePageFormRoundTrip(t *testing.T) {
+	e, _ := oauthConfigured(t)
+	got := make(chan url.Values, 1)
+	callback := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.URL.Query()
+	}))
+	t.Cleanup(callback.Close)
+	emu := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = e.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			http.NotFound(w, r)
+			return nil
+		}))
+	}))
+	t.Cleanup(emu.Close)
+
+	q := authorizeQuery(scopeUserInfo, "st&=é")
+	q.Set("redirect_uri", callback.URL+"/wx/web/callback")
+	resp, err := http.Get(emu.URL + pathAuthorize + "?" + q.Encode() + "#wechat_redirect")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	action := regexp.MustCompile(`<form method="post" action="([^"]+)"`).FindSubmatch(page)
+	if resp.StatusCode != http.StatusOK || action == nil {
+		t.Fatalf("page: %d\n%s", resp.StatusCode, page)
+	}
+	form := url.Values{"action": {"allow"}}
+	for _, m := range formInput.FindAllSubmatch(page, -1) {
+		form.Set(string(m[1]), html.UnescapeString(string(m[2])))
+	}
+	form.Set("unionid", "uRound")
+	resp, err = http.PostForm(emu.URL+html.UnescapeString(string(action[1])), form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var cb url.Values
+	select {
+	case cb = <-got:
+	default:
+		t.Fatalf("the callback was not reached (status %d)", resp.StatusCode)
+	}
+	if cb.Get("state") != "st&=é" || cb.Get("code") == "" {
+		t.Fatalf("callback query = %v", cb)
+	}
+	m := oauthExchange(t, e, cb.Get("code"))
+	if m["unionid"] != "uRound" || m["scope"] != scopeUserInfo || !strings.HasPrefix(m["openid"].(string), "o") {
+		t.Fatalf("exchange = %v", m)
 	}
 }
