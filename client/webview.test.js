@@ -1,0 +1,196 @@
+'use strict';
+// Tests of webViewURL() against the scripted fake server (fakewx.js), with
+// the web block's ticket endpoint added to it.
+// Run: node --test client/
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { createClient } = require('./wechat-auth.js');
+const { BASE, fakeServer, fakeWx, fakeClock } = require('./fakewx.js');
+
+const T = { timeout: 5000 };
+const TICKET = '/wx/web/ticket';
+
+/**
+ * A fake server whose ticket endpoint (at ticketPath) answers like the web
+ * block's: a token the site accepts gets a one-time ticket and the enter
+ * link; any other answer of the site (401 for a refused token) is passed on.
+ * answer, when set, replaces the ticket answer.
+ */
+function setup(opts) {
+  const server = fakeServer();
+  const wx = fakeWx(server);
+  const clock = fakeClock();
+  const ticketPath = (opts && opts.paths && opts.paths.webTicket) || TICKET;
+  const env = { server, wx, clock, tickets: [], answer: null };
+  const handle = server.handle;
+  server.handle = function (req) {
+    const path = req.url.slice(BASE.length).split('?')[0];
+    if (path !== ticketPath) return handle(req);
+    if (req.method !== 'POST') return { statusCode: 405, data: '', header: { Allow: 'POST' } };
+    const site = handle(req); // the fake's protected route checks the token
+    if (site.statusCode !== 200) return site;
+    if (env.answer) return env.answer(req);
+    const ticket = 'tk-' + (env.tickets.length + 1);
+    env.tickets.push({ ticket, token: site.data.token, data: req.data });
+    const next = req.data && req.data.next !== undefined ? req.data.next : '/';
+    return {
+      statusCode: 200,
+      header: { 'Content-Type': 'application/json' },
+      data: {
+        status: 'success', ticket, expires_in: 60,
+        url: '/wx/web/enter?ticket=' + ticket + '&next=' + encodeURIComponent(next),
+      },
+    };
+  };
+  env.client = createClient(Object.assign({ baseURL: BASE, wx, now: clock.now }, opts || {}));
+  return env;
+}
+
+/** A set-up client that has logged in, with the call records reset. */
+async function loggedIn(opts) {
+  const env = setup(opts);
+  await env.client.login();
+  env.server.calls.length = 0;
+  env.wx.logins = 0;
+  return env;
+}
+
+test('webViewURL asks for one ticket with the access token and resolves with the enter URL', T, async () => {
+  const { client, server, tickets } = await loggedIn();
+  const url = await client.webViewURL('/orders?id=1');
+  assert.equal(url, BASE + '/wx/web/enter?ticket=tk-1&next=%2Forders%3Fid%3D1');
+  assert.equal(server.calls.length, 1);
+  const call = server.calls[0];
+  assert.equal(call.path, TICKET);
+  assert.equal(call.method, 'POST');
+  assert.equal(call.header.Authorization, 'Bearer at-1');
+  assert.deepEqual(call.data, { next: '/orders?id=1' });
+  assert.equal(tickets[0].token, 'at-1');
+  assert.doesNotMatch(url, /at-1|rt-1/, 'the URL must never carry a token');
+});
+
+test('webViewURL without next sends no next (the server goes to "/")', T, async () => {
+  const { client, server } = await loggedIn();
+  const url = await client.webViewURL();
+  assert.equal(url, BASE + '/wx/web/enter?ticket=tk-1&next=%2F');
+  assert.deepEqual(server.calls[0].data, {});
+});
+
+test('each call asks for a new ticket (tickets are single-use)', T, async () => {
+  const { client, server } = await loggedIn();
+  const a = await client.webViewURL('/a');
+  const b = await client.webViewURL('/a');
+  assert.notEqual(a, b);
+  assert.equal(server.count(TICKET), 2);
+});
+
+test('paths.webTicket moves the endpoint', T, async () => {
+  const { client, server } = await loggedIn({ paths: { webTicket: '/auth/web/ticket' } });
+  const url = await client.webViewURL('/x');
+  assert.equal(server.calls[0].path, '/auth/web/ticket');
+  assert.match(url, /^https:\/\/api\.example\.test\/wx\/web\/enter\?ticket=tk-1/);
+});
+
+test('a refused access token is refreshed once and the ticket asked again', T, async () => {
+  const { client, server } = await loggedIn();
+  server.accessTokens.delete('at-1'); // the site no longer accepts it
+  const url = await client.webViewURL('/p');
+  assert.equal(url, BASE + '/wx/web/enter?ticket=tk-1&next=%2Fp');
+  assert.deepEqual(server.calls.map((c) => c.path), [TICKET, '/wx/refresh', TICKET]);
+  assert.equal(server.calls[2].header.Authorization, 'Bearer at-2');
+});
+
+test('concurrent calls with a refused token share one refresh', T, async () => {
+  const { client, server } = await loggedIn();
+  server.accessTokens.delete('at-1');
+  const urls = await Promise.all([client.webViewURL('/a'), client.webViewURL('/b'), client.webViewURL('/c')]);
+  assert.equal(new Set(urls).size, 3);
+  assert.equal(server.count('/wx/refresh'), 1);
+  assert.equal(server.count(TICKET), 6);
+});
+
+test('a token refused again after the refresh is not retried (no 401 loop)', T, async () => {
+  const { client, server } = await loggedIn();
+  server.rejectAll = true;
+  await assert.rejects(client.webViewURL('/p'), (err) => err.status === 401 && err.error === 'invalid_token');
+  assert.equal(server.count(TICKET), 2);
+  assert.equal(server.count('/wx/refresh'), 1);
+});
+
+test('without a session it logs in once first; with autoLogin false it rejects', T, async () => {
+  const env = setup();
+  const url = await env.client.webViewURL('/p');
+  assert.match(url, /ticket=tk-1/);
+  assert.equal(env.wx.logins, 1);
+  assert.deepEqual(env.server.calls.map((c) => c.path), ['/wx/login', TICKET]);
+
+  const off = setup({ autoLogin: false });
+  await assert.rejects(off.client.webViewURL('/p'), (err) => err.status === 401);
+  assert.equal(off.wx.logins, 0);
+});
+
+test('a site without a web block answers 404: webViewURL rejects with status 404', T, async () => {
+  const { client, server } = await loggedIn();
+  server.handle = () => ({ statusCode: 404, data: '', header: {} });
+  await assert.rejects(client.webViewURL('/p'), (err) => err.status === 404 && err.error === 'unexpected_response');
+});
+
+test('a server error is passed on with its code', T, async () => {
+  const env = await loggedIn();
+  env.answer = () => ({
+    statusCode: 503, header: { 'Content-Type': 'application/json' },
+    data: { status: 'error', error: 'store_unavailable', message: 'the database cannot be reached' },
+  });
+  await assert.rejects(env.client.webViewURL('/p'), (err) => err.status === 503 && err.error === 'store_unavailable');
+});
+
+test('next must be a path on the site; nothing is sent otherwise', T, async () => {
+  const { client, server } = await loggedIn();
+  const bad = ['https://evil.example/', '//evil.example/', '/\\evil.example', 'orders', '', '/a\nb', '/a\u0000', 42, null, {}];
+  for (const next of bad) {
+    await assert.rejects(client.webViewURL(next), (err) => err.error === 'invalid_request' && err.status === 0,
+      'next ' + JSON.stringify(next) + ' must be refused');
+  }
+  assert.equal(server.calls.length, 0);
+});
+
+test('an answer without a usable url is refused, never opened', T, async () => {
+  const env = await loggedIn();
+  const answers = [
+    { status: 'success', ticket: 't' },
+    { status: 'success', url: 42 },
+    { status: 'success', url: 'https://evil.example/wx/web/enter?ticket=t' },
+    { status: 'success', url: '//evil.example/wx/web/enter?ticket=t' },
+    { status: 'success', url: '/\\evil.example/enter' },
+    { status: 'success', url: 'wx/web/enter?ticket=t' },
+  ];
+  for (const data of answers) {
+    env.answer = () => ({ statusCode: 200, header: { 'Content-Type': 'application/json' }, data });
+    await assert.rejects(env.client.webViewURL('/p'), (err) => err.error === 'unexpected_response',
+      'answer ' + JSON.stringify(data) + ' must be refused');
+  }
+  // An absolute URL on the site itself is used as it is.
+  env.answer = () => ({
+    statusCode: 200, header: { 'Content-Type': 'application/json' },
+    data: { status: 'success', url: BASE + '/wx/web/enter?ticket=t' },
+  });
+  assert.equal(await env.client.webViewURL('/p'), BASE + '/wx/web/enter?ticket=t');
+});
+
+test('a baseURL with a path prefix prefixes the enter link too', T, async () => {
+  const server = fakeServer();
+  const wx = fakeWx(server);
+  // The fake answers by path relative to BASE; route the prefixed calls to it.
+  const request = wx.request;
+  wx.request = (o) => request(Object.assign({}, o, { url: o.url.replace(BASE + '/api', BASE) }));
+  const handle = server.handle;
+  server.handle = (req) => {
+    if (req.url === BASE + TICKET) {
+      return { statusCode: 200, header: {}, data: { status: 'success', url: '/wx/web/enter?ticket=t' } };
+    }
+    return handle(req);
+  };
+  const client = createClient({ baseURL: BASE + '/api/', wx });
+  assert.equal(await client.webViewURL('/p'), BASE + '/api/wx/web/enter?ticket=t');
+});
