@@ -194,3 +194,190 @@ test('a baseURL with a path prefix prefixes the enter link too', T, async () => 
   const client = createClient({ baseURL: BASE + '/api/', wx });
   assert.equal(await client.webViewURL('/p'), BASE + '/api/wx/web/enter?ticket=t');
 });
+
+// ---- the playground's web-view button -------------------------------------
+//
+// The playground page (emulator/playground) runs wx-shim.js, this client and
+// app.js. Here they run in a VM context with a minimal DOM built from
+// index.html's elements and a scripted fetch, so the button's paths (a new
+// tab, a blocked pop-up, a site without a web block) are checked without a
+// browser.
+
+const fs = require('node:fs');
+const path = require('node:path');
+const vm = require('node:vm');
+
+const PLAYGROUND = path.join(__dirname, '..', 'emulator', 'playground');
+const EMU = 'http://127.0.0.1:8081';
+const SITE = 'http://127.0.0.1:8080';
+const LONG_TICKET = 'tk0123456789abcdefghijklmnopqrstuvwxyzABCDEF';
+
+/** A DOM element with the little app.js uses. */
+class FakeElement {
+  constructor(id, value) {
+    this.id = id;
+    this.value = value || '';
+    this.className = '';
+    this.hidden = false;
+    this.disabled = false;
+    this.children = [];
+    this.listeners = {};
+    this.text = '';
+  }
+  get textContent() {
+    return this.text + this.children.map((c) => c.textContent).join('');
+  }
+  set textContent(v) {
+    this.text = String(v);
+    this.children = [];
+  }
+  get firstChild() {
+    return this.children[0] || null;
+  }
+  addEventListener(type, fn) {
+    (this.listeners[type] = this.listeners[type] || []).push(fn);
+  }
+  appendChild(c) {
+    this.children.push(c);
+    return c;
+  }
+  insertBefore(c) {
+    this.children.unshift(c);
+    return c;
+  }
+  click() {
+    for (const fn of this.listeners.click || []) fn();
+  }
+}
+
+/**
+ * Loads the playground into a VM context. site(method, path, headers, body)
+ * answers the protected site's requests as {status, body}; popups says
+ * whether window.open gives a tab.
+ */
+function playground(site, popups) {
+  const html = fs.readFileSync(path.join(PLAYGROUND, 'index.html'), 'utf8');
+  const elements = new Map();
+  for (const m of html.matchAll(/<(\w+)[^>]*\bid="([^"]+)"[^>]*>/g)) {
+    const value = /\bvalue="([^"]*)"/.exec(m[0]);
+    elements.set(m[2], new FakeElement(m[2], value ? value[1] : ''));
+  }
+  const env = { tabs: [], siteCalls: [], elements };
+  const storage = new Map();
+  function answer(status, body) {
+    const text = typeof body === 'string' ? body : JSON.stringify(body);
+    return Promise.resolve({
+      ok: status >= 200 && status < 300, status,
+      headers: new Headers({ 'Content-Type': 'application/json' }),
+      text: () => Promise.resolve(text),
+      json: () => Promise.resolve(JSON.parse(text)),
+    });
+  }
+  const ctx = {
+    document: {
+      getElementById: (id) => elements.get(id) || null,
+      createElement: (tag) => new FakeElement(tag),
+    },
+    location: { href: EMU + '/emulator/playground', origin: EMU },
+    localStorage: {
+      getItem: (k) => (storage.has(k) ? storage.get(k) : null),
+      setItem: (k, v) => storage.set(k, String(v)),
+      removeItem: (k) => storage.delete(k),
+    },
+    fetch(url, init) {
+      const u = new URL(url);
+      if (u.origin === EMU && u.pathname === '/emulator/code') {
+        return answer(200, { code: 'code-1', openid: JSON.parse(init.body).openid });
+      }
+      if (u.origin === SITE) {
+        const body = init.body === undefined ? undefined : JSON.parse(init.body);
+        env.siteCalls.push({ method: init.method, path: u.pathname, headers: init.headers, body });
+        if (u.pathname === '/wx/login') {
+          return answer(200, { status: 'success', token: 'at-1', token_type: 'Bearer', expires_in: 900, refresh_token: 'rt-1', user_id: 7 });
+        }
+        const a = site(init.method, u.pathname, init.headers, body);
+        return answer(a.status, a.body);
+      }
+      return Promise.reject(new TypeError('fetch failed: ' + url));
+    },
+    performance: { now: () => 0 },
+    setInterval: () => 0,
+    setTimeout, URL, URLSearchParams, TextDecoder, Headers, atob, console,
+  };
+  ctx.window = ctx;
+  ctx.window.open = function (url, target) {
+    if (!popups) return null;
+    const tab = { url, target, opener: ctx.window, closed: false, location: { href: url }, close() { this.closed = true; } };
+    env.tabs.push(tab);
+    return tab;
+  };
+  vm.createContext(ctx);
+  for (const f of [path.join(PLAYGROUND, 'wx-shim.js'), path.join(__dirname, 'wechat-auth.js'), path.join(PLAYGROUND, 'app.js')]) {
+    vm.runInContext(fs.readFileSync(f, 'utf8'), ctx, { filename: f });
+  }
+  env.$ = (id) => elements.get(id);
+  /** Clicks a button and waits until its action has finished. */
+  env.click = async function (id) {
+    const btn = elements.get(id);
+    btn.click();
+    for (let i = 0; i < 500 && btn.disabled; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(btn.disabled, false, 'the action of #' + id + ' did not finish');
+  };
+  return env;
+}
+
+/** A site with a web block: its ticket endpoint answers like the module's. */
+function webSite(method, p, headers, body) {
+  if (p === '/wx/web/ticket' && method === 'POST' && headers.Authorization === 'Bearer at-1') {
+    return { status: 200, body: { status: 'success', ticket: LONG_TICKET, expires_in: 60, url: '/wx/web/enter?ticket=' + LONG_TICKET + '&next=' + encodeURIComponent(body.next) } };
+  }
+  return { status: 401, body: { status: 'error', error: 'invalid_token', message: 'no' } };
+}
+
+test('playground: the web-view button opens the enter URL in a new tab, logging in first', T, async () => {
+  const pg = playground(webSite, true);
+  pg.$('webview-path').value = '/orders?id=1';
+  await pg.click('webview-open');
+  assert.deepEqual(pg.siteCalls.map((c) => c.path), ['/wx/login', '/wx/web/ticket']);
+  assert.deepEqual(pg.siteCalls[1].body, { next: '/orders?id=1' });
+  assert.equal(pg.tabs.length, 1);
+  const tab = pg.tabs[0];
+  assert.equal(tab.target, '_blank');
+  assert.equal(tab.opener, null, 'the opened page must not reach back into the playground');
+  assert.equal(tab.location.href, SITE + '/wx/web/enter?ticket=' + LONG_TICKET + '&next=%2Forders%3Fid%3D1');
+  const result = pg.$('result');
+  assert.equal(result.className, 'ok');
+  assert.match(result.textContent, /in a new tab/);
+  assert.ok(!result.textContent.includes(LONG_TICKET), 'the page must not show the whole ticket');
+  assert.equal(pg.$('webview-note').hidden, true);
+});
+
+test('playground: a blocked pop-up gets a single-use link instead', T, async () => {
+  const pg = playground(webSite, false);
+  await pg.click('webview-open');
+  const note = pg.$('webview-note');
+  assert.equal(note.hidden, false);
+  assert.match(note.textContent, /blocked the new tab/);
+  const link = note.children[0];
+  assert.equal(link.href, SITE + '/wx/web/enter?ticket=' + LONG_TICKET + '&next=%2F');
+  assert.equal(link.target, '_blank');
+  assert.equal(link.rel, 'noopener');
+});
+
+test('playground: a site without a web block gets a clear message and no tab', T, async () => {
+  const answers = {
+    'a 404 at the ticket path': () => ({ status: 404, body: '' }),
+    'an upstream page at the ticket path (the demo without web)': () => ({ status: 200, body: { hello: 'user 7' } }),
+  };
+  for (const [name, site] of Object.entries(answers)) {
+    const pg = playground(site, true);
+    await pg.click('webview-open');
+    assert.equal(pg.tabs.length, 1, name);
+    assert.equal(pg.tabs[0].closed, true, name + ': the blank tab must be closed');
+    const note = pg.$('webview-note');
+    assert.equal(note.hidden, false, name);
+    assert.match(note.textContent, /it has no web block/, name);
+    assert.equal(pg.$('result').className, 'bad', name);
+    assert.match(pg.$('result').textContent, /no_web_block/, name);
+  }
+});
