@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -408,5 +409,37 @@ func TestOAuthCodesAreSwept(t *testing.T) {
 	mintOAuth(t, e, `{"appid":"`+testOAAppID+`"}`)
 	if n := len(e.state.oauth.codes); n != 1 {
 		t.Fatalf("%d codes kept after expiry, want 1", n)
+	}
+}
+
+// TestOAuthCodeRedeemedOnceUnderConcurrency: of many simultaneous exchanges
+// of one code, exactly one succeeds and the rest get 40163.
+func TestOAuthCodeRedeemedOnceUnderConcurrency(t *testing.T) {
+	e, _ := oauthConfigured(t)
+	code, _ := mintOAuth(t, e, `{"appid":"`+testOAAppID+`"}`)
+	const n = 16
+	results := make(chan int, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := httptest.NewRequest(http.MethodGet, oauthExchangeURL(testOAAppID, testOASecret, code), nil)
+			w := httptest.NewRecorder()
+			_ = e.ServeHTTP(w, r, nil)
+			var m map[string]any
+			_ = json.Unmarshal(w.Body.Bytes(), &m)
+			f, _ := m["errcode"].(float64)
+			results <- int(f)
+		}()
+	}
+	wg.Wait()
+	close(results)
+	counts := make(map[int]int)
+	for c := range results {
+		counts[c]++
+	}
+	if counts[0] != 1 || counts[codeCodeUsed] != n-1 {
+		t.Fatalf("errcodes %v, want one success and %d × 40163", counts, n-1)
 	}
 }
