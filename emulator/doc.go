@@ -114,7 +114,9 @@
 //	     protected site (which must allow the emulator's origin with CORS),
 //	     shows each request and answer, the access token's claims and the
 //	     identity headers the upstream received, refreshes, replays a spent
-//	     refresh token, logs out (everywhere) and queues faults. Its assets
+//	     refresh token, logs out (everywhere), queues faults, and opens a
+//	     page of the site as a mini-program's web-view would (through a
+//	     one-time ticket, for a site with a web block). Its assets
 //	     are embedded and served under /emulator/playground/; nothing is
 //	     fetched from elsewhere.
 //

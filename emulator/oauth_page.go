@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"go.uber.org/zap"
 )
 
 // maxStateBytes is the longest state WeChat carries through the redirect.
@@ -319,7 +321,7 @@ func (e *Emulator) writePageError(w http.ResponseWriter, r *http.Request, perr p
 func (e *Emulator) renderPage(w http.ResponseWriter, r *http.Request, status int, data oauthPageData, redirect *url.URL) {
 	var buf bytes.Buffer
 	if err := oauthPage.Execute(&buf, data); err != nil {
-		e.logger.Error("rendering the emulated OAuth page")
+		e.logger.Error("rendering the emulated OAuth page", zap.Error(err))
 		http.Error(w, "rendering page", http.StatusInternalServerError)
 		return
 	}
