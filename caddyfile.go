@@ -7,20 +7,36 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/wxauth/caddy-wechat-auth/internal/handler"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("wechat_auth", parseCaddyfile)
+	httpcaddyfile.RegisterDirective("wechat_auth", parseCaddyfile)
 	httpcaddyfile.RegisterDirectiveOrder("wechat_auth", httpcaddyfile.Before, "basic_auth")
 }
 
-func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+// parseCaddyfile sets up the wechat_auth directive: two routes, a
+// wechat_auth_strip step with no matcher, so that forged identity headers
+// are removed from every request of the site and not only from those the
+// matcher sends to the guard, then the handler under the directive's
+// matcher. Among the directive's routes Caddy sorts those with a matcher
+// first, so a strip step may run after another wechat_auth handler; it
+// keeps the headers that handler set (see Strip).
+func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	if !h.Next() {
+		return nil, h.ArgErr()
+	}
+	matcherSet, err := h.ExtractMatcherSet()
+	if err != nil {
+		return nil, err
+	}
 	m := new(WeChatAuth)
-	err := m.UnmarshalCaddyfile(h.Dispenser)
-	return m, err
+	if err := m.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	routes := h.NewRoute(nil, &Strip{HeaderPrefix: m.HeaderPrefix})
+	return append(routes, h.NewRoute(matcherSet, m)...), nil
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:

@@ -135,6 +135,7 @@ type WeChatAuth struct {
 	db       *sharedDB
 	dbKey    string
 	limitKey string // key of the shared login rate limiter, if any
+	mark     string // request variable telling wechat_auth_strip this handler ran
 	logger   *zap.Logger
 }
 
@@ -276,6 +277,7 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	m.mark = guardMark(m.handler.FoldedHeaderPrefix())
 	m.live = newLiveApp(m.handler, st)
 	liveApps.add(m.live)
 	return nil
@@ -496,6 +498,9 @@ func (m *WeChatAuth) Cleanup() error {
 // {http.auth.user.*} placeholders and goes to next. With `errors caddy` a
 // guard failure is returned as a caddyhttp.Error for handle_errors.
 func (m *WeChatAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// Serve removes the client's headers with this handler's prefix first;
+	// a wechat_auth_strip step later in the route keeps what is set after.
+	caddyhttp.SetVar(r.Context(), m.mark, true)
 	res, c, err := m.handler.Serve(w, r)
 	if err != nil {
 		return caddyhttp.Error(http.StatusUnauthorized, err)
