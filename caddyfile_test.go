@@ -124,6 +124,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "rate limit bad window", input: "wechat_auth {\n app_id wx1\n app_secret s\n login_rate_limit 5 soon\n}", wantErr: "positive window"},
 		{name: "leeway too long", input: "wechat_auth {\n app_id wx1\n app_secret s\n leeway 10m\n}", wantErr: "leeway: must not be negative and at most 5m"},
 		{name: "empty header prefix", input: "wechat_auth {\n app_id wx1\n app_secret s\n header_prefix \"\"\n}", wantErr: "not a header name prefix"},
+		{name: "refresh_ttl under access_ttl + leeway", input: "wechat_auth {\n app_id wx1\n app_secret s\n access_ttl 1h\n leeway 1m\n refresh_ttl 60m59s\n}", wantErr: "refresh_ttl: must be at least access_ttl + leeway (1h0m0s + 1m0s = 1h1m0s), got 1h0m59s"},
+		{name: "refresh_ttl under the default access_ttl + leeway", input: "wechat_auth {\n app_id wx1\n app_secret s\n refresh_ttl 15m\n}", wantErr: "refresh_ttl: must be at least access_ttl + leeway (15m0s + 30s = 15m30s), got 15m0s"},
 		{name: "bad header prefix", input: "wechat_auth {\n app_id wx1\n app_secret s\n header_prefix \"X Y\"\n}", wantErr: "not a header name prefix"},
 	}
 	for _, tt := range tests {

@@ -416,6 +416,9 @@ func (m *WeChatAuth) Validate() error {
 	if m.Leeway != nil && (*m.Leeway < 0 || time.Duration(*m.Leeway) > handler.MaxLeeway) {
 		return fmt.Errorf("leeway: must not be negative and at most %s", handler.MaxLeeway)
 	}
+	if err := m.checkRefreshTTL(); err != nil {
+		return err
+	}
 	if m.SigningKey != "" && len(m.SigningKeyFiles) > 0 {
 		return errors.New("use either signing_key or signing_key_file, not both")
 	}
@@ -437,6 +440,30 @@ func (m *WeChatAuth) Validate() error {
 		if err := checkField(name, v); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
+	}
+	return nil
+}
+
+// checkRefreshTTL requires refresh_ttl to be at least access_ttl + leeway
+// (unset fields count with their defaults): a session is pruned once its
+// refresh token expires, and its logout or ban must be kept in the store
+// for as long as an access token of it still verifies.
+func (m *WeChatAuth) checkRefreshTTL() error {
+	access, refresh := time.Duration(m.AccessTTL), time.Duration(m.RefreshTTL)
+	if access == 0 {
+		access = handler.DefaultAccessTTL
+	}
+	if refresh == 0 {
+		refresh = handler.DefaultRefreshTTL
+	}
+	leeway := handler.DefaultLeeway
+	if m.Leeway != nil {
+		leeway = time.Duration(*m.Leeway)
+	}
+	if refresh < access+leeway {
+		return fmt.Errorf("refresh_ttl: must be at least access_ttl + leeway (%s + %s = %s), got %s: "+
+			"a session ends when its refresh token expires, and its access tokens must not outlive it",
+			access, leeway, access+leeway, refresh)
 	}
 	return nil
 }
