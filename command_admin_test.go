@@ -110,7 +110,7 @@ func TestCLIOutput(t *testing.T) {
 	const app = "/wechat_auth/apps/wxcli"
 	user := `{"id":42,"openid":"o-42","unionid":"","nickname":"Ann","avatar_url":"","gender":2,"phone":"+86 138","created_at":"2026-01-02T03:04:05Z","updated_at":"2026-01-02T03:04:05Z","banned":true,"ban_reason":"spam"}`
 	addr := fakeAdmin(t, map[string]func(http.ResponseWriter, *http.Request){
-		"GET /wechat_auth/apps":                 answer(200, `[{"app_id":"wxcli","store":"bolt","users":3,"active_sessions":5}]`),
+		"GET /wechat_auth/apps": answer(200, `[{"app_id":"wxcli","store":"bolt","users":3,"active_sessions":5}]`),
 		"POST " + app + "/users/lookup": func(w http.ResponseWriter, r *http.Request) {
 			var b bytes.Buffer
 			_, _ = b.ReadFrom(r.Body)
@@ -121,7 +121,7 @@ func TestCLIOutput(t *testing.T) {
 			}
 			answer(200, user)(w, r)
 		},
-		"GET " + app + "/users/42/sessions":     answer(200, `[{"sid":"s-new","created_at":"2026-01-02T03:04:05Z","refreshed_at":null,"expires_at":"2099-01-01T00:00:00Z","revoked_at":null,"revoked_reason":""},{"sid":"s-old","created_at":"2026-01-01T00:00:00Z","refreshed_at":"2026-01-01T01:00:00Z","expires_at":"2099-01-01T00:00:00Z","revoked_at":"2026-01-01T02:00:00Z","revoked_reason":"admin"}]`),
+		"GET " + app + "/users/42/sessions": answer(200, `[{"sid":"s-new","created_at":"2026-01-02T03:04:05Z","refreshed_at":null,"expires_at":"2099-01-01T00:00:00Z","revoked_at":null,"revoked_reason":""},{"sid":"s-old","created_at":"2026-01-01T00:00:00Z","refreshed_at":"2026-01-01T01:00:00Z","expires_at":"2099-01-01T00:00:00Z","revoked_at":"2026-01-01T02:00:00Z","revoked_reason":"admin"}]`),
 		"PUT " + app + "/users/42/ban": func(w http.ResponseWriter, r *http.Request) {
 			var b bytes.Buffer
 			_, _ = b.ReadFrom(r.Body)
