@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/wxauth/caddy-wechat-auth/internal/handler"
@@ -218,5 +219,44 @@ func TestValidateRefreshGrace(t *testing.T) {
 	m.applyDefaults()
 	if m.RefreshGrace == nil || time.Duration(*m.RefreshGrace) != 10*time.Second {
 		t.Fatalf("default refresh_grace = %v, want 10s", m.RefreshGrace)
+	}
+}
+
+// TestDirectiveAddsStrip: every wechat_auth directive adds a matcher-less
+// wechat_auth_strip step with its header_prefix ahead of its own route, and
+// a bad directive fails the adaptation with its line.
+func TestDirectiveAddsStrip(t *testing.T) {
+	adapt := func(site string) (string, error) {
+		out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(":8080 {\n"+site+"\n}\n"), nil)
+		return string(out), err
+	}
+	out, err := adapt("wechat_auth /api/* {\n app_id wx1\n app_secret s\n header_prefix X-A-\n}\nwechat_auth {\n app_id wx2\n app_secret s\n db /tmp/b.db\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`{"handler":"wechat_auth_strip","header_prefix":"X-A-"}`,
+		`{"handler":"wechat_auth_strip"}`,
+		`"match":[{"path":["/api/*"]}],"handle":[{"app_id":"wx1"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("adapted config lacks %s:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, `"handler":"wechat_auth_strip"`) != 2 {
+		t.Errorf("want one strip step per directive:\n%s", out)
+	}
+	if i, j := strings.Index(out, `"handler":"wechat_auth_strip"}`), strings.Index(out, `"app_id":"wx2"`); i < 0 || j < 0 || i > j {
+		t.Errorf("the matcher-less directive's strip step must come before its handler:\n%s", out)
+	}
+
+	for _, tt := range []struct{ site, wantErr string }{
+		{"wechat_auth @nope {\n app_id wx1\n app_secret s\n}", "nope"},
+		{"wechat_auth /api/* {\n app_id wx1\n app_secret s\n header_prefix \"X Y\"\n}", "not a header name prefix"},
+		{"wechat_auth /api/* {\n app_id wx1\n}", "app_secret is required"},
+	} {
+		if _, err := adapt(tt.site); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("%q: want an error containing %q, got %v", tt.site, tt.wantErr, err)
+		}
 	}
 }
