@@ -7,6 +7,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/wxauth/caddy-wechat-auth/internal/handler"
 )
@@ -14,6 +15,32 @@ import (
 func init() {
 	httpcaddyfile.RegisterDirective("wechat_auth", parseCaddyfile)
 	httpcaddyfile.RegisterDirectiveOrder("wechat_auth", httpcaddyfile.Before, "basic_auth")
+	httpcaddyfile.RegisterHandlerDirective("wechat_auth_strip", parseStripCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("wechat_auth_strip", httpcaddyfile.Before, "map")
+}
+
+// parseStripCaddyfile sets up the wechat_auth_strip directive, for a site
+// whose wechat_auth blocks sit inside handle or route blocks (the strip
+// step each of them adds covers only its block). Syntax:
+//
+//	wechat_auth_strip [<prefix>]
+//
+// The prefix defaults to X-WeChat-; give the directive once for every
+// header_prefix the site's wechat_auth blocks use. It is ordered before
+// map, so it runs before anything else of the site reads request headers.
+func parseStripCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	h.Next() // consume the directive name
+	s := new(Strip)
+	if h.NextArg() {
+		s.HeaderPrefix = h.Val()
+	}
+	if h.NextArg() || h.NextBlock(0) {
+		return nil, h.ArgErr()
+	}
+	if err := s.Validate(); err != nil {
+		return nil, h.Errf("wechat_auth_strip: %v", err)
+	}
+	return s, nil
 }
 
 // parseCaddyfile sets up the wechat_auth directive: two routes, a

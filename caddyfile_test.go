@@ -250,7 +250,20 @@ func TestDirectiveAddsStrip(t *testing.T) {
 		t.Errorf("the matcher-less directive's strip step must come before its handler:\n%s", out)
 	}
 
+	// wechat_auth_strip at the site's top level runs before handle blocks.
+	out, err = adapt("handle /api/* {\n wechat_auth {\n  app_id wx1\n  app_secret s\n }\n}\nwechat_auth_strip\nwechat_auth_strip X-A-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second, inner := strings.Index(out, `{"handler":"wechat_auth_strip"}`), strings.Index(out, `{"handler":"wechat_auth_strip","header_prefix":"X-A-"}`), strings.Index(out, `"handler":"subroute"`)
+	if first < 0 || second < 0 || inner < 0 || first > inner || second > inner {
+		t.Errorf("wechat_auth_strip must come before the handle block:\n%s", out)
+	}
+
 	for _, tt := range []struct{ site, wantErr string }{
+		{"wechat_auth_strip X-A- X-B-", "wrong argument count"},
+		{"wechat_auth_strip \"X Y\"", "not a header name prefix"},
+		{"wechat_auth_strip {\n x\n}", "wrong argument count"},
 		{"wechat_auth @nope {\n app_id wx1\n app_secret s\n}", "nope"},
 		{"wechat_auth /api/* {\n app_id wx1\n app_secret s\n header_prefix \"X Y\"\n}", "not a header name prefix"},
 		{"wechat_auth /api/* {\n app_id wx1\n}", "app_secret is required"},

@@ -180,3 +180,62 @@ func checkStripped(t *testing.T, e *e2e, spelling string) {
 		}
 	})
 }
+
+// TestE2EStripDirective: with wechat_auth inside a handle block, its own
+// strip step covers that block only; wechat_auth_strip at the top of the
+// site covers the other paths too, in both spellings.
+func TestE2EStripDirective(t *testing.T) {
+	up := echoUpstream(t)
+	e := newE2E(t, "")
+	config := func(strip string) string {
+		return fmt.Sprintf(`{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1s
+	skip_install_trust
+	servers {
+		expected_underscore_headers x_wechat_user_id
+	}
+}
+
+http://127.0.0.1:9080 {
+	%[1]s
+	handle /api/* {
+		wechat_auth {
+			app_id     %[2]s
+			app_secret %[3]s
+			api_base   http://127.0.0.1:9081
+			db         %[4]s
+			login_path /api/wx/login
+		}
+		reverse_proxy %[5]s
+	}
+	handle {
+		reverse_proxy %[5]s
+	}
+}
+`, strip, e2eAppID, e2eSecret, e.db, strings.TrimPrefix(up.URL, "http://"))
+	}
+	forgedAt := func(t *testing.T) []string {
+		t.Helper()
+		got := getEcho(t, e, "/other", nil)
+		var leaked []string
+		for k := range got {
+			if strings.HasPrefix(strings.ReplaceAll(strings.ToLower(k), "_", "-"), "x-wechat-") {
+				leaked = append(leaked, k)
+			}
+		}
+		slices.Sort(leaked)
+		return leaked
+	}
+
+	e.loadRaw(config(""))
+	if got := forgedAt(t); !slices.Equal(got, []string{"X_wechat_user_id"}) {
+		t.Fatalf("without wechat_auth_strip, want the allowed underscore spelling to reach the upstream outside the handle block (Caddy drops the rest), got %v", got)
+	}
+	e.loadRaw(config("wechat_auth_strip"))
+	if got := forgedAt(t); len(got) != 0 {
+		t.Fatalf("with wechat_auth_strip, forged headers reached the upstream: %v", got)
+	}
+}
