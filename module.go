@@ -135,6 +135,7 @@ type WeChatAuth struct {
 	db       *sharedDB
 	dbKey    string
 	limitKey string // key of the shared login rate limiter, if any
+	mark     string // request variable telling wechat_auth_strip this handler ran
 	logger   *zap.Logger
 }
 
@@ -276,6 +277,7 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	m.mark = guardMark(m.handler.FoldedHeaderPrefix())
 	m.live = newLiveApp(m.handler, st)
 	liveApps.add(m.live)
 	return nil
@@ -414,6 +416,9 @@ func (m *WeChatAuth) Validate() error {
 	if m.Leeway != nil && (*m.Leeway < 0 || time.Duration(*m.Leeway) > handler.MaxLeeway) {
 		return fmt.Errorf("leeway: must not be negative and at most %s", handler.MaxLeeway)
 	}
+	if err := m.checkRefreshTTL(); err != nil {
+		return err
+	}
 	if m.SigningKey != "" && len(m.SigningKeyFiles) > 0 {
 		return errors.New("use either signing_key or signing_key_file, not both")
 	}
@@ -435,6 +440,30 @@ func (m *WeChatAuth) Validate() error {
 		if err := checkField(name, v); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
+	}
+	return nil
+}
+
+// checkRefreshTTL requires refresh_ttl to be at least access_ttl + leeway
+// (unset fields count with their defaults): a session is pruned once its
+// refresh token expires, and its logout or ban must be kept in the store
+// for as long as an access token of it still verifies.
+func (m *WeChatAuth) checkRefreshTTL() error {
+	access, refresh := time.Duration(m.AccessTTL), time.Duration(m.RefreshTTL)
+	if access == 0 {
+		access = handler.DefaultAccessTTL
+	}
+	if refresh == 0 {
+		refresh = handler.DefaultRefreshTTL
+	}
+	leeway := handler.DefaultLeeway
+	if m.Leeway != nil {
+		leeway = time.Duration(*m.Leeway)
+	}
+	if refresh < access+leeway {
+		return fmt.Errorf("refresh_ttl: must be at least access_ttl + leeway (%s + %s = %s), got %s: "+
+			"a session ends when its refresh token expires, and its access tokens must not outlive it",
+			access, leeway, access+leeway, refresh)
 	}
 	return nil
 }
@@ -496,6 +525,9 @@ func (m *WeChatAuth) Cleanup() error {
 // {http.auth.user.*} placeholders and goes to next. With `errors caddy` a
 // guard failure is returned as a caddyhttp.Error for handle_errors.
 func (m *WeChatAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// Serve removes the client's headers with this handler's prefix first;
+	// a wechat_auth_strip step later in the route keeps what is set after.
+	caddyhttp.SetVar(r.Context(), m.mark, true)
 	res, c, err := m.handler.Serve(w, r)
 	if err != nil {
 		return caddyhttp.Error(http.StatusUnauthorized, err)

@@ -130,7 +130,13 @@ export interface Client {
   request<T = any>(options: WxRequestOptions): Promise<WxResponse<T>>;
   /** Refreshes now (shared with a refresh in flight). Resolves with the answer, or the state when another refresh already replaced the token. */
   refresh(): Promise<RefreshResult | AuthState>;
-  /** Ends the session ({all: true}: every session of the user); storage is cleared even when offline. */
+  /**
+   * Ends the session ({all: true}: every session of the user); storage is
+   * cleared at once, even when offline (then it rejects with network_error).
+   * A refresh in flight is waited for, so the newest tokens are used. When
+   * the server no longer knows the session, a plain logout resolves, but
+   * {all: true} rejects with invalid_grant: no other session was ended.
+   */
   logout(options?: { all?: boolean }): Promise<{ status: 'success' }>;
   profile(): Promise<{ status: 'success'; user: User }>;
   updateProfile(patch: ProfilePatch): Promise<{ status: 'success'; user: User }>;

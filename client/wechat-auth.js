@@ -308,8 +308,12 @@ function createClient(options) {
     var expiresAt = issuedAt + life;
     var refreshAt = issuedAt + Math.max(life - refreshAhead * 1000, life / 2);
     try {
-      api.setStorageSync(key('token'), body.token);
+      // The refresh token first: the server has already spent the old one,
+      // so if the mini-program is killed between two writes, the stored
+      // refresh token must be the new one (an old access token next to it
+      // still works until a refresh replaces it).
       api.setStorageSync(key('refreshToken'), body.refresh_token);
+      api.setStorageSync(key('token'), body.token);
       api.setStorageSync(key('expiresAt'), expiresAt);
       api.setStorageSync(key('refreshAt'), refreshAt);
       if (userId !== undefined) api.setStorageSync(key('userId'), userId);
@@ -412,6 +416,20 @@ function createClient(options) {
     throw answerError(res);
   }
 
+  /**
+   * The {token, refreshToken, expiresAt} of a login or refresh answer
+   * requested at issuedAt, or null when it carries no tokens.
+   */
+  function credentials(body, issuedAt) {
+    if (!body || typeof body.token !== 'string' || body.token === '' ||
+        typeof body.refresh_token !== 'string' || body.refresh_token === '') {
+      return null;
+    }
+    var expiresIn = Number(body.expires_in);
+    var life = isFinite(expiresIn) && expiresIn > 0 ? expiresIn * 1000 : 0;
+    return { token: body.token, refreshToken: body.refresh_token, expiresAt: issuedAt + life };
+  }
+
   /** A copy of a login or refresh answer without its tokens. */
   function publicAnswer(body) {
     return without(body, ['token', 'refresh_token']);
@@ -500,8 +518,8 @@ function createClient(options) {
     }
     var startEpoch = epoch;
     var issuedAt = now();
-    var promise = callEndpoint(paths.refresh, 'POST', { refresh_token: a.refreshToken })
-      .then(expectSuccess)
+    var answered = callEndpoint(paths.refresh, 'POST', { refresh_token: a.refreshToken }).then(expectSuccess);
+    var promise = answered
       .then(function (body) {
         if (epoch !== startEpoch) {
           // A logout or a login happened meanwhile: keep what it left.
@@ -522,7 +540,20 @@ function createClient(options) {
         }
         throw err;
       });
-    var flight = { key: rejected, promise: promise };
+    // spent and fresh are for a logout that starts while this refresh is
+    // in flight: the server may already have spent a.refreshToken, so the
+    // logout waits for fresh, the new tokens (or null when the refresh
+    // failed), even when this refresh no longer stores them.
+    var flight = {
+      key: rejected,
+      promise: promise,
+      spent: a.refreshToken,
+      fresh: answered.then(function (body) {
+        return credentials(body, issuedAt);
+      }, function () {
+        return null;
+      })
+    };
     refreshFlight = flight;
     promise.then(function () {
       if (refreshFlight === flight) refreshFlight = null;
@@ -675,9 +706,14 @@ function createClient(options) {
 
   /**
    * Ends the session on the server ({all: true}: every session of the user)
-   * and forgets it on the phone. The stored tokens are cleared even when the
-   * server cannot be reached; the promise then rejects with network_error,
-   * since the session may still be live on the server.
+   * and forgets it on the phone. The stored tokens are cleared at once, even
+   * when the server cannot be reached; the promise then rejects with
+   * network_error, since the session may still be live on the server. A
+   * refresh in flight is waited for first, so the logout is sent with the
+   * session's newest tokens. A plain logout the server answers with
+   * invalid_grant (it no longer knows the session) resolves: the session is
+   * over. With all: true it rejects with invalid_grant instead, since the
+   * user's other sessions were not ended.
    */
   function logout(opts) {
     if (opts !== undefined && (opts === null || typeof opts !== 'object')) {
@@ -685,33 +721,48 @@ function createClient(options) {
     }
     var all = !!(opts && opts.all);
     var a = readAuth();
+    // Only a refresh of the stored session counts; one of an older session
+    // that a login replaced meanwhile does not.
+    var flight = refreshFlight && a.refreshToken && refreshFlight.spent === a.refreshToken ? refreshFlight : null;
     epoch++;
     clearAuth();
     emit('logout');
     if (!a.token && !a.refreshToken) {
       return Promise.resolve({ status: 'success' });
     }
+    return (flight ? flight.fresh : Promise.resolve(null)).then(function (fresh) {
+      return sendLogout(fresh || a, all);
+    });
+  }
+
+  /**
+   * Sends the logout with cred ({token, refreshToken, expiresAt}): the
+   * access token while it has not expired by the phone's clock, else (or
+   * when the server refuses it) the refresh token.
+   */
+  function sendLogout(cred, all) {
     var data = all ? { all: true } : {};
-    var useToken = a.token && a.expiresAt > now();
+    var useToken = cred.token && cred.expiresAt > now();
     var first;
     if (useToken) {
-      first = callEndpoint(paths.logout, 'POST', data, a.token);
+      first = callEndpoint(paths.logout, 'POST', data, cred.token);
     } else {
-      data.refresh_token = a.refreshToken;
+      data.refresh_token = cred.refreshToken;
       first = callEndpoint(paths.logout, 'POST', data);
     }
     return first.then(function (res) {
       // An access token the server already refuses (expired by its clock):
       // log out with the refresh token instead, once.
-      if (useToken && isTokenRejection(res) && a.refreshToken) {
+      if (useToken && isTokenRejection(res) && cred.refreshToken) {
         var d = all ? { all: true } : {};
-        d.refresh_token = a.refreshToken;
+        d.refresh_token = cred.refreshToken;
         return callEndpoint(paths.logout, 'POST', d);
       }
       return res;
     }).then(function (res) {
-      // A session the server no longer knows is as logged out as it gets.
-      if (res.statusCode === 401 && (jsonBody(res.data) || {}).error === 'invalid_grant') {
+      // A session the server no longer knows is as logged out as it gets,
+      // but then the server ended no other session of the user.
+      if (!all && res.statusCode === 401 && (jsonBody(res.data) || {}).error === 'invalid_grant') {
         return { status: 'success' };
       }
       return expectSuccess(res);
