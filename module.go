@@ -42,7 +42,10 @@ type WeChatAuth struct {
 
 	// The mini-program's AppSecret. Required. Give it as a placeholder
 	// ({env.*} or {file.*}) so it stays out of config files and
-	// `caddy adapt` output.
+	// `caddy adapt` output. It seals the generated keys kept in the
+	// database: every instance sharing a database needs the same one (an
+	// instance with another refuses to start); change it with
+	// `caddy wechat-auth rotate-secret`.
 	AppSecret string `json:"app_secret,omitempty"`
 
 	// Base URL of WeChat's server API. Default: https://api.weixin.qq.com
