@@ -127,6 +127,7 @@ func testPGReloadWithoutDB(t *testing.T, c *pgCluster) {
 		"login":   c.call("POST", p.site+"/wx/login", map[string]string{"code": c.mint("o-reload-2")}, ""),
 		"refresh": c.call("POST", p.site+"/wx/refresh", map[string]string{"refresh_token": rt}, ""),
 		"profile": c.call("GET", p.site+"/wx/profile", nil, tok),
+		"logout":  c.call("POST", p.site+"/wx/logout", map[string]any{}, tok),
 	} {
 		expect(t, a, 503, "store_unavailable")
 		if a.header.Get("Retry-After") == "" {
