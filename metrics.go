@@ -109,7 +109,7 @@ func (d *sharedDB) countUsers(app string) {
 	d.bg.Add(1)
 	go func() {
 		defer d.bg.Done()
-		delay := usersCountRetryMin
+		delay := d.countRetry
 		for {
 			err := d.countAppUsers(d.bgCtx, app)
 			if err == nil || d.bgCtx.Err() != nil {

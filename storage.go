@@ -47,6 +47,9 @@ type sharedDB struct {
 	secrets map[secretKey][]byte
 	// counted holds the apps whose users gauge this store keeps.
 	counted map[string]bool
+	// countRetry is the first wait before a failed users count is
+	// retried (doubling up to usersCountRetryMax).
+	countRetry time.Duration
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -128,8 +131,8 @@ func newSharedDB(st store.Store, logger *zap.Logger, now func() time.Time) *shar
 		revs:    make(map[string]*handler.Revocations),
 		windows: make(map[string]revocationTTLs),
 		secrets: make(map[secretKey][]byte),
-		counted: make(map[string]bool),
-		bgCtx:   ctx, bgStop: stop,
+		counted: make(map[string]bool), countRetry: usersCountRetryMin,
+		bgCtx: ctx, bgStop: stop,
 	}
 }
 

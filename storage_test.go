@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -210,5 +211,39 @@ func TestUsersGaugeIsTheStoresFigure(t *testing.T) {
 	d.recountUsers(ctx)
 	if got := testutil.ToFloat64(gauge); got != 3 {
 		t.Fatalf("users gauge after the sweep's count: %v, want 3", got)
+	}
+}
+
+// failingStats is a store whose Stats fails while fails is above zero.
+type failingStats struct {
+	store.Store
+	mu    sync.Mutex
+	fails int
+	calls int
+}
+
+func (f *failingStats) Stats(ctx context.Context, app string, now time.Time) (store.Stats, error) {
+	f.mu.Lock()
+	f.calls++
+	fail := f.fails > 0
+	f.fails--
+	f.mu.Unlock()
+	if fail {
+		return store.Stats{}, store.ErrUnavailable
+	}
+	return f.Store.Stats(ctx, app, now)
+}
+
+// TestUsersGaugeSeedRetries: while the store does not answer, the first
+// count is retried in the background until it does.
+func TestUsersGaugeSeedRetries(t *testing.T) {
+	app := fmt.Sprintf("wxusersretry%04d", metricsTestRuns.Add(1))
+	d, st, _, _ := newTestSharedDB(t, app)
+	fs := &failingStats{Store: st, fails: 3}
+	d.store, d.countRetry = fs, time.Millisecond
+	d.countUsers(app)
+	d.bg.Wait()
+	if got := testutil.ToFloat64(metricUsers.WithLabelValues(app)); got != 1 || fs.calls != 4 {
+		t.Fatalf("users gauge %v after %d counts, want 1 after 4", got, fs.calls)
 	}
 }
