@@ -24,7 +24,6 @@ import (
 	"github.com/wxauth/caddy-wechat-auth/internal/handler"
 	"github.com/wxauth/caddy-wechat-auth/internal/token"
 	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
-	"github.com/wxauth/caddy-wechat-auth/store"
 )
 
 func init() {
@@ -43,7 +42,10 @@ type WeChatAuth struct {
 
 	// The mini-program's AppSecret. Required. Give it as a placeholder
 	// ({env.*} or {file.*}) so it stays out of config files and
-	// `caddy adapt` output.
+	// `caddy adapt` output. It seals the generated keys kept in the
+	// database: every instance sharing a database needs the same one (an
+	// instance with another refuses to start); change it with
+	// `caddy wechat-auth rotate-secret`.
 	AppSecret string `json:"app_secret,omitempty"`
 
 	// Base URL of WeChat's server API. Default: https://api.weixin.qq.com
@@ -165,7 +167,11 @@ func (WeChatAuth) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision resolves the configuration, opens the store and builds the
-// handler.
+// handler. A reload does no database I/O when the app's state is already
+// in this process (its generated secrets and revocation list, kept with
+// the shared store), so it succeeds while the database is unreachable; the
+// endpoints then answer 503 store_unavailable until it returns. At the
+// first start the database must answer.
 func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 	m.logger = ctx.Logger()
 	repl := caddy.NewReplacer()
@@ -205,7 +211,7 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	keys, err := m.loadKeys(ctx, repl, st, sealer, appID)
+	keys, err := m.loadKeys(ctx, repl, db, sealer, appID)
 	if err != nil {
 		return err
 	}
@@ -223,7 +229,7 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("setting up tokens: %w", err)
 	}
-	refreshSecret, err := sealer.GeneratedSecret(ctx, st, appID, "refresh_derivation_v1", 32, m.logger)
+	refreshSecret, err := db.generatedSecret(ctx, sealer, appID, handler.SecretRefresh, m.logger)
 	if err != nil {
 		return fmt.Errorf("loading refresh-token secret: %w", err)
 	}
@@ -243,9 +249,12 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	metrics, err := provisionMetrics(ctx, st, appID)
+	metrics, err := provisionMetrics(ctx, appID)
 	if err != nil {
 		return err
+	}
+	if metrics != nil {
+		db.countUsers(appID)
 	}
 	var limiter *handler.RateLimiter
 	if m.LoginRateLimit != nil {
@@ -352,7 +361,7 @@ func (m *WeChatAuth) resolvePaths(repl *caddy.Replacer) (handler.Paths, string, 
 
 // loadKeys builds the signing keys: the HS256 secret, the PEM files, or
 // the generated Ed25519 key kept in the store, sealed with the app secret.
-func (m *WeChatAuth) loadKeys(ctx context.Context, repl *caddy.Replacer, st store.Store, sealer *handler.Sealer, appID string) ([]*token.Key, error) {
+func (m *WeChatAuth) loadKeys(ctx context.Context, repl *caddy.Replacer, db *sharedDB, sealer *handler.Sealer, appID string) ([]*token.Key, error) {
 	if m.SigningKey != "" {
 		secret := repl.ReplaceKnown(m.SigningKey, "")
 		if err := checkField("signing_key", secret); err != nil {
@@ -383,7 +392,7 @@ func (m *WeChatAuth) loadKeys(ctx context.Context, repl *caddy.Replacer, st stor
 		}
 		return keys, nil
 	}
-	seed, err := sealer.GeneratedSecret(ctx, st, appID, "signing_key_ed25519", 32, m.logger)
+	seed, err := db.generatedSecret(ctx, sealer, appID, handler.SecretSigningKey, m.logger)
 	if err != nil {
 		return nil, fmt.Errorf("loading the generated signing key: %w", err)
 	}
