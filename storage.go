@@ -39,7 +39,7 @@ type sharedDB struct {
 
 	mu      sync.Mutex
 	revs    map[string]*handler.Revocations // by app
-	windows map[string]revocationTTLs       // by app: what its list entries are kept for
+	windows map[string]revocationTTLs       // by app: the widest token lifetimes its list was loaded for
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -131,45 +131,42 @@ func (d *sharedDB) startWatch(w store.RevocationWatcher) error {
 }
 
 // noteRevocation puts a revocation made by any process on its app's list,
-// if this process serves the app. (An app whose list is loaded later reads
-// the revocation from the store.)
+// if this process serves the app, for the list's window from the later of
+// its revocation time and now. (An app whose list is loaded later reads the
+// revocation from the store.)
 func (d *sharedDB) noteRevocation(rv store.Revocation) {
 	d.mu.Lock()
 	r, ok := d.revs[rv.AppID]
-	w := d.windows[rv.AppID]
 	d.mu.Unlock()
 	if ok {
-		handler.NoteRevocation(r, rv, w.accessTTL, w.leeway)
+		r.Add(rv.SessionID, rv.RevokedAt, d.now())
 	}
 }
 
 // revocations returns the app's revocation list, loading it from the store
 // the first time, and again when a handler with a longer access-token
-// window (access_ttl + leeway) asks for it.
+// window (access_ttl + leeway) than any the list was loaded for asks for
+// it. The window the list is loaded for grows only once a load succeeds,
+// so a failed load is tried again by the next handler that asks.
 func (d *sharedDB) revocations(ctx context.Context, app string, accessTTL, leeway time.Duration) (*handler.Revocations, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	wider := false
-	if w := d.windows[app]; accessTTL+leeway > w.accessTTL+w.leeway {
-		d.windows[app] = revocationTTLs{accessTTL, leeway}
-		wider = true
-	}
-	if r, ok := d.revs[app]; ok {
-		if wider {
-			// A handler whose tokens live longer than those of the
-			// handlers that loaded the list: load what its window adds,
-			// so a revocation made before a restart still covers every
-			// token it can accept.
-			if err := handler.LoadRevocations(ctx, d.store, app, r, accessTTL, leeway, d.now()); err != nil {
-				return nil, err
-			}
-		}
+	r, ok := d.revs[app]
+	w := d.windows[app]
+	if ok && accessTTL+leeway <= w.accessTTL+w.leeway {
 		return r, nil
 	}
-	r := handler.NewRevocations()
+	if !ok {
+		r = handler.NewRevocations()
+	}
+	// First use, or a handler whose tokens live longer than those of the
+	// handlers that loaded the list: load what its window adds, so a
+	// revocation made before a restart still covers every token it can
+	// accept.
 	if err := handler.LoadRevocations(ctx, d.store, app, r, accessTTL, leeway, d.now()); err != nil {
 		return nil, err
 	}
+	d.windows[app] = revocationTTLs{accessTTL, leeway}
 	d.revs[app] = r
 	return r, nil
 }

@@ -144,3 +144,74 @@ func TestRevocationsReloadForWiderWindow(t *testing.T) {
 		t.Fatalf("after a 2h handler asked: same list %v, revoked %v; want the shared list with the revocation", long == short, long.Revoked(s.ID))
 	}
 }
+
+// failingRevocations is a store whose Revocations fails while fail is set.
+type failingRevocations struct {
+	store.Store
+	fail bool
+}
+
+func (f *failingRevocations) Revocations(ctx context.Context, app string, since time.Time) ([]store.Revocation, error) {
+	if f.fail {
+		return nil, store.ErrUnavailable
+	}
+	return f.Store.Revocations(ctx, app, since)
+}
+
+// TestRevocationsWidenOnlyAfterLoad: when loading the revocations a wider
+// window adds fails, the list is not taken as covering that window: the
+// next handler asking for it loads them.
+func TestRevocationsWidenOnlyAfterLoad(t *testing.T) {
+	const app = "wxwiden"
+	_, st, u, clk := newTestSharedDB(t, app)
+	fs := &failingRevocations{Store: st}
+	d := newSharedDB(fs, zap.NewNop(), clk.Now)
+	now := clk.Now()
+	ctx := context.Background()
+	s := store.Session{ID: "sid-old", AppID: app, UserID: u.ID, OpenID: "o1", CreatedAt: now.Add(-time.Hour), ExpiresAt: now.Add(time.Hour)}
+	rt := store.RefreshToken{Hash: [32]byte{9}, SessionID: s.ID, IssuedAt: s.CreatedAt, ExpiresAt: s.ExpiresAt, AccessID: "j", AccessIssuedAt: s.CreatedAt}
+	if err := st.CreateSession(ctx, s, rt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.RevokeSession(ctx, app, s.ID, store.ReasonLogout, now.Add(-30*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	short, err := d.revocations(ctx, app, 15*time.Minute, 0)
+	if err != nil || short.Revoked(s.ID) {
+		t.Fatalf("15m list: %v, revoked %v; want loaded without the 30m-old revocation", err, short.Revoked(s.ID))
+	}
+	fs.fail = true
+	if _, err := d.revocations(ctx, app, 2*time.Hour, 0); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("2h list with the store failing: %v, want ErrUnavailable", err)
+	}
+	fs.fail = false
+	long, err := d.revocations(ctx, app, 2*time.Hour, 0)
+	if err != nil || long != short || !long.Revoked(s.ID) {
+		t.Fatalf("2h list after the store came back: %v, same list %v, revoked %v; want the shared list with the revocation", err, long == short, long.Revoked(s.ID))
+	}
+}
+
+// TestNoteRevocationFromSlowClock: a revocation heard from another
+// instance whose clock is far behind is kept for the list's full window
+// from the moment it arrives.
+func TestNoteRevocationFromSlowClock(t *testing.T) {
+	const app = "wxnote"
+	d, _, u, clk := newTestSharedDB(t, app)
+	ctx := context.Background()
+	revs, err := d.revocations(ctx, app, 15*time.Minute, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arrived := clk.Now()
+	d.noteRevocation(store.Revocation{AppID: app, SessionID: "sid-skewed", UserID: u.ID, RevokedAt: arrived.Add(-time.Hour)})
+	clk.Set(arrived.Add(15*time.Minute + 30*time.Second))
+	d.sweep(ctx)
+	if !revs.Revoked("sid-skewed") {
+		t.Fatal("a revocation stamped an hour behind was dropped before its window from arrival passed")
+	}
+	clk.Set(arrived.Add(15*time.Minute + 30*time.Second + time.Second + time.Nanosecond))
+	d.sweep(ctx)
+	if revs.Revoked("sid-skewed") {
+		t.Fatal("the revocation outlived its window from arrival")
+	}
+}
