@@ -2,6 +2,7 @@ package wechatauth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -122,7 +123,7 @@ func newSharedDB(st store.Store, logger *zap.Logger, now func() time.Time) *shar
 // committed by every process sharing the store, until Destruct.
 func (d *sharedDB) startWatch(w store.RevocationWatcher) error {
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := w.WatchRevocations(ctx, d.noteRevocation); err != nil {
+	if err := w.WatchRevocations(ctx, d.noteRevocation, d.reloadRevocations); err != nil {
 		cancel()
 		return fmt.Errorf("watching revocations: %w", err)
 	}
@@ -169,6 +170,31 @@ func (d *sharedDB) revocations(ctx context.Context, app string, accessTTL, leewa
 	d.windows[app] = revocationTTLs{accessTTL, leeway}
 	d.revs[app] = r
 	return r, nil
+}
+
+// reloadRevocations loads every app's revocation list from the store again,
+// for the widest window it was loaded for; the watcher calls it after a
+// read outage long enough that the feed alone may not cover what was
+// missed. Entries already on the lists stay.
+func (d *sharedDB) reloadRevocations(ctx context.Context) error {
+	type list struct {
+		app string
+		r   *handler.Revocations
+		w   revocationTTLs
+	}
+	d.mu.Lock()
+	lists := make([]list, 0, len(d.revs))
+	for app, r := range d.revs {
+		lists = append(lists, list{app, r, d.windows[app]})
+	}
+	d.mu.Unlock()
+	var errs []error
+	for _, l := range lists {
+		if err := handler.LoadRevocations(ctx, d.store, l.app, l.r, l.w.accessTTL, l.w.leeway, d.now()); err != nil {
+			errs = append(errs, fmt.Errorf("app %s: %w", l.app, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // startSweep prunes the store and the revocation lists every interval

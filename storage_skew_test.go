@@ -53,8 +53,8 @@ func TestRevocationSkewedRevoker(t *testing.T) {
 	const accessTTL, leeway = 15 * time.Minute, 30 * time.Second
 	dsn, _ := pgtest.SchemaDSN(t)
 	real := time.Now().UTC().Truncate(time.Microsecond) // the database keeps microseconds
-	slow := testclock.New(real.Add(-time.Hour)) // the revoking instance
-	clk := testclock.New(real)                  // the others
+	slow := testclock.New(real.Add(-time.Hour))         // the revoking instance
+	clk := testclock.New(real)                          // the others
 	a := openPGShared(t, dsn, slow)
 	b := openPGShared(t, dsn, clk)
 	ctx := context.Background()
