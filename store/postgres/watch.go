@@ -236,37 +236,38 @@ func (w *watcher) poll(ctx context.Context) {
 		case <-w.wake:
 		case <-t.C:
 		}
-		w.catchUp(ctx)
+		_ = w.catchUp(ctx) // logged; the next wake-up or tick tries again
 	}
 }
 
 // catchUp reads the feed until it has nothing more, then reloads if an
-// outage calls for it.
-func (w *watcher) catchUp(ctx context.Context) {
+// outage calls for it. Failures are logged and returned.
+func (w *watcher) catchUp(ctx context.Context) error {
 	for ctx.Err() == nil {
 		n, err := w.read(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
 				w.s.logger.Warn("reading the revocation feed", zap.String("server", w.s.addr), zap.Error(err))
 			}
-			return
+			return err
 		}
 		if n < feedBatch {
 			break
 		}
 	}
 	if !w.reloadDue || ctx.Err() != nil {
-		return
+		return ctx.Err()
 	}
 	if w.reload != nil {
 		if err := w.reload(ctx); err != nil {
 			if ctx.Err() == nil {
 				w.s.logger.Warn("reloading revocations after the feed could not be read", zap.String("server", w.s.addr), zap.Error(err))
 			}
-			return
+			return err
 		}
 	}
 	w.reloadDue = false
+	return nil
 }
 
 // read fetches and delivers feed rows after w.last or in a hole, and
