@@ -215,3 +215,42 @@ func TestNoteRevocationFromSlowClock(t *testing.T) {
 		t.Fatal("the revocation outlived its window from arrival")
 	}
 }
+
+// TestReloadRevocations: after a watcher outage, reloading puts on each
+// app's list what the store holds for the widest window the list was
+// loaded for, keeping what was there.
+func TestReloadRevocations(t *testing.T) {
+	const app = "wxreload"
+	d, st, u, clk := newTestSharedDB(t, app)
+	now := clk.Now()
+	ctx := context.Background()
+	for i, sid := range []string{"sid-kept", "sid-missed"} {
+		s := store.Session{ID: sid, AppID: app, UserID: u.ID, OpenID: "o1", CreatedAt: now.Add(-time.Hour), ExpiresAt: now.Add(time.Hour)}
+		rt := store.RefreshToken{Hash: [32]byte{byte(i + 1), 5}, SessionID: sid, IssuedAt: s.CreatedAt, ExpiresAt: s.ExpiresAt, AccessID: "j", AccessIssuedAt: s.CreatedAt}
+		if err := st.CreateSession(ctx, s, rt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := d.revocations(ctx, app, 15*time.Minute, 0); err != nil {
+		t.Fatal(err)
+	}
+	revs, err := d.revocations(ctx, app, 2*time.Hour, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.noteRevocation(store.Revocation{AppID: app, SessionID: "sid-kept", UserID: u.ID, RevokedAt: now})
+	// Revoked 30 minutes ago (inside the 2h window, outside the 15m one)
+	// by an instance whose feed entry this one never read.
+	if _, err := st.RevokeSession(ctx, app, "sid-missed", store.ReasonLogout, now.Add(-30*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if revs.Revoked("sid-missed") {
+		t.Fatal("test set-up: the missed revocation is already listed")
+	}
+	if err := d.reloadRevocations(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !revs.Revoked("sid-missed") || !revs.Revoked("sid-kept") {
+		t.Fatalf("after the reload: missed %v, kept %v; want both listed", revs.Revoked("sid-missed"), revs.Revoked("sid-kept"))
+	}
+}
