@@ -157,7 +157,7 @@ func (w *watcher) start(ctx context.Context) error {
 	w.last = seqs[0]
 	for i := 1; i < len(seqs); i++ {
 		if seqs[i-1]-seqs[i] > maxGap {
-			break
+			continue // numbers spent by rolled-back transactions
 		}
 		for q := seqs[i] + 1; q < seqs[i-1]; q++ {
 			w.gaps[q] = 0
