@@ -3,14 +3,15 @@ package wechatauth
 import (
 	"context"
 	"errors"
-	"github.com/wxauth/caddy-wechat-auth/internal/handler"
-	"github.com/wxauth/caddy-wechat-auth/internal/testclock"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/wxauth/caddy-wechat-auth/internal/handler"
+	"github.com/wxauth/caddy-wechat-auth/internal/testclock"
 	"github.com/wxauth/caddy-wechat-auth/store"
 	"github.com/wxauth/caddy-wechat-auth/store/bolt"
 )
@@ -252,5 +253,59 @@ func TestReloadRevocations(t *testing.T) {
 	}
 	if !revs.Revoked("sid-missed") || !revs.Revoked("sid-kept") {
 		t.Fatalf("after the reload: missed %v, kept %v; want both listed", revs.Revoked("sid-missed"), revs.Revoked("sid-kept"))
+	}
+}
+
+// TestTwoBlocksOneAppWidestWindow: two handlers of one app with different
+// access_ttl, provisioned as two blocks of one config are, share one
+// revocation list that keeps entries for the longer-lived tokens, in
+// either order: a session revoked through the 15m block is still listed an
+// hour later, while a 2h token of it could still pass.
+func TestTwoBlocksOneAppWidestWindow(t *testing.T) {
+	for _, order := range [][2]time.Duration{{2 * time.Hour, 15 * time.Minute}, {15 * time.Minute, 2 * time.Hour}} {
+		db := filepath.Join(t.TempDir(), "two.db")
+		var ms []*WeChatAuth
+		for _, ttl := range order {
+			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+			t.Cleanup(cancel)
+			m := &WeChatAuth{
+				AppID: "wxtwoblocks", AppSecret: "two-blocks-secret", DB: db,
+				APIBase:    "http://127.0.0.1:1",
+				SigningKey: "two-blocks-signing-key-0123456789abcdef",
+				AccessTTL:  caddy.Duration(ttl),
+			}
+			if err := m.Provision(ctx); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = m.Cleanup() })
+			ms = append(ms, m)
+		}
+		if ms[0].db != ms[1].db {
+			t.Fatal("two blocks of one database got two shared stores")
+		}
+		ms[0].db.mu.Lock()
+		revs := ms[0].db.revs["wxtwoblocks"]
+		ms[0].db.mu.Unlock()
+		// 2h + the default 30s leeway + a second for whole-second times.
+		if want := 2*time.Hour + 30*time.Second + time.Second; revs.Window() != want {
+			t.Errorf("access_ttl %v then %v: the shared list keeps entries %v, want %v", order[0], order[1], revs.Window(), want)
+		}
+
+		short := ms[0]
+		if order[1] < order[0] {
+			short = ms[1]
+		}
+		now := time.Now()
+		sess := store.Session{ID: "sid-two", OpenID: "o1", CreatedAt: now}
+		tok := store.RefreshToken{Hash: [32]byte{2, 2}, SessionID: sess.ID, IssuedAt: now, ExpiresAt: now.Add(24 * time.Hour), AccessID: "j", AccessIssuedAt: now}
+		if _, _, _, err := short.db.store.Login(context.Background(), "wxtwoblocks", store.NewUser{OpenID: "o1"}, sess, tok, now); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := short.handler.RevokeSession(context.Background(), sess.ID); err != nil {
+			t.Fatal(err)
+		}
+		if revs.Sweep(now.Add(time.Hour)); !revs.Revoked(sess.ID) {
+			t.Errorf("access_ttl %v then %v: a session revoked through the 15m block left the list within an hour", order[0], order[1])
+		}
 	}
 }
