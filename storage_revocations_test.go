@@ -47,7 +47,7 @@ func TestRevocationsWidenOnlyAfterLoad(t *testing.T) {
 	ctx := context.Background()
 	s := store.Session{ID: "sid-old", AppID: app, UserID: u.ID, OpenID: "o1", CreatedAt: now.Add(-time.Hour), ExpiresAt: now.Add(time.Hour)}
 	rt := store.RefreshToken{Hash: [32]byte{9}, SessionID: s.ID, IssuedAt: s.CreatedAt, ExpiresAt: s.ExpiresAt, AccessID: "j", AccessIssuedAt: s.CreatedAt}
-	if err := st.CreateSession(ctx, s, rt); err != nil {
+	if _, _, _, err := st.Login(ctx, app, store.NewUser{OpenID: "o1"}, s, rt, s.CreatedAt); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.RevokeSession(ctx, app, s.ID, store.ReasonLogout, now.Add(-30*time.Minute)); err != nil {
@@ -104,7 +104,7 @@ func TestReloadRevocations(t *testing.T) {
 	for i, sid := range []string{"sid-kept", "sid-missed"} {
 		s := store.Session{ID: sid, AppID: app, UserID: u.ID, OpenID: "o1", CreatedAt: now.Add(-time.Hour), ExpiresAt: now.Add(time.Hour)}
 		rt := store.RefreshToken{Hash: [32]byte{byte(i + 1), 5}, SessionID: sid, IssuedAt: s.CreatedAt, ExpiresAt: s.ExpiresAt, AccessID: "j", AccessIssuedAt: s.CreatedAt}
-		if err := st.CreateSession(ctx, s, rt); err != nil {
+		if _, _, _, err := st.Login(ctx, app, store.NewUser{OpenID: "o1"}, s, rt, s.CreatedAt); err != nil {
 			t.Fatal(err)
 		}
 	}
