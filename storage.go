@@ -48,8 +48,8 @@ type sharedDB struct {
 	stopWatch context.CancelFunc // ends the revocation watcher, if any
 }
 
-// revocationTTLs are the token lifetimes that decide how long a
-// revocation stays on an app's list.
+// revocationTTLs are token lifetimes an app's list was loaded from the
+// store for: it holds every revocation a token living that long needs.
 type revocationTTLs struct{ accessTTL, leeway time.Duration }
 
 // openShared returns the shared store for db, a bbolt file path or a
