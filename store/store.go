@@ -300,10 +300,13 @@ type SecretRecord struct {
 // (PostgreSQL). WatchRevocations delivers to fn every revocation committed
 // by any process, of any app in the store, from the moment it is called
 // until ctx is done, catching up after a lost connection; fn may see a
-// revocation more than once. It returns once watching has started, or an
-// error if it cannot start.
+// revocation more than once. After the store could not be read for long
+// enough that it may have lost track of some, it calls reload (when not
+// nil) until reload returns nil, so the caller rebuilds what it keeps from
+// the store. It returns once watching has started, or an error if it
+// cannot start.
 type RevocationWatcher interface {
-	WatchRevocations(ctx context.Context, fn func(Revocation)) error
+	WatchRevocations(ctx context.Context, fn func(Revocation), reload func(context.Context) error) error
 }
 
 // Backuper is implemented by stores that can write a consistent snapshot

@@ -121,6 +121,9 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.RefreshTTL <= 0 {
 		cfg.RefreshTTL = DefaultRefreshTTL
 	}
+	// The app's list may be shared with handlers whose tokens live less
+	// long: make it keep entries as long as this handler's tokens live.
+	cfg.Revocations.Widen(revocationWindow(cfg.Tokens.AccessTTL(), cfg.Tokens.Leeway()))
 	if g := cfg.RefreshGrace; g != nil && (*g < 0 || *g > MaxRefreshGrace) {
 		return nil, fmt.Errorf("handler: refresh grace %s is outside 0 to %s", *g, MaxRefreshGrace)
 	}

@@ -213,18 +213,17 @@ func (h *Handler) logoutRefreshToken(ctx context.Context, presented string, now 
 }
 
 // markRevoked puts a revoked session on the in-memory list for as long as
-// one of its access tokens could still be accepted.
+// one of its access tokens could still be accepted by any handler of the
+// app.
 func (h *Handler) markRevoked(s store.Session) {
-	at := s.RevokedAt
-	if at.IsZero() {
-		at = h.now()
-	}
-	h.cfg.Revocations.Add(s.ID, at.Add(revocationWindow(h.cfg.Tokens.AccessTTL(), h.cfg.Tokens.Leeway())))
+	h.cfg.Revocations.Add(s.ID, s.RevokedAt, h.now())
 }
 
 // LoadRevocations fills the revocation list from the store: every session
-// revoked recently enough that one of its access tokens could still be
-// accepted at now.
+// revoked recently enough that an access token of it, living accessTTL
+// with leeway, could still be accepted at now. Once the store has answered
+// the list's window is widened to cover such tokens; a failed load leaves
+// the list as it was.
 func LoadRevocations(ctx context.Context, st interface {
 	Revocations(ctx context.Context, app string, since time.Time) ([]store.Revocation, error)
 }, app string, revs *Revocations, accessTTL, leeway time.Duration, now time.Time) error {
@@ -233,17 +232,11 @@ func LoadRevocations(ctx context.Context, st interface {
 	if err != nil {
 		return fmt.Errorf("loading revocations: %w", err)
 	}
+	revs.Widen(window)
 	for _, rv := range rs {
-		revs.Add(rv.SessionID, rv.RevokedAt.Add(window))
+		revs.Add(rv.SessionID, rv.RevokedAt, now)
 	}
 	return nil
-}
-
-// NoteRevocation puts a revocation made elsewhere (by another process
-// sharing the store) on the list, for as long as LoadRevocations would
-// keep it.
-func NoteRevocation(revs *Revocations, rv store.Revocation, accessTTL, leeway time.Duration) {
-	revs.Add(rv.SessionID, rv.RevokedAt.Add(revocationWindow(accessTTL, leeway)))
 }
 
 // revokedAt reports whether s was revoked at now, the time this call asked

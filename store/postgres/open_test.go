@@ -184,7 +184,7 @@ func watch(t *testing.T, s *Store) (<-chan store.Revocation, func()) {
 	t.Helper()
 	ch := make(chan store.Revocation, 256)
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := s.WatchRevocations(ctx, func(r store.Revocation) { ch <- r }); err != nil {
+	if err := s.WatchRevocations(ctx, func(r store.Revocation) { ch <- r }, nil); err != nil {
 		cancel()
 		t.Fatalf("WatchRevocations: %v", err)
 	}
@@ -364,7 +364,7 @@ func TestWatchAfterClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.WatchRevocations(context.Background(), func(store.Revocation) {}); err != nil {
+	if err := s.WatchRevocations(context.Background(), func(store.Revocation) {}, nil); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -377,7 +377,7 @@ func TestWatchAfterClose(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not return within 5s with a watcher running")
 	}
-	err = s.WatchRevocations(context.Background(), func(store.Revocation) {})
+	err = s.WatchRevocations(context.Background(), func(store.Revocation) {}, nil)
 	if !errors.Is(err, store.ErrClosed) {
 		t.Errorf("WatchRevocations after Close: %v, want ErrClosed", err)
 	}

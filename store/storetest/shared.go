@@ -332,7 +332,7 @@ func testSharedWatch(t *testing.T, p *pair) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	got := make(chan store.Revocation, 16)
-	if err := w.WatchRevocations(ctx, func(r store.Revocation) { got <- r }); err != nil {
+	if err := w.WatchRevocations(ctx, func(r store.Revocation) { got <- r }, nil); err != nil {
 		t.Fatalf("WatchRevocations: %v", err)
 	}
 	if _, err := p.b.s.RevokeSession(p.b.ctx, "app", "s1", store.ReasonLogout, at(time.Minute)); err != nil {
