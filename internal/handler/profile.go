@@ -123,6 +123,11 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request) *Error {
 		if e != nil {
 			return e
 		}
+		if patch.Nickname != nil {
+			if e := h.checkNickname(ctx, c.OpenID, *patch.Nickname); e != nil {
+				return e
+			}
+		}
 		u, err = h.cfg.Store.UpdateUser(ctx, h.cfg.AppID, c.UserID, patch, h.now())
 	}
 	if err != nil {
