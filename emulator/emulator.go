@@ -40,7 +40,7 @@ var (
 
 // Emulator is an HTTP middleware that answers, from memory, the WeChat server
 // API calls a mini-program backend makes (jscode2session, stable_token,
-// getuserphonenumber, checksession), with WeChat's shapes and errcodes, plus
+// getuserphonenumber, checksession, msg_sec_check), with WeChat's shapes and errcodes, plus
 // emulator-only helper endpoints under /emulator/ to mint codes, encrypt open
 // data and inject faults. Every other request is passed to the next handler.
 //
