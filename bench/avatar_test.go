@@ -103,8 +103,8 @@ func newAvatarSite(tb testing.TB, slots int) *avatarSite {
 	h, err := handler.New(handler.Config{
 		AppID: benchApp, Store: st, Tokens: svc, WeChat: wx, Sealer: sealer,
 		Revocations: handler.NewRevocations(), RefreshSecret: []byte(benchSecret),
-		Paths:         handler.Paths{Avatar: "/wx/avatar"},
-		Avatars:       avatar.NewProcessor(slots),
+		Paths:   handler.Paths{Avatar: "/wx/avatar"},
+		Avatars: avatar.NewProcessor(slots),
 	})
 	if err != nil {
 		tb.Fatal(err)
