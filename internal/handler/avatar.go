@@ -63,7 +63,6 @@ func (h *Handler) avatarUpload(w http.ResponseWriter, r *http.Request) *Error {
 		return e
 	}
 	im, err := h.avatars.Process(r.Context(), data)
-	data = nil
 	switch {
 	case errors.Is(err, avatar.ErrBusy):
 		return &Error{Status: http.StatusServiceUnavailable, Code: CodeBusy,
