@@ -88,6 +88,26 @@ func (h *Handler) avatarUpload(w http.ResponseWriter, r *http.Request) *Error {
 	return nil
 }
 
+// keepStoredAvatar lets a profile update send back the user's own stored
+// avatar (a client that saves the whole profile it read): an avatar_url
+// equal to the user's current one under the avatar path is dropped from
+// the update; any other avatar_url under the avatar path is refused, since
+// a stored avatar is set by uploading it.
+func (h *Handler) keepStoredAvatar(ctx context.Context, userID uint64, body *profileFields) *Error {
+	if body.AvatarURL == nil || h.avatarPrefix == "" || !strings.HasPrefix(*body.AvatarURL, h.avatarPrefix) {
+		return nil
+	}
+	u, err := h.cfg.Store.User(ctx, h.cfg.AppID, userID)
+	if err != nil {
+		return storeError(err, guardError(errRevoked))
+	}
+	if *body.AvatarURL != u.AvatarURL {
+		return badRequest("avatar_url: a stored avatar is set by uploading the image to " + h.cfg.Paths.Avatar)
+	}
+	body.AvatarURL = nil
+	return nil
+}
+
 // readAvatar reads the uploaded file's bytes: at most AvatarMaxSize of
 // them (413 beyond).
 func (h *Handler) readAvatar(w http.ResponseWriter, r *http.Request) ([]byte, *Error) {

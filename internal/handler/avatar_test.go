@@ -351,6 +351,27 @@ func TestAvatarSharedByTwoUsers(t *testing.T) {
 	want(t, hs.send("GET", u1, "", nil), 404, CodeNotFound)
 }
 
+// TestAvatarProfileRoundTrip: a profile update that sends back the user's
+// own stored avatar_url keeps it; another stored-avatar path is refused.
+func TestAvatarProfileRoundTrip(t *testing.T) {
+	hs := avatarHarness(t, nil)
+	access, _ := hs.login("o1")
+	auth := []string{"Authorization", "Bearer " + access}
+	url := avatarURLOf(t, hs.upload(access, testPNG(t, 20, 20, 4)))
+	r := hs.call("PUT", "/wx/profile", `{"nickname":"Ann","avatar_url":"`+url+`","gender":2}`, auth...)
+	want(t, r, 200, "")
+	if got := avatarURLOf(t, r); got != url {
+		t.Fatalf("avatar_url = %s, want %s", got, url)
+	}
+	want(t, hs.send("GET", url, "", nil), 200, "")
+	other := "/wx/avatar/" + strings.Repeat("0", 64) + ".jpg"
+	want(t, hs.call("PUT", "/wx/profile", `{"avatar_url":"`+other+`"}`, auth...), 400, CodeInvalidRequest)
+	want(t, hs.call("PUT", "/wx/profile", `{"avatar_url":"/elsewhere.png"}`, auth...), 400, CodeInvalidRequest)
+	if got := avatarURLOf(t, hs.call("GET", "/wx/profile", "", auth...)); got != url {
+		t.Fatalf("after refused updates avatar_url = %s", got)
+	}
+}
+
 func TestAvatarConfig(t *testing.T) {
 	for _, tc := range []struct {
 		name string

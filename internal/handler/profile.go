@@ -119,6 +119,9 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request) *Error {
 		if e := decodeBody(w, r, &body, true, false); e != nil {
 			return e
 		}
+		if e := h.keepStoredAvatar(ctx, c.UserID, &body); e != nil {
+			return e
+		}
 		patch, e := body.validate()
 		if e != nil {
 			return e
