@@ -95,7 +95,13 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    errors        json | caddy
 //	    link_unionid
 //	    login_rate_limit <requests> <window>
+//	    avatar_path   <path>
+//	    avatar_max_size <size>
+//	    content_check on|off
 //	}
+//
+// A size is a whole number of bytes, optionally followed by KiB or MiB
+// (or KB, MB): 2MiB, 512KiB, 1048576.
 //
 // signing_key_file and token_source may be repeated; every other
 // subdirective may be given once.
@@ -212,6 +218,38 @@ func (m *WeChatAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			m.LoginRateLimit = &LoginRateLimit{Requests: n, Window: caddy.Duration(window)}
 
+		case "avatar_max_size":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			n, err := handler.ParseSize(d.Val())
+			if err != nil {
+				return d.Errf("avatar_max_size: %v", err)
+			}
+			if n < handler.MinAvatarMaxSize || n > handler.MaxAvatarMaxSize {
+				return d.Errf("avatar_max_size: want %s to %s, got %s", handler.FormatSize(handler.MinAvatarMaxSize), handler.FormatSize(handler.MaxAvatarMaxSize), d.Val())
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			m.AvatarMaxSize = n
+
+		case "content_check":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			switch d.Val() {
+			case "on":
+				m.ContentCheck = true
+			case "off":
+				m.ContentCheck = false
+			default:
+				return d.Errf("content_check: want on or off, got %q", d.Val())
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+
 		case "errors":
 			if !d.NextArg() {
 				return d.ArgErr()
@@ -262,6 +300,8 @@ func (m *WeChatAuth) stringField(name string) *string {
 		return &m.DecryptPath
 	case "jwks_path":
 		return &m.JWKSPath
+	case "avatar_path":
+		return &m.AvatarPath
 	case "header_prefix":
 		return &m.HeaderPrefix
 	}

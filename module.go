@@ -131,6 +131,23 @@ type WeChatAuth struct {
 	// reloads. Default: no limit.
 	LoginRateLimit *LoginRateLimit `json:"login_rate_limit,omitempty"`
 
+	// Path of the avatar upload: POST an image there (multipart part
+	// "file", as wx.uploadFile sends it, or a raw image/* body) with an
+	// access token; stored avatars are served to anyone below it, at
+	// <avatar_path>/<hash>.<ext>. Default: /wx/avatar
+	AvatarPath string `json:"avatar_path,omitempty"`
+
+	// Largest avatar upload in bytes (an upload over it gets 413), from
+	// 1 KiB to 32 MiB. Default: 2097152 (2MiB)
+	AvatarMaxSize int64 `json:"avatar_max_size,omitempty"`
+
+	// Check every nickname a login (of a new user) or a profile update
+	// would store with WeChat's msg_sec_check first: a nickname WeChat
+	// does not pass gets 400 content_rejected, and when WeChat cannot be
+	// asked the answer is 503, never a nickname stored unchecked.
+	// Default: false
+	ContentCheck bool `json:"content_check,omitempty"`
+
 	handler  *handler.Handler
 	live     *liveApp
 	wx       *wechat.Client
@@ -138,6 +155,7 @@ type WeChatAuth struct {
 	dbKey    string
 	limitKey string // key of the shared login rate limiter, if any
 	mark     string // request variable telling wechat_auth_strip this handler ran
+	decoder  bool   // holds a reference to the shared avatar decoder
 	logger   *zap.Logger
 }
 
@@ -262,6 +280,15 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 			return err
 		}
 	}
+	decoder, err := acquireDecoder()
+	if err != nil {
+		return err
+	}
+	m.decoder = true
+	var checker handler.ContentChecker
+	if m.ContentCheck {
+		checker = wx
+	}
 	m.handler, err = handler.New(handler.Config{
 		AppID:         appID,
 		Store:         st,
@@ -282,6 +309,9 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 		ClientKey:     clientIP,
 		Metrics:       metrics.observer(),
 		Logger:        m.logger,
+		AvatarMaxSize: m.AvatarMaxSize,
+		Avatars:       decoder,
+		ContentCheck:  checker,
 	})
 	if err != nil {
 		return err
@@ -309,6 +339,10 @@ func (m *WeChatAuth) applyDefaults() {
 	setDefault(&m.PhonePath, p.Phone)
 	setDefault(&m.DecryptPath, p.Decrypt)
 	setDefault(&m.JWKSPath, p.JWKS)
+	setDefault(&m.AvatarPath, p.Avatar)
+	if m.AvatarMaxSize == 0 {
+		m.AvatarMaxSize = handler.DefaultAvatarMaxSize
+	}
 	setDefault(&m.HeaderPrefix, handler.DefaultHeaderPrefix)
 	setDefault(&m.Errors, "json")
 	if m.Timeout == 0 {
@@ -341,6 +375,7 @@ func (m *WeChatAuth) resolvePaths(repl *caddy.Replacer) (handler.Paths, string, 
 		Phone:   m.PhonePath,
 		Decrypt: m.DecryptPath,
 		JWKS:    m.JWKSPath,
+		Avatar:  m.AvatarPath,
 	}
 	prefix := m.HeaderPrefix
 	for _, f := range []struct {
@@ -349,7 +384,7 @@ func (m *WeChatAuth) resolvePaths(repl *caddy.Replacer) (handler.Paths, string, 
 	}{
 		{"login_path", &p.Login}, {"refresh_path", &p.Refresh}, {"logout_path", &p.Logout},
 		{"profile_path", &p.Profile}, {"phone_path", &p.Phone}, {"decrypt_path", &p.Decrypt},
-		{"jwks_path", &p.JWKS}, {"header_prefix", &prefix},
+		{"jwks_path", &p.JWKS}, {"avatar_path", &p.Avatar}, {"header_prefix", &prefix},
 	} {
 		*f.v = repl.ReplaceKnown(*f.v, "")
 		if err := checkField(f.name, *f.v); err != nil {
@@ -437,11 +472,14 @@ func (m *WeChatAuth) Validate() error {
 	if l := m.LoginRateLimit; l != nil && (l.Requests < 1 || l.Window <= 0) {
 		return errors.New("login_rate_limit: want at least 1 request per positive window")
 	}
+	if n := m.AvatarMaxSize; n != 0 && (n < handler.MinAvatarMaxSize || n > handler.MaxAvatarMaxSize) {
+		return fmt.Errorf("avatar_max_size: want %s to %s, got %d bytes", handler.FormatSize(handler.MinAvatarMaxSize), handler.FormatSize(handler.MaxAvatarMaxSize), n)
+	}
 	for name, v := range map[string]string{
 		"api_base": m.APIBase, "signing_key": m.SigningKey, "header_prefix": m.HeaderPrefix,
 		"login_path": m.LoginPath, "refresh_path": m.RefreshPath, "logout_path": m.LogoutPath,
 		"profile_path": m.ProfilePath, "phone_path": m.PhonePath, "decrypt_path": m.DecryptPath,
-		"jwks_path": m.JWKSPath,
+		"jwks_path": m.JWKSPath, "avatar_path": m.AvatarPath,
 	} {
 		if v == "" || strings.Contains(v, "{") {
 			continue // unset, or checked once its placeholders are resolved
@@ -484,6 +522,10 @@ func checkField(name, v string) error {
 		if !strings.HasPrefix(v, "/") {
 			return fmt.Errorf("must start with /, got %q", v)
 		}
+		if name == "avatar_path" && strings.HasSuffix(v, "/") {
+			// Avatars are served below it: "/" would take every path.
+			return fmt.Errorf("must not end in / (avatars are served below it), got %q", v)
+		}
 	case name == "signing_key":
 		if len(v) < handler.MinSecretLen {
 			return fmt.Errorf("an HS256 key must be at least %d bytes, got %d", handler.MinSecretLen, len(v))
@@ -520,6 +562,10 @@ func (m *WeChatAuth) Cleanup() error {
 	if m.limitKey != "" {
 		_, _ = limiterPool.Delete(m.limitKey)
 		m.limitKey = ""
+	}
+	if m.decoder {
+		_, _ = decoderPool.Delete(decoderKey)
+		m.decoder = false
 	}
 	if m.db == nil {
 		return nil

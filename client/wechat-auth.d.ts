@@ -14,6 +14,15 @@ export interface WxLike {
   getStorageSync(key: string): any;
   setStorageSync(key: string, value: any): void;
   removeStorageSync(key: string): void;
+  /** Needed by uploadAvatar() only. */
+  uploadFile?(options: {
+    url: string;
+    filePath: string;
+    name: string;
+    header?: Record<string, string>;
+    success?: (res: { statusCode: number; data: string; errMsg?: string }) => void;
+    fail?: (res: { errMsg?: string }) => void;
+  }): unknown;
 }
 
 /** The wx.request options request() passes on (success/fail/complete are not used). */
@@ -45,8 +54,8 @@ export interface ClientOptions {
   wx?: WxLike;
   /** Prefix of the storage keys token, refresh_token, expires_at, user_id. Default: "wechat_auth_". */
   storagePrefix?: string;
-  /** Endpoint paths. Default: /wx/login, /wx/refresh, /wx/logout, /wx/profile, /wx/phone, /wx/decrypt, /wx/web/ticket. */
-  paths?: Partial<Record<'login' | 'refresh' | 'logout' | 'profile' | 'phone' | 'decrypt' | 'webTicket', string>>;
+  /** Endpoint paths. Default: /wx/login, /wx/refresh, /wx/logout, /wx/profile, /wx/phone, /wx/decrypt, /wx/web/ticket, /wx/avatar. */
+  paths?: Partial<Record<'login' | 'refresh' | 'logout' | 'profile' | 'phone' | 'decrypt' | 'webTicket' | 'avatar', string>>;
   /** Seconds before expiry at which request() refreshes first. Default: 60. */
   refreshAhead?: number;
   /** Whether request() logs in silently (once) when there is no session or it ended. Default: true. */
@@ -140,6 +149,12 @@ export interface Client {
   logout(options?: { all?: boolean }): Promise<{ status: 'success' }>;
   profile(): Promise<{ status: 'success'; user: User }>;
   updateProfile(patch: ProfilePatch): Promise<{ status: 'success'; user: User }>;
+  /**
+   * Uploads the file a chooseAvatar button gave (e.detail.avatarUrl) with wx.uploadFile and the
+   * access token (one refresh or re-login and one replay on 401). user.avatar_url is then the
+   * image's path on the site.
+   */
+  uploadAvatar(tempFilePath: string): Promise<{ status: 'success'; user: User }>;
   /** The code from a getPhoneNumber button's event (e.detail.code). */
   bindPhone(code: string): Promise<{
     status: 'success';

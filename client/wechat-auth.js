@@ -29,7 +29,8 @@ var DEFAULT_PATHS = {
   profile: '/wx/profile',
   phone: '/wx/phone',
   decrypt: '/wx/decrypt',
-  webTicket: '/wx/web/ticket'
+  webTicket: '/wx/web/ticket',
+  avatar: '/wx/avatar'
 };
 
 /** Default storage key prefix. */
@@ -172,11 +173,11 @@ function settle(p) {
  *   first) and `<prefix>user_id`. Default: "wechat_auth_".
  * @param {object} [options.paths] Endpoint paths, for a server configured
  *   with other login_path, refresh_path, logout_path, profile_path,
- *   phone_path or decrypt_path, or another web path: any of {login,
- *   refresh, logout, profile, phone, decrypt, webTicket}. Default:
- *   /wx/login, /wx/refresh, /wx/logout, /wx/profile, /wx/phone,
+ *   phone_path, decrypt_path or avatar_path, or another web path: any of
+ *   {login, refresh, logout, profile, phone, decrypt, webTicket, avatar}.
+ *   Default: /wx/login, /wx/refresh, /wx/logout, /wx/profile, /wx/phone,
  *   /wx/decrypt, /wx/web/ticket (webTicket is the web block's path plus
- *   /ticket).
+ *   /ticket), /wx/avatar.
  * @param {number} [options.refreshAhead] Seconds before the access token
  *   expires (by its expires_in, counted from when it was requested) at which
  *   request() refreshes it before sending; at most half the token's
@@ -189,7 +190,8 @@ function settle(p) {
  * @param {function(): number} [options.now] The clock, in milliseconds since
  *   the epoch; for tests. Default: Date.now.
  * @returns {object} the client: login, request, refresh, logout, profile,
- *   updateProfile, bindPhone, decrypt, webViewURL, onAuthChange, isLoggedIn.
+ *   updateProfile, uploadAvatar, bindPhone, decrypt, webViewURL,
+ *   onAuthChange, isLoggedIn.
  */
 function createClient(options) {
   if (!options || typeof options !== 'object') {
@@ -793,6 +795,66 @@ function createClient(options) {
   }
 
   /**
+   * Uploads the avatar the user chose: the temporary file path that
+   * <button open-type="chooseAvatar"> hands to its bindchooseavatar
+   * handler (e.detail.avatarUrl). It is sent with wx.uploadFile (the file
+   * in the part named "file") and the access token, with the same rules
+   * as request(): a refresh ahead of expiry, and on 401 invalid_token one
+   * shared refresh (or one silent re-login), then one replay. The server
+   * checks, scales and re-encodes the image and stores it. Resolves with
+   * {status, user}; user.avatar_url is the image's path on the site
+   * (prefix it with baseURL to show it). Rejects with {status, error,
+   * message}: invalid_request (not an image, or larger than 4096×4096
+   * pixels), payload_too_large, busy (try again after a moment).
+   */
+  function uploadAvatar(tempFilePath) {
+    if (typeof tempFilePath !== 'string' || tempFilePath === '') {
+      return Promise.reject(authError(0, 'invalid_request', 'uploadAvatar needs the temporary file path from chooseAvatar'));
+    }
+    if (typeof api.uploadFile !== 'function') {
+      return Promise.reject(authError(0, 'invalid_request', 'options.wx has no uploadFile() function'));
+    }
+    var url = baseURL + paths.avatar;
+    var budget = { ahead: false, login: false };
+
+    function upload(token) {
+      return new Promise(function (resolve, reject) {
+        var header = {};
+        if (token) header.Authorization = 'Bearer ' + token;
+        try {
+          api.uploadFile({
+            url: url,
+            filePath: tempFilePath,
+            name: 'file',
+            header: header,
+            success: resolve,
+            fail: function (res) {
+              reject(authError(0, 'network_error', 'upload failed: ' + (res && res.errMsg || 'network error')));
+            }
+          });
+        } catch (e) {
+          reject(authError(0, 'network_error', 'upload failed: ' + (e && e.message || 'network error')));
+        }
+      });
+    }
+
+    function attempt(replay) {
+      var sentWith;
+      return prepare(budget).then(function () {
+        sentWith = readAuth().token;
+        return upload(sentWith);
+      }).then(function (res) {
+        if (!isTokenRejection(res)) return res;
+        if (replay) throw answerError(res);
+        return recover(sentWith, budget).then(function () {
+          return attempt(true);
+        });
+      });
+    }
+    return attempt(false).then(expectSuccess);
+  }
+
+  /**
    * Stores the user's phone number from the code of a getPhoneNumber
    * button's event (e.detail.code). Resolves with {status, phone}.
    */
@@ -878,6 +940,7 @@ function createClient(options) {
     logout: logout,
     profile: profile,
     updateProfile: updateProfile,
+    uploadAvatar: uploadAvatar,
     bindPhone: bindPhone,
     decrypt: decrypt,
     webViewURL: webViewURL,

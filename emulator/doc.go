@@ -22,6 +22,13 @@
 //	     → {"errcode":0,"errmsg":"ok","phone_info":{…}}
 //	GET  /wxa/checksession?access_token&signature&openid&sig_method=hmac_sha256
 //	     → {"errcode":0,"errmsg":"ok"}
+//	POST /wxa/msg_sec_check?access_token=… {"content","version":2,"scene","openid"}
+//	     → {"errcode":0,"errmsg":"ok","result":{"suggest","label"},"detail":[…],"trace_id"}
+//
+// msg_sec_check calls a text containing "risky" risky and one containing
+// "review" a case for review; everything else passes. Its openid must have
+// logged in through the emulator (else 61010, as for a user WeChat has not
+// seen recently).
 //
 // Login codes are single-use and live code_ttl (default 5m): an unknown or
 // expired code gets 40029, a reused one 40163. Each successful exchange

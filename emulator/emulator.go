@@ -40,10 +40,11 @@ var (
 
 // Emulator is an HTTP middleware that answers, from memory, the WeChat server
 // API calls a mini-program backend makes (jscode2session, stable_token,
-// getuserphonenumber, checksession) and WeChat's web OAuth (the authorize
-// and QR login pages, sns/oauth2, sns/userinfo), with WeChat's shapes and
-// errcodes, plus emulator-only helper endpoints under /emulator/ to mint
-// codes, encrypt open data and inject faults. Every other request is passed to the next handler.
+// getuserphonenumber, checksession, msg_sec_check) and WeChat's web OAuth
+// (the authorize and QR login pages, sns/oauth2, sns/userinfo), with
+// WeChat's shapes and errcodes, plus emulator-only helper endpoints under
+// /emulator/ to mint codes, encrypt open data and inject faults. Every
+// other request is passed to the next handler.
 //
 // It is for local development and tests only: see the package documentation.
 type Emulator struct {

@@ -235,8 +235,8 @@ type Store interface {
 
 	// Export calls fn with every record of app: its secrets, then its
 	// users, then the openids linked to users besides their own (see
-	// OpenIDRecord), then its sessions each followed by its refresh
-	// tokens. A session's sealed session_key is exported as stored
+	// OpenIDRecord), then its avatars (see AvatarRecord), then its
+	// sessions each followed by its refresh tokens. A session's sealed session_key is exported as stored
 	// (sealed).
 	Export(ctx context.Context, app string, fn func(Record) error) error
 	// Import writes records (as Export gives them) into app, all or
@@ -260,6 +260,18 @@ type Store interface {
 	// afterwards: next, or whatever another caller put there first.
 	ReplaceSecret(ctx context.Context, app, name string, old, next []byte) ([]byte, error)
 
+	// SetAvatar stores a (when no record of that hash exists yet) and
+	// makes it the user's avatar, with avatarURL as the user's AvatarURL,
+	// in one durable write: until it returns the user keeps the old
+	// avatar. The avatar the user had before is deleted in that write when
+	// no other user of the app refers to it. ErrNotFound for an unknown
+	// user; an a that fails Avatar.Check is refused (ErrInvalidAvatar).
+	// UpdateUser with an AvatarURL also moves the user off its stored
+	// avatar, deleting it the same way.
+	SetAvatar(ctx context.Context, app string, userID uint64, a Avatar, avatarURL string, now time.Time) (User, error)
+	// Avatar returns the app's stored avatar by hash (ErrNotFound).
+	Avatar(ctx context.Context, app, hash string) (Avatar, error)
+
 	// Close releases the store. Calls after Close return ErrClosed.
 	Close() error
 }
@@ -272,7 +284,7 @@ type Stats struct {
 
 // Record is one line of an export: exactly one of its fields is set. As
 // JSON it is an object with one key naming the kind: "secret", "user",
-// "openid", "session" or "refresh_token".
+// "openid", "avatar", "session" or "refresh_token".
 type Record struct {
 	Secret *SecretRecord `json:"secret,omitempty"`
 	User   *User         `json:"user,omitempty"`
@@ -281,6 +293,9 @@ type Record struct {
 	OpenID  *OpenIDRecord `json:"openid,omitempty"`
 	Session *Session      `json:"session,omitempty"`
 	Token   *RefreshToken `json:"refresh_token,omitempty"`
+	// Avatar is a stored avatar with the users whose avatar it is; Export
+	// puts it after the users.
+	Avatar *AvatarRecord `json:"avatar,omitempty"`
 }
 
 // OpenIDRecord is an openid linked to an existing user: a login with this

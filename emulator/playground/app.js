@@ -299,7 +299,10 @@
   });
 
   action('profile', 'Get profile', function () {
-    return client.profile();
+    return client.profile().then(function (res) {
+      showAvatar(res.user);
+      return res;
+    });
   });
 
   action('refresh', 'Refresh', function () {
@@ -383,6 +386,34 @@
 
   action('fault-clear', 'Clear faults', function () {
     return emulatorCall('DELETE');
+  });
+
+  // ---- avatar and nickname ----------------------------------------------
+
+  /** Shows the avatar of user as the site serves it (avatar_url is a path on the site). */
+  function showAvatar(user) {
+    var url = user && user.avatar_url;
+    if (!url) return;
+    var src = /^https?:\/\//i.test(url) ? url : siteURL() + url;
+    $('avatar-img').src = src;
+    $('avatar-caption').textContent = src;
+    $('avatar-figure').hidden = false;
+  }
+
+  action('avatar-upload', 'Upload avatar', function () {
+    var file = $('avatar-file').files[0];
+    if (!file) throw { error: 'no_file', message: 'choose an image first (the chooseAvatar stand-in)' };
+    return client.uploadAvatar(wx.chooseFile(file)).then(function (res) {
+      showAvatar(res.user);
+      return res;
+    });
+  });
+
+  action('nickname-save', 'Save nickname', function () {
+    return client.updateProfile({ nickname: $('nickname').value }).then(function (res) {
+      showAvatar(res.user);
+      return res;
+    });
   });
 
   // ---- web-view ----------------------------------------------------------

@@ -11,13 +11,18 @@ var module = { exports: {} };
  *   openid that options.openid() returns, as wx.login() would get one;
  * - request() is fetch() (cross-origin calls need the site's CORS headers);
  * - the storage functions keep JSON values in localStorage under
- *   options.storageNamespace.
+ *   options.storageNamespace;
+ * - chooseFile(file) stands in for <button open-type="chooseAvatar">: it
+ *   keeps a browser File and returns a temporary path for it, which
+ *   uploadFile() (wx.uploadFile: multipart/form-data, the file in the part
+ *   named options.name) sends.
  * options.onExchange(entry) is called after each login and request with
  * {kind, method, url, requestHeaders, requestBody, status, responseHeaders,
  * responseBody, error, ms}.
  */
 function createPlaygroundWx(options) {
   var ns = options.storageNamespace;
+  var tempFiles = []; // chooseFile's files, by temporary path number
 
   function record(entry) {
     try {
@@ -108,6 +113,49 @@ function createPlaygroundWx(options) {
           entry.ms = Math.round(performance.now() - started);
           record(entry);
           o.fail({ errMsg: 'request:fail ' + err.message });
+        });
+    },
+
+    chooseFile: function (file) {
+      tempFiles.push(file);
+      return 'wxfile://tmp_' + (tempFiles.length - 1) + '_' + file.name;
+    },
+
+    uploadFile: function (o) {
+      var started = performance.now();
+      var m = /^wxfile:\/\/tmp_(\d+)_/.exec(o.filePath || '');
+      var file = m && tempFiles[Number(m[1])];
+      var entry = {
+        kind: 'wx.uploadFile', method: 'POST', url: o.url,
+        requestHeaders: Object.assign({}, o.header || {}),
+        requestBody: { name: o.name, filePath: o.filePath, size: file ? file.size : undefined },
+      };
+      if (!file) {
+        entry.error = 'no such temporary file';
+        entry.ms = 0;
+        record(entry);
+        o.fail({ errMsg: 'uploadFile:fail file not found' });
+        return;
+      }
+      var form = new FormData();
+      form.append(o.name, file, file.name);
+      fetch(o.url, { method: 'POST', headers: entry.requestHeaders, body: form, mode: 'cors', credentials: 'omit', cache: 'no-store' })
+        .then(function (res) {
+          return res.text().then(function (text) {
+            entry.status = res.status;
+            entry.responseHeaders = headersObject(res.headers);
+            entry.responseBody = parse(text);
+            entry.ms = Math.round(performance.now() - started);
+            record(entry);
+            // Like wx.uploadFile: the body as a string, unparsed.
+            o.success({ statusCode: res.status, data: text, errMsg: 'uploadFile:ok' });
+          });
+        })
+        .catch(function (err) {
+          entry.error = err.message + ' (is the site up, and does it allow this origin with CORS?)';
+          entry.ms = Math.round(performance.now() - started);
+          record(entry);
+          o.fail({ errMsg: 'uploadFile:fail ' + err.message });
         });
     },
 

@@ -27,6 +27,12 @@ const (
 	CodeUserBanned           = "user_banned"
 	CodeStoreUnavailable     = "store_unavailable"
 	CodeInternalError        = "internal_error"
+	// CodeContentRejected: WeChat's content check did not pass a nickname.
+	CodeContentRejected = "content_rejected"
+	// CodeNotFound: no stored avatar has that name.
+	CodeNotFound = "not_found"
+	// CodeBusy: as many images as allowed are being processed; retry.
+	CodeBusy = "busy"
 )
 
 // Error is an error answer: an HTTP status, an error code and a message

@@ -199,7 +199,8 @@ func (r Result) Next() bool {
 //  1. Client-sent identity headers are removed (always, so a spoofed
 //     identity never reaches the upstream).
 //  2. A CORS preflight passes unauthenticated: ResultPreflight.
-//  3. An endpoint path is answered: ResultEndpoint.
+//  3. An endpoint path, or a path below the avatar path (a stored
+//     avatar, public), is answered: ResultEndpoint.
 //  4. Otherwise the access token is checked. A valid one puts the identity
 //     headers on r and returns ResultOK with its claims; no token in
 //     optional mode returns ResultAnonymous.
@@ -215,7 +216,12 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request) (Result, *token.
 	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 		return ResultPreflight, nil, nil
 	}
-	if fn, ok := h.endpoints[r.URL.Path]; ok {
+	fn, ok := h.endpoints[r.URL.Path]
+	if !ok && h.avatarPrefix != "" && strings.HasPrefix(r.URL.Path, h.avatarPrefix) {
+		// Stored avatars, public: every name below the upload path.
+		fn, ok = h.avatarServe, true
+	}
+	if ok {
 		if e := fn(w, r); e != nil {
 			h.logError(r, e)
 			WriteError(w, e)

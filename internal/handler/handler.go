@@ -7,10 +7,12 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/wxauth/caddy-wechat-auth/internal/avatar"
 	"github.com/wxauth/caddy-wechat-auth/internal/token"
 	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
 	"github.com/wxauth/caddy-wechat-auth/store"
@@ -36,6 +38,9 @@ type Store interface {
 	RevokeUserSessions(ctx context.Context, app string, userID uint64, reason string, now time.Time) ([]store.Session, error)
 	Ban(ctx context.Context, app string, userID uint64, reason string, now time.Time) (store.User, []store.Session, error)
 	Unban(ctx context.Context, app string, userID uint64, now time.Time) (store.User, error)
+	UserByOpenID(ctx context.Context, app, openID string) (store.User, error)
+	SetAvatar(ctx context.Context, app string, userID uint64, a store.Avatar, avatarURL string, now time.Time) (store.User, error)
+	Avatar(ctx context.Context, app, hash string) (store.Avatar, error)
 }
 
 // Paths are the endpoint paths. An empty path disables that endpoint.
@@ -47,6 +52,9 @@ type Paths struct {
 	Phone   string
 	Decrypt string
 	JWKS    string
+	// Avatar is the upload path (POST); the images are served below it,
+	// at Avatar/<hash>.<ext>. It must not be "/" nor end in "/".
+	Avatar string
 }
 
 // Config is everything a Handler needs. Store, Tokens, WeChat, Sealer,
@@ -76,6 +84,18 @@ type Config struct {
 	Now     func() time.Time
 	Logger  *zap.Logger
 
+	// AvatarMaxSize is the largest avatar upload in bytes, at most
+	// MaxAvatarMaxSize. Default (0): DefaultAvatarMaxSize.
+	AvatarMaxSize int64
+	// Avatars checks, scales and re-encodes uploads; sharing one bounds
+	// the decodes in flight across handlers. Default: a processor of the
+	// handler's own with avatar.DefaultConcurrency slots.
+	Avatars AvatarProcessor
+	// ContentCheck, when set, checks every nickname a login (of a new
+	// user) or a profile update would store; see nickname.go. Default:
+	// none (nicknames are not checked).
+	ContentCheck ContentChecker
+
 	// RefreshGrace is the retry window of rotated refresh tokens, at most
 	// MaxRefreshGrace; 0 means none (a second presentation is reuse).
 	// Default (nil): DefaultRefreshGrace.
@@ -98,6 +118,9 @@ type Handler struct {
 
 	grace  time.Duration // retry window of rotated refresh tokens
 	logins *loginFlights // logins in flight, by code
+
+	avatars      AvatarProcessor
+	avatarPrefix string // Paths.Avatar + "/": the served images; "" when off
 }
 
 // New checks cfg and builds a Handler.
@@ -143,6 +166,15 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.HeaderPrefix == "" {
 		cfg.HeaderPrefix = DefaultHeaderPrefix
 	}
+	if cfg.AvatarMaxSize == 0 {
+		cfg.AvatarMaxSize = DefaultAvatarMaxSize
+	}
+	if cfg.AvatarMaxSize < MinAvatarMaxSize || cfg.AvatarMaxSize > MaxAvatarMaxSize {
+		return nil, fmt.Errorf("handler: avatar max size %d is outside %s to %s", cfg.AvatarMaxSize, FormatSize(MinAvatarMaxSize), FormatSize(MaxAvatarMaxSize))
+	}
+	if a := cfg.Paths.Avatar; a != "" && (a == "/" || strings.HasSuffix(a, "/")) {
+		return nil, fmt.Errorf("handler: avatar path %q must not end in /", a)
+	}
 	h := &Handler{
 		cfg:       cfg,
 		now:       cfg.Now,
@@ -157,6 +189,9 @@ func New(cfg Config) (*Handler, error) {
 		h.now = time.Now
 	}
 	h.logins = newLoginFlights()
+	if h.avatars = cfg.Avatars; h.avatars == nil {
+		h.avatars = avatar.NewProcessor(avatar.DefaultConcurrency)
+	}
 	h.grace = DefaultRefreshGrace
 	if cfg.RefreshGrace != nil {
 		h.grace = *cfg.RefreshGrace
@@ -192,10 +227,14 @@ func New(cfg Config) (*Handler, error) {
 		{p.Profile, h.profile},
 		{p.Phone, h.phone},
 		{p.Decrypt, h.decrypt},
+		{p.Avatar, h.avatarUpload},
 	} {
 		if err := add(e.path, e.fn); err != nil {
 			return nil, err
 		}
+	}
+	if p.Avatar != "" {
+		h.avatarPrefix = p.Avatar + "/"
 	}
 	// The JWK Set is served only when there are public keys to publish.
 	if h.jwksBody = cfg.Tokens.JWKS(); h.jwksBody != nil {

@@ -97,6 +97,9 @@ func (h *Handler) loginOnce(ctx context.Context, code string, profile store.Prof
 		return nil, wechatError(fmt.Errorf("%w: empty openid", wechat.ErrBadResponse))
 	}
 
+	if e := h.checkLoginNickname(ctx, ws.OpenID, profile); e != nil {
+		return nil, e
+	}
 	nu := store.NewUser{OpenID: ws.OpenID, UnionID: ws.UnionID, LinkByUnionID: h.cfg.LinkUnionID}
 	if profile.Nickname != nil {
 		nu.Nickname = *profile.Nickname
