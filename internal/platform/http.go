@@ -366,3 +366,23 @@ func decodeKey(s string, want int) ([]byte, error) {
 	}
 	return key, nil
 }
+
+// CloseIdleConnections closes the idle keep-alive connections of x's HTTP
+// client, when x has its own (every exchanger but WeChat's, whose client
+// the caller owns); call it when x is retired, e.g. on a config reload.
+func CloseIdleConnections(x Exchanger) {
+	var c *caller
+	switch v := x.(type) {
+	case *qqExchanger:
+		c = v.c
+	case *douyinExchanger:
+		c = v.c
+	case *alipayExchanger:
+		c = v.c
+	case *baiduExchanger:
+		c = v.c
+	}
+	if c != nil {
+		c.hc.CloseIdleConnections()
+	}
+}
