@@ -31,6 +31,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    code_ttl   <duration>
 //	    token_ttl  <duration>
 //	    unionid    <openid> <unionid>
+//	    platform   wechat|qq|douyin|alipay|baidu
+//	    alipay_app_public_key_file <pem>
+//	    alipay_key_file            <pem>
 //	}
 //
 // unionid may be repeated, once per openid. Every subdirective is optional, and so is the block: a bare
@@ -94,9 +97,25 @@ func (e *Emulator) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				e.UnionIDs = make(map[string]string)
 			}
 			e.UnionIDs[openid] = unionid
+		case "platform", "alipay_app_public_key_file", "alipay_key_file":
+			var v string
+			if !d.AllArgs(&v) || v == "" {
+				return d.ArgErr()
+			}
+			switch sub {
+			case "platform":
+				e.Platform = v
+			case "alipay_app_public_key_file":
+				e.AlipayAppPublicKeyFile = v
+			default:
+				e.AlipayKeyFile = v
+			}
 		default:
 			return d.Errf("unrecognized wechat_emulator subdirective '%s'", sub)
 		}
+	}
+	if err := e.validatePlatform(); err != nil {
+		return d.Errf("%v", err)
 	}
 	return nil
 }
