@@ -38,6 +38,34 @@
 // invalid openid, 40097 invalid args, 87009 invalid signature, 47001 data
 // format error (bad or oversized JSON body), 43001/43002 wrong HTTP method.
 //
+// # Other mini-program platforms
+//
+// With platform set (qq, douyin, alipay or baidu) the emulator also serves
+// that platform's code exchange, at its real path and in its real shapes;
+// POST /emulator/code then mints that platform's codes:
+//
+//	qq      GET  /sns/jscode2session, as WeChat's
+//	douyin  POST /api/apps/v2/jscode2session {"appid","secret","code","anonymous_code"?}
+//	        → {"err_no":0,"err_tips":"success","data":{"session_key","openid","anonymous_openid","unionid"}};
+//	        err_no 40015 bad appid, 40017 bad secret, 40018 bad or used code, 40014 bad params
+//	alipay  POST /gateway.do (form, alipay.system.oauth.token, RSA2-signed)
+//	        → {"alipay_system_oauth_token_response":{"user_id","open_id","access_token",…},"sign"}
+//	        or {"error_response":{"code","msg","sub_code","sub_msg"},"sign"}
+//	        (isv.code-invalid for a bad or used code), every answer signed with
+//	        the emulator's key over the response object's JSON text
+//	baidu   POST /oauth/jscode2sessionkey (form code, client_id, sk)
+//	        → {"openid","session_key"} (a 24-byte key) or an OAuth 2.0
+//	        {"error","error_description"} (invalid_grant for a bad or used code)
+//
+// Alipay: the request signature is verified with alipay_app_public_key_file
+// (without it, only its presence is checked); the emulator signs with
+// alipay_key_file, or a key generated at start whose public half is served at
+// GET /emulator/alipay/public_key (PEM). Baidu: /emulator/encrypt produces
+// Baidu's open data (AES-192-CBC; 16 random bytes, a 4-byte length, the data
+// and the app_key). A fault's errcode keeps its WeChat meaning where the
+// platform has a counterpart (-1 busy, 40029 bad code, 45011 rate limit) and
+// is otherwise the platform's own code.
+//
 // # Emulator-only helper endpoints
 //
 // These do not exist at WeChat. They stand in for what the WeChat client
@@ -90,6 +118,10 @@
 //	    app_secret <secret>
 //	    code_ttl   <duration>
 //	    token_ttl  <duration>
+//	    unionid    <openid> <unionid>
+//	    platform   wechat|qq|douyin|alipay|baidu
+//	    alipay_app_public_key_file <pem>
+//	    alipay_key_file            <pem>
 //	}
 //
 // The directive is ordered before respond. Point the wechat_auth module's
