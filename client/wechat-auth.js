@@ -8,7 +8,8 @@
  *   var auth = createClient({ baseURL: 'https://api.example.com' });
  *   auth.request({ url: '/orders' }).then(function (res) { ... });
  *
- * The client logs in with wx.login(), keeps the tokens in the mini-program's
+ * The client logs in with the platform's login call (wx.login, qq.login,
+ * tt.login, my.getAuthCode or swan.login), keeps the tokens in the mini-program's
  * storage, sends the access token on every request to baseURL, refreshes it
  * before it expires, and recovers from a rejected token with one refresh
  * (shared by every request that was rejected with the same token) or, when
@@ -17,7 +18,7 @@
  *
  * Written in ES5 with Promise, so it runs on every mini-program base library
  * without "enhanced compile"; uni-app and Taro work by passing their
- * wx-like object as the `wx` option.
+ * wx-like object as the `wx` option and the platform as `platform`.
  */
 'use strict';
 
