@@ -193,3 +193,68 @@ test('detection order and bad options', T, () =>
     assert.equal(globalThis.qq.logins, 1);
     assert.throws(() => createClient({ baseURL: BASE, platform: 'douyin' }), /no wx object/);
   }));
+
+// ---- the playground's host objects (emulator/playground/wx-shim.js) ------
+
+const fs = require('node:fs');
+const path = require('node:path');
+const vm = require('node:vm');
+
+/** Loads the playground shim with fetch going to server (codes minted as code-N) and an in-memory localStorage. */
+function loadShim(server) {
+  const store = new Map();
+  let codes = 0;
+  const fetchFake = async (url, init) => {
+    const u = new URL(url);
+    let status = 200;
+    let data;
+    if (u.pathname === '/emulator/code') {
+      codes++;
+      data = { code: 'code-' + codes, openid: JSON.parse(init.body).openid };
+    } else {
+      const res = server.handle({ url: url, method: init.method, header: init.headers || {}, data: init.body ? JSON.parse(init.body) : undefined });
+      server.calls.push({ path: u.pathname, method: init.method, header: init.headers || {}, data: init.body ? JSON.parse(init.body) : undefined });
+      status = res.statusCode;
+      data = res.data;
+    }
+    return {
+      ok: status < 400, status,
+      headers: new Map([['content-type', 'application/json']]),
+      text: async () => JSON.stringify(data),
+    };
+  };
+  const ctx = {
+    fetch: fetchFake, performance, URLSearchParams, setTimeout, Object, JSON, Promise, console,
+    localStorage: {
+      getItem: (k) => (store.has(k) ? store.get(k) : null),
+      setItem: (k, v) => store.set(k, String(v)),
+      removeItem: (k) => store.delete(k),
+    },
+  };
+  vm.createContext(ctx);
+  vm.runInContext(fs.readFileSync(path.join(__dirname, '..', 'emulator', 'playground', 'wx-shim.js'), 'utf8'), ctx);
+  return { ctx, store };
+}
+
+for (const platform of Object.keys(hosts)) {
+  test('playground: the ' + platform + ' host object logs in and calls the site', T, () =>
+    withGlobals({}, async () => {
+      const server = fakeServer();
+      const { ctx, store } = loadShim(server);
+      const exchanges = [];
+      const host = ctx.createPlaygroundHost(platform, {
+        codeURL: BASE + '/emulator/code', storageNamespace: 'pg:',
+        openid: () => 'o_pg', onExchange: (e) => exchanges.push(e.kind),
+      });
+      const client = createClient({ baseURL: BASE, wx: host, platform, now: fakeClock().now });
+      await client.login();
+      const login = loginCalls(server)[0];
+      assert.equal(login.data.code, 'code-1');
+      assert.equal(login.data.anonymous_code !== undefined, platform === 'douyin');
+      assert.equal(exchanges[0], hosts[platform].call);
+      assert.match(JSON.parse(store.get('pg:wechat_auth_token')), /^at-\d+$/);
+      const res = await client.request({ url: '/orders' });
+      assert.equal(res.statusCode, 200);
+      assert.match(res.data.token, /^at-\d+$/);
+    }));
+}

@@ -100,7 +100,11 @@
 //	     protected site (which must allow the emulator's origin with CORS),
 //	     shows each request and answer, the access token's claims and the
 //	     identity headers the upstream received, refreshes, replays a spent
-//	     refresh token, logs out (everywhere) and queues faults. Its assets
+//	     refresh token, logs out (everywhere) and queues faults. A platform
+//	     switch (or ?platform=<name>) gives the client the host object of
+//	     QQ, Douyin, Alipay or Baidu instead (qq, tt, my, swan stand-ins
+//	     minting codes here; the emulator and the site must serve that
+//	     platform). Its assets
 //	     are embedded and served under /emulator/playground/; nothing is
 //	     fetched from elsewhere.
 //
