@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
 // platformPorts are the emulator ports of the platforms in the end-to-end
@@ -234,4 +236,33 @@ func TestE2EPlatforms(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestE2EPlatformBadConfig: Alipay key files that cannot be read or are not
+// RSA keys fail the start with a message naming the field.
+func TestE2EPlatformBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	priv, pub := writeRSAKey(t, dir, "app")
+	garbage := filepath.Join(dir, "garbage.pem")
+	if err := os.WriteFile(garbage, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	small, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	smallFile := filepath.Join(dir, "small.pem")
+	if err := os.WriteFile(smallFile, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(small)}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "x.db")
+	alipay := func(privFile, pubFile string) string {
+		return "platform alipay\n\t\talipay_private_key_file " + privFile + "\n\t\talipay_public_key_file " + pubFile
+	}
+	caddytest.AssertLoadError(t, e2eConfig(db, alipay("/nonexistent/app.pem", pub)), "caddyfile", "alipay_private_key_file /nonexistent/app.pem: reading")
+	caddytest.AssertLoadError(t, e2eConfig(db, alipay(priv, garbage)), "caddyfile", "alipay_public_key_file "+garbage)
+	caddytest.AssertLoadError(t, e2eConfig(db, alipay(pub, pub)), "caddyfile", "alipay_private_key_file "+pub)
+	caddytest.AssertLoadError(t, e2eConfig(db, alipay(smallFile, pub)), "caddyfile", "at least 2048 bits")
+	caddytest.AssertLoadError(t, e2eConfig(db, "platform alipay"), "caddyfile", "needs alipay_private_key_file")
+	caddytest.AssertLoadError(t, e2eConfig(db, "platform kuaishou"), "caddyfile", "platform: want one of")
 }
