@@ -1,6 +1,6 @@
 'use strict';
 // Tests of wechat-auth.js on every platform: host detection (tt, my, swan,
-// qq, wx), each platform's login call, and the §13 rules (one shared login,
+// qq, wx), each platform's login call, and the client's rules (one shared login,
 // one refresh then one replay) through each host object.
 // Run: node --test client/
 
