@@ -13,14 +13,57 @@ import (
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("wechat_auth", parseCaddyfile)
+	httpcaddyfile.RegisterDirective("wechat_auth", parseCaddyfile)
 	httpcaddyfile.RegisterDirectiveOrder("wechat_auth", httpcaddyfile.Before, "basic_auth")
+	httpcaddyfile.RegisterHandlerDirective("wechat_auth_strip", parseStripCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("wechat_auth_strip", httpcaddyfile.Before, "map")
 }
 
-func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+// parseStripCaddyfile sets up the wechat_auth_strip directive, for a site
+// whose wechat_auth blocks sit inside handle or route blocks (the strip
+// step each of them adds covers only its block). Syntax:
+//
+//	wechat_auth_strip [<prefix>]
+//
+// The prefix defaults to X-WeChat-; give the directive once for every
+// header_prefix the site's wechat_auth blocks use. It is ordered before
+// map, so it runs before anything else of the site reads request headers.
+func parseStripCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	h.Next() // consume the directive name
+	s := new(Strip)
+	if h.NextArg() {
+		s.HeaderPrefix = h.Val()
+	}
+	if h.NextArg() || h.NextBlock(0) {
+		return nil, h.ArgErr()
+	}
+	if err := s.Validate(); err != nil {
+		return nil, h.Errf("wechat_auth_strip: %v", err)
+	}
+	return s, nil
+}
+
+// parseCaddyfile sets up the wechat_auth directive: two routes, a
+// wechat_auth_strip step with no matcher, so that forged identity headers
+// are removed from every request of the site and not only from those the
+// matcher sends to the guard, then the handler under the directive's
+// matcher. Among the directive's routes Caddy sorts those with a matcher
+// first, so a strip step may run after another wechat_auth handler; it
+// keeps the headers that handler set (see Strip).
+func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	if !h.Next() {
+		return nil, h.ArgErr()
+	}
+	matcherSet, err := h.ExtractMatcherSet()
+	if err != nil {
+		return nil, err
+	}
 	m := new(WeChatAuth)
-	err := m.UnmarshalCaddyfile(h.Dispenser)
-	return m, err
+	if err := m.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	routes := h.NewRoute(nil, &Strip{HeaderPrefix: m.HeaderPrefix})
+	return append(routes, h.NewRoute(matcherSet, m)...), nil
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:

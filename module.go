@@ -26,7 +26,6 @@ import (
 	"github.com/wxauth/caddy-wechat-auth/internal/platform"
 	"github.com/wxauth/caddy-wechat-auth/internal/token"
 	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
-	"github.com/wxauth/caddy-wechat-auth/store"
 )
 
 func init() {
@@ -52,9 +51,11 @@ type WeChatAuth struct {
 
 	// The mini-program's AppSecret (Baidu: the AppSecret, sent as sk).
 	// Required; on Alipay it is never sent (the keys below sign), yet still
-	// required because it seals the module's secrets at rest. Give it as a
-	// placeholder ({env.*} or {file.*}) so it stays out of config files
-	// and `caddy adapt` output.
+	// required because it seals the generated keys kept in the database.
+	// Give it as a placeholder ({env.*} or {file.*}) so it stays out of
+	// config files and `caddy adapt` output. Every instance sharing a
+	// database needs the same one (an instance with another refuses to
+	// start); change it with `caddy wechat-auth rotate-secret`.
 	AppSecret string `json:"app_secret,omitempty"`
 
 	// Alipay only: the app's RSA private key (PEM, or the bare base64 of
@@ -160,6 +161,7 @@ type WeChatAuth struct {
 	db       *sharedDB
 	dbKey    string
 	limitKey string // key of the shared login rate limiter, if any
+	mark     string // request variable telling wechat_auth_strip this handler ran
 	logger   *zap.Logger
 }
 
@@ -189,7 +191,11 @@ func (WeChatAuth) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision resolves the configuration, opens the store and builds the
-// handler.
+// handler. A reload does no database I/O when the app's state is already
+// in this process (its generated secrets and revocation list, kept with
+// the shared store), so it succeeds while the database is unreachable; the
+// endpoints then answer 503 store_unavailable until it returns. At the
+// first start the database must answer.
 func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 	m.logger = ctx.Logger()
 	repl := caddy.NewReplacer()
@@ -229,7 +235,7 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	keys, err := m.loadKeys(ctx, repl, st, sealer, appID)
+	keys, err := m.loadKeys(ctx, repl, db, sealer, appID)
 	if err != nil {
 		return err
 	}
@@ -247,7 +253,7 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("setting up tokens: %w", err)
 	}
-	refreshSecret, err := sealer.GeneratedSecret(ctx, st, appID, "refresh_derivation_v1", 32, m.logger)
+	refreshSecret, err := db.generatedSecret(ctx, sealer, appID, handler.SecretRefresh, m.logger)
 	if err != nil {
 		return fmt.Errorf("loading refresh-token secret: %w", err)
 	}
@@ -258,9 +264,12 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	metrics, err := provisionMetrics(ctx, st, appID)
+	metrics, err := provisionMetrics(ctx, appID)
 	if err != nil {
 		return err
+	}
+	if metrics != nil {
+		db.countUsers(appID)
 	}
 	var limiter *handler.RateLimiter
 	if m.LoginRateLimit != nil {
@@ -294,6 +303,7 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	m.mark = guardMark(m.handler.FoldedHeaderPrefix())
 	m.live = newLiveApp(m.handler, st)
 	liveApps.add(m.live)
 	return nil
@@ -369,7 +379,7 @@ func (m *WeChatAuth) resolvePaths(repl *caddy.Replacer) (handler.Paths, string, 
 
 // loadKeys builds the signing keys: the HS256 secret, the PEM files, or
 // the generated Ed25519 key kept in the store, sealed with the app secret.
-func (m *WeChatAuth) loadKeys(ctx context.Context, repl *caddy.Replacer, st store.Store, sealer *handler.Sealer, appID string) ([]*token.Key, error) {
+func (m *WeChatAuth) loadKeys(ctx context.Context, repl *caddy.Replacer, db *sharedDB, sealer *handler.Sealer, appID string) ([]*token.Key, error) {
 	if m.SigningKey != "" {
 		secret := repl.ReplaceKnown(m.SigningKey, "")
 		if err := checkField("signing_key", secret); err != nil {
@@ -400,7 +410,7 @@ func (m *WeChatAuth) loadKeys(ctx context.Context, repl *caddy.Replacer, st stor
 		}
 		return keys, nil
 	}
-	seed, err := sealer.GeneratedSecret(ctx, st, appID, "signing_key_ed25519", 32, m.logger)
+	seed, err := db.generatedSecret(ctx, sealer, appID, handler.SecretSigningKey, m.logger)
 	if err != nil {
 		return nil, fmt.Errorf("loading the generated signing key: %w", err)
 	}
@@ -443,6 +453,9 @@ func (m *WeChatAuth) Validate() error {
 	if m.Leeway != nil && (*m.Leeway < 0 || time.Duration(*m.Leeway) > handler.MaxLeeway) {
 		return fmt.Errorf("leeway: must not be negative and at most %s", handler.MaxLeeway)
 	}
+	if err := m.checkRefreshTTL(); err != nil {
+		return err
+	}
 	if m.SigningKey != "" && len(m.SigningKeyFiles) > 0 {
 		return errors.New("use either signing_key or signing_key_file, not both")
 	}
@@ -464,6 +477,30 @@ func (m *WeChatAuth) Validate() error {
 		if err := checkField(name, v); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
+	}
+	return nil
+}
+
+// checkRefreshTTL requires refresh_ttl to be at least access_ttl + leeway
+// (unset fields count with their defaults): a session is pruned once its
+// refresh token expires, and its logout or ban must be kept in the store
+// for as long as an access token of it still verifies.
+func (m *WeChatAuth) checkRefreshTTL() error {
+	access, refresh := time.Duration(m.AccessTTL), time.Duration(m.RefreshTTL)
+	if access == 0 {
+		access = handler.DefaultAccessTTL
+	}
+	if refresh == 0 {
+		refresh = handler.DefaultRefreshTTL
+	}
+	leeway := handler.DefaultLeeway
+	if m.Leeway != nil {
+		leeway = time.Duration(*m.Leeway)
+	}
+	if refresh < access+leeway {
+		return fmt.Errorf("refresh_ttl: must be at least access_ttl + leeway (%s + %s = %s), got %s: "+
+			"a session ends when its refresh token expires, and its access tokens must not outlive it",
+			access, leeway, access+leeway, refresh)
 	}
 	return nil
 }
@@ -526,6 +563,9 @@ func (m *WeChatAuth) Cleanup() error {
 // {http.auth.user.*} placeholders and goes to next. With `errors caddy` a
 // guard failure is returned as a caddyhttp.Error for handle_errors.
 func (m *WeChatAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// Serve removes the client's headers with this handler's prefix first;
+	// a wechat_auth_strip step later in the route keeps what is set after.
+	caddyhttp.SetVar(r.Context(), m.mark, true)
 	res, c, err := m.handler.Serve(w, r)
 	if err != nil {
 		return caddyhttp.Error(http.StatusUnauthorized, err)

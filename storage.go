@@ -41,8 +41,22 @@ type sharedDB struct {
 	revs    map[string]*handler.Revocations // by app
 	windows map[string]revocationTTLs       // by app: what its list entries are kept for
 
+	// secrets holds the generated secrets as sealed in the store, by app
+	// and name: a reload opens them again with its app secret instead of
+	// reading the store.
+	secrets map[secretKey][]byte
+	// counted holds the apps whose users gauge this store keeps.
+	counted map[string]bool
+	// countRetry is the first wait before a failed users count is
+	// retried (doubling up to usersCountRetryMax).
+	countRetry time.Duration
+
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	bgCtx  context.Context    // ends at Destruct
+	bgStop context.CancelFunc // ends bgCtx
+	bg     sync.WaitGroup     // background work other than the sweep
 
 	stopWatch context.CancelFunc // ends the revocation watcher, if any
 }
@@ -111,11 +125,45 @@ func openSharedPostgres(dsn string, logger *zap.Logger) (*sharedDB, string, erro
 const postgresOpenTimeout = 15 * time.Second
 
 func newSharedDB(st store.Store, logger *zap.Logger, now func() time.Time) *sharedDB {
+	ctx, stop := context.WithCancel(context.Background())
 	return &sharedDB{
 		store: st, logger: logger, now: now,
 		revs:    make(map[string]*handler.Revocations),
 		windows: make(map[string]revocationTTLs),
+		secrets: make(map[secretKey][]byte),
+		counted: make(map[string]bool), countRetry: usersCountRetryMin,
+		bgCtx: ctx, bgStop: stop,
 	}
+}
+
+// secretKey names one generated secret of one app.
+type secretKey struct{ app, name string }
+
+// generatedSecret returns the app's generated secret called name. When
+// this process holds the sealed value (a reload) and sealer opens it, no
+// store I/O is done; otherwise it is loaded from the store
+// (handler.Sealer.GeneratedSecret: a value sealed with another app secret
+// is an error) and kept. A value this process holds that sealer cannot
+// open (app_secret changed in the config) is read again from the store,
+// where a rotation may have resealed it.
+func (d *sharedDB) generatedSecret(ctx context.Context, sealer *handler.Sealer, app, name string, log *zap.Logger) ([]byte, error) {
+	k := secretKey{app, name}
+	d.mu.Lock()
+	sealed := d.secrets[k]
+	d.mu.Unlock()
+	if sealed != nil {
+		if pt, err := sealer.OpenGeneratedSecret(app, name, sealed, handler.GeneratedSecretSize); err == nil {
+			return pt, nil
+		}
+	}
+	pt, sealed, err := sealer.GeneratedSecret(ctx, d.store, app, name, handler.GeneratedSecretSize, log)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	d.secrets[k] = sealed
+	d.mu.Unlock()
+	return pt, nil
 }
 
 // startWatch feeds the revocation lists from w, which reports revocations
@@ -185,6 +233,7 @@ func (d *sharedDB) startSweep(interval time.Duration) {
 		defer t.Stop()
 		for {
 			d.sweep(ctx)
+			d.recountUsers(ctx)
 			select {
 			case <-ctx.Done():
 				return
@@ -218,13 +267,15 @@ func (d *sharedDB) sweep(ctx context.Context) {
 	}
 }
 
-// Destruct stops the sweep and the revocation watcher and closes the
-// store; the pool calls it when the last handler using the database is
-// cleaned up.
+// Destruct stops the sweep, the revocation watcher and the users counts
+// and closes the store; the pool calls it when the last handler using the
+// database is cleaned up.
 func (d *sharedDB) Destruct() error {
 	if d.stopWatch != nil {
 		d.stopWatch()
 	}
+	d.bgStop()
+	d.bg.Wait()
 	if d.cancel != nil {
 		d.cancel()
 		<-d.done

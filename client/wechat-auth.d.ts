@@ -63,8 +63,8 @@ export interface ClientOptions {
   platform?: 'wechat' | 'qq' | 'douyin' | 'alipay' | 'baidu';
   /** Prefix of the storage keys token, refresh_token, expires_at, user_id. Default: "wechat_auth_". */
   storagePrefix?: string;
-  /** Endpoint paths. Default: /wx/login, /wx/refresh, /wx/logout, /wx/profile, /wx/phone, /wx/decrypt. */
-  paths?: Partial<Record<'login' | 'refresh' | 'logout' | 'profile' | 'phone' | 'decrypt', string>>;
+  /** Endpoint paths. Default: /wx/login, /wx/refresh, /wx/logout, /wx/profile, /wx/phone, /wx/decrypt, /wx/web/ticket. */
+  paths?: Partial<Record<'login' | 'refresh' | 'logout' | 'profile' | 'phone' | 'decrypt' | 'webTicket', string>>;
   /** Seconds before expiry at which request() refreshes first. Default: 60. */
   refreshAhead?: number;
   /** Whether request() logs in silently (once) when there is no session or it ended. Default: true. */
@@ -148,7 +148,13 @@ export interface Client {
   request<T = any>(options: WxRequestOptions): Promise<WxResponse<T>>;
   /** Refreshes now (shared with a refresh in flight). Resolves with the answer, or the state when another refresh already replaced the token. */
   refresh(): Promise<RefreshResult | AuthState>;
-  /** Ends the session ({all: true}: every session of the user); storage is cleared even when offline. */
+  /**
+   * Ends the session ({all: true}: every session of the user); storage is
+   * cleared at once, even when offline (then it rejects with network_error).
+   * A refresh in flight is waited for, so the newest tokens are used. When
+   * the server no longer knows the session, a plain logout resolves, but
+   * {all: true} rejects with invalid_grant: no other session was ended.
+   */
   logout(options?: { all?: boolean }): Promise<{ status: 'success' }>;
   profile(): Promise<{ status: 'success'; user: User }>;
   updateProfile(patch: ProfilePatch): Promise<{ status: 'success'; user: User }>;
@@ -158,6 +164,12 @@ export interface Client {
     phone: { phone_number: string; pure_phone_number: string; country_code: string };
   }>;
   decrypt<T = Record<string, unknown>>(input: OpenData): Promise<{ status: 'success'; data: T }>;
+  /**
+   * The absolute URL to open in a <web-view>: a one-time ticket's enter link
+   * (single-use, 60 s) that logs the page in with cookies and goes on to
+   * next, a path on the site (default "/").
+   */
+  webViewURL(next?: string): Promise<string>;
   /** Returns a function that unsubscribes the listener. */
   onAuthChange(listener: (state: AuthState) => void): () => void;
   /** Whether a session is stored (it may still have ended on the server). */

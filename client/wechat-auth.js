@@ -29,7 +29,8 @@ var DEFAULT_PATHS = {
   logout: '/wx/logout',
   profile: '/wx/profile',
   phone: '/wx/phone',
-  decrypt: '/wx/decrypt'
+  decrypt: '/wx/decrypt',
+  webTicket: '/wx/web/ticket'
 };
 
 /** Default storage key prefix. */
@@ -149,6 +150,16 @@ function originOf(url) {
   return m ? m[1].toLowerCase() : '';
 }
 
+/**
+ * Reports whether s is a path on the site: it starts with one "/" (not
+ * "//" or "/\", which browsers read as another host) and holds no control
+ * characters.
+ */
+function isSitePath(s) {
+  return typeof s === 'string' && s.charAt(0) === '/' && s.charAt(1) !== '/' && s.charAt(1) !== '\\' &&
+    !/[\u0000-\u001f\u007f]/.test(s);
+}
+
 /** The value of header name in a header object, matched case-insensitively. */
 function headerValue(headers, name) {
   if (!headers) return undefined;
@@ -240,9 +251,11 @@ function settle(p) {
  *   first) and `<prefix>user_id`. Default: "wechat_auth_".
  * @param {object} [options.paths] Endpoint paths, for a server configured
  *   with other login_path, refresh_path, logout_path, profile_path,
- *   phone_path or decrypt_path: any of {login, refresh, logout, profile,
- *   phone, decrypt}. Default: /wx/login, /wx/refresh, /wx/logout,
- *   /wx/profile, /wx/phone, /wx/decrypt.
+ *   phone_path or decrypt_path, or another web path: any of {login,
+ *   refresh, logout, profile, phone, decrypt, webTicket}. Default:
+ *   /wx/login, /wx/refresh, /wx/logout, /wx/profile, /wx/phone,
+ *   /wx/decrypt, /wx/web/ticket (webTicket is the web block's path plus
+ *   /ticket).
  * @param {number} [options.refreshAhead] Seconds before the access token
  *   expires (by its expires_in, counted from when it was requested) at which
  *   request() refreshes it before sending; at most half the token's
@@ -255,7 +268,7 @@ function settle(p) {
  * @param {function(): number} [options.now] The clock, in milliseconds since
  *   the epoch; for tests. Default: Date.now.
  * @returns {object} the client: login, request, refresh, logout, profile,
- *   updateProfile, bindPhone, decrypt, onAuthChange, isLoggedIn.
+ *   updateProfile, bindPhone, decrypt, webViewURL, onAuthChange, isLoggedIn.
  */
 function createClient(options) {
   if (!options || typeof options !== 'object') {
@@ -379,8 +392,12 @@ function createClient(options) {
     var expiresAt = issuedAt + life;
     var refreshAt = issuedAt + Math.max(life - refreshAhead * 1000, life / 2);
     try {
-      api.setStorageSync(key('token'), body.token);
+      // The refresh token first: the server has already spent the old one,
+      // so if the mini-program is killed between two writes, the stored
+      // refresh token must be the new one (an old access token next to it
+      // still works until a refresh replaces it).
       api.setStorageSync(key('refreshToken'), body.refresh_token);
+      api.setStorageSync(key('token'), body.token);
       api.setStorageSync(key('expiresAt'), expiresAt);
       api.setStorageSync(key('refreshAt'), refreshAt);
       if (userId !== undefined) api.setStorageSync(key('userId'), userId);
@@ -483,6 +500,20 @@ function createClient(options) {
     throw answerError(res);
   }
 
+  /**
+   * The {token, refreshToken, expiresAt} of a login or refresh answer
+   * requested at issuedAt, or null when it carries no tokens.
+   */
+  function credentials(body, issuedAt) {
+    if (!body || typeof body.token !== 'string' || body.token === '' ||
+        typeof body.refresh_token !== 'string' || body.refresh_token === '') {
+      return null;
+    }
+    var expiresIn = Number(body.expires_in);
+    var life = isFinite(expiresIn) && expiresIn > 0 ? expiresIn * 1000 : 0;
+    return { token: body.token, refreshToken: body.refresh_token, expiresAt: issuedAt + life };
+  }
+
   /** A copy of a login or refresh answer without its tokens. */
   function publicAnswer(body) {
     return without(body, ['token', 'refresh_token']);
@@ -581,8 +612,8 @@ function createClient(options) {
     }
     var startEpoch = epoch;
     var issuedAt = now();
-    var promise = callEndpoint(paths.refresh, 'POST', { refresh_token: a.refreshToken })
-      .then(expectSuccess)
+    var answered = callEndpoint(paths.refresh, 'POST', { refresh_token: a.refreshToken }).then(expectSuccess);
+    var promise = answered
       .then(function (body) {
         if (epoch !== startEpoch) {
           // A logout or a login happened meanwhile: keep what it left.
@@ -603,7 +634,20 @@ function createClient(options) {
         }
         throw err;
       });
-    var flight = { key: rejected, promise: promise };
+    // spent and fresh are for a logout that starts while this refresh is
+    // in flight: the server may already have spent a.refreshToken, so the
+    // logout waits for fresh, the new tokens (or null when the refresh
+    // failed), even when this refresh no longer stores them.
+    var flight = {
+      key: rejected,
+      promise: promise,
+      spent: a.refreshToken,
+      fresh: answered.then(function (body) {
+        return credentials(body, issuedAt);
+      }, function () {
+        return null;
+      })
+    };
     refreshFlight = flight;
     promise.then(function () {
       if (refreshFlight === flight) refreshFlight = null;
@@ -756,9 +800,14 @@ function createClient(options) {
 
   /**
    * Ends the session on the server ({all: true}: every session of the user)
-   * and forgets it on the phone. The stored tokens are cleared even when the
-   * server cannot be reached; the promise then rejects with network_error,
-   * since the session may still be live on the server.
+   * and forgets it on the phone. The stored tokens are cleared at once, even
+   * when the server cannot be reached; the promise then rejects with
+   * network_error, since the session may still be live on the server. A
+   * refresh in flight is waited for first, so the logout is sent with the
+   * session's newest tokens. A plain logout the server answers with
+   * invalid_grant (it no longer knows the session) resolves: the session is
+   * over. With all: true it rejects with invalid_grant instead, since the
+   * user's other sessions were not ended.
    */
   function logout(opts) {
     if (opts !== undefined && (opts === null || typeof opts !== 'object')) {
@@ -766,33 +815,48 @@ function createClient(options) {
     }
     var all = !!(opts && opts.all);
     var a = readAuth();
+    // Only a refresh of the stored session counts; one of an older session
+    // that a login replaced meanwhile does not.
+    var flight = refreshFlight && a.refreshToken && refreshFlight.spent === a.refreshToken ? refreshFlight : null;
     epoch++;
     clearAuth();
     emit('logout');
     if (!a.token && !a.refreshToken) {
       return Promise.resolve({ status: 'success' });
     }
+    return (flight ? flight.fresh : Promise.resolve(null)).then(function (fresh) {
+      return sendLogout(fresh || a, all);
+    });
+  }
+
+  /**
+   * Sends the logout with cred ({token, refreshToken, expiresAt}): the
+   * access token while it has not expired by the phone's clock, else (or
+   * when the server refuses it) the refresh token.
+   */
+  function sendLogout(cred, all) {
     var data = all ? { all: true } : {};
-    var useToken = a.token && a.expiresAt > now();
+    var useToken = cred.token && cred.expiresAt > now();
     var first;
     if (useToken) {
-      first = callEndpoint(paths.logout, 'POST', data, a.token);
+      first = callEndpoint(paths.logout, 'POST', data, cred.token);
     } else {
-      data.refresh_token = a.refreshToken;
+      data.refresh_token = cred.refreshToken;
       first = callEndpoint(paths.logout, 'POST', data);
     }
     return first.then(function (res) {
       // An access token the server already refuses (expired by its clock):
       // log out with the refresh token instead, once.
-      if (useToken && isTokenRejection(res) && a.refreshToken) {
+      if (useToken && isTokenRejection(res) && cred.refreshToken) {
         var d = all ? { all: true } : {};
-        d.refresh_token = a.refreshToken;
+        d.refresh_token = cred.refreshToken;
         return callEndpoint(paths.logout, 'POST', d);
       }
       return res;
     }).then(function (res) {
-      // A session the server no longer knows is as logged out as it gets.
-      if (res.statusCode === 401 && (jsonBody(res.data) || {}).error === 'invalid_grant') {
+      // A session the server no longer knows is as logged out as it gets,
+      // but then the server ended no other session of the user.
+      if (!all && res.statusCode === 401 && (jsonBody(res.data) || {}).error === 'invalid_grant') {
         return { status: 'success' };
       }
       return expectSuccess(res);
@@ -855,6 +919,31 @@ function createClient(options) {
   }
 
   /**
+   * The URL to open in a <web-view> so that the site's pages there are
+   * logged in as this user. It asks the site for a one-time ticket (POST
+   * paths.webTicket with the access token, under the same refresh-and-replay
+   * rules as request()) and resolves with the absolute URL of the ticket's
+   * enter link (baseURL + the answer's url). That URL logs the web-view in
+   * once, within 60 seconds, by setting the site's cookies, then goes on to
+   * next: a path on the site such as "/orders?id=1" (default: the site's
+   * "/"). Open it at once, and ask for a new one each time. Rejects with
+   * invalid_request for a next that is not a path on the site, and with
+   * {status: 404} when the site has no web block.
+   */
+  function webViewURL(next) {
+    if (next !== undefined && !isSitePath(next)) {
+      return Promise.reject(authError(0, 'invalid_request', 'webViewURL: next must be a path on the site, starting with one "/"'));
+    }
+    var data = next === undefined ? {} : { next: next };
+    return endpoint(paths.webTicket, 'POST', data).then(function (body) {
+      var url = body.url;
+      if (isSitePath(url)) return baseURL + url;
+      if (typeof url === 'string' && isAbsolute(url) && originOf(url) === origin) return url;
+      throw authError(502, 'unexpected_response', 'the ticket answer has no url on the site');
+    });
+  }
+
+  /**
    * Calls cb with the new auth state ({event, loggedIn, userId, expiresAt};
    * event is "login", "relogin", "refresh" or "logout") after each change.
    * Returns a function that unsubscribes cb.
@@ -885,6 +974,7 @@ function createClient(options) {
     updateProfile: updateProfile,
     bindPhone: bindPhone,
     decrypt: decrypt,
+    webViewURL: webViewURL,
     onAuthChange: onAuthChange,
     isLoggedIn: isLoggedIn
   };

@@ -131,18 +131,13 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) *Error {
 	case sid != "":
 	case req.RefreshToken != "":
 		// No usable access token (none, or an expired one): the refresh
-		// token in the body names the session. Only the session's current
-		// refresh token may end it: a spent (rotated) or expired one is
-		// refused, so an old token found somewhere cannot log anyone out.
+		// token in the body names the session.
 		if len(req.RefreshToken) > maxRefreshLen {
 			return invalidGrant("invalid refresh token")
 		}
-		rec, err := h.cfg.Store.RefreshToken(ctx, h.cfg.AppID, token.HashRefreshToken(req.RefreshToken))
-		if err != nil {
-			return storeError(err, invalidGrant("invalid refresh token"))
-		}
-		if !rec.RotatedAt.IsZero() || !now.Before(rec.ExpiresAt) {
-			return invalidGrant("invalid refresh token")
+		rec, e := h.logoutRefreshToken(ctx, req.RefreshToken, now)
+		if e != nil {
+			return e
 		}
 		s, err := h.cfg.Store.Session(ctx, h.cfg.AppID, rec.SessionID)
 		if err != nil {
@@ -183,6 +178,38 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) *Error {
 		Status string `json:"status"`
 	}{"success"})
 	return nil
+}
+
+// logoutRefreshToken returns the record of a refresh token presented to
+// log out, if it may end its session: the session's current token, or one
+// rotated within the retry window (Config.RefreshGrace) whose child is
+// still current (a logout that crossed a refresh in flight: a retried
+// refresh would hand its presenter the current pair anyway). A token
+// spent longer ago, or an expired one, is refused, so an old token found
+// somewhere cannot log anyone out.
+func (h *Handler) logoutRefreshToken(ctx context.Context, presented string, now time.Time) (store.RefreshToken, *Error) {
+	refused := invalidGrant("invalid refresh token")
+	rec, err := h.cfg.Store.RefreshToken(ctx, h.cfg.AppID, token.HashRefreshToken(presented))
+	if err != nil {
+		return rec, storeError(err, refused)
+	}
+	if !now.Before(rec.ExpiresAt) {
+		return rec, refused
+	}
+	if rec.RotatedAt.IsZero() {
+		return rec, nil
+	}
+	if now.After(rec.RotatedAt.Add(h.grace)) {
+		return rec, refused
+	}
+	child, err := h.cfg.Store.RefreshToken(ctx, h.cfg.AppID, rec.Child)
+	switch {
+	case err != nil:
+		return rec, storeError(err, refused)
+	case child.SessionID != rec.SessionID || !child.RotatedAt.IsZero() || !now.Before(child.ExpiresAt):
+		return rec, refused
+	}
+	return rec, nil
 }
 
 // markRevoked puts a revoked session on the in-memory list for as long as
