@@ -69,8 +69,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //
 //	wechat_auth [<matcher>] {
+//	    platform      wechat|qq|douyin|alipay|baidu
 //	    app_id        <appid>
 //	    app_secret    <secret>
+//	    alipay_private_key_file <pem>
+//	    alipay_public_key_file  <pem>
 //	    api_base      <url>
 //	    timeout       <duration>
 //	    db            <path>
@@ -276,6 +279,12 @@ func (m *WeChatAuth) stringField(name string) *string {
 		return &m.AppID
 	case "app_secret":
 		return &m.AppSecret
+	case "platform":
+		return &m.Platform
+	case "alipay_private_key_file":
+		return &m.AlipayPrivateKeyFile
+	case "alipay_public_key_file":
+		return &m.AlipayPublicKeyFile
 	case "api_base":
 		return &m.APIBase
 	case "db":

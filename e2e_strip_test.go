@@ -171,7 +171,10 @@ func checkStripped(t *testing.T, e *e2e, spelling string) {
 		tok := a.body["token"].(string)
 		uid := fmt.Sprint(int64(a.body["user_id"].(float64)))
 		got := getEcho(t, e, "/api/x", bearer(tok))
-		noIdentity(t, got, "X-Wechat-User-Id", "X-Wechat-Openid", "X-Wechat-Appid")
+		noIdentity(t, got, "X-Wechat-User-Id", "X-Wechat-Openid", "X-Wechat-Appid", "X-Wechat-Platform")
+		if v := got["X-Wechat-Platform"]; len(v) != 1 || v[0] != "wechat" {
+			t.Fatalf("X-WeChat-Platform at the upstream: %v", v)
+		}
 		if v := got["X-Wechat-User-Id"]; len(v) != 1 || v[0] != uid {
 			t.Fatalf("X-WeChat-User-ID at the upstream: want [%s], got %v", uid, v)
 		}

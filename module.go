@@ -7,6 +7,7 @@
 package wechatauth
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wechat-auth/internal/handler"
+	"github.com/wxauth/caddy-wechat-auth/internal/platform"
 	"github.com/wxauth/caddy-wechat-auth/internal/token"
 	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
 )
@@ -36,19 +38,40 @@ func init() {
 // valid access token, whose identity is handed to the next handler in
 // X-WeChat-* headers and {http.auth.user.*} placeholders.
 type WeChatAuth struct {
-	// The mini-program's AppID. Required. Placeholders such as
-	// {env.WECHAT_APPID} are resolved at provision.
+	// The mini-program platform whose login this block serves: wechat,
+	// qq, douyin, alipay or baidu. Everything but the code exchange (and
+	// the phone and open-data endpoints a platform lacks) is the same on
+	// every platform. Default: wechat
+	Platform string `json:"platform,omitempty"`
+
+	// The mini-program's AppID (Baidu: the AppKey, sent as client_id).
+	// Required. Placeholders such as {env.WECHAT_APPID} are resolved at
+	// provision.
 	AppID string `json:"app_id,omitempty"`
 
-	// The mini-program's AppSecret. Required. Give it as a placeholder
-	// ({env.*} or {file.*}) so it stays out of config files and
-	// `caddy adapt` output. It seals the generated keys kept in the
-	// database: every instance sharing a database needs the same one (an
-	// instance with another refuses to start); change it with
-	// `caddy wechat-auth rotate-secret`.
+	// The mini-program's AppSecret (Baidu: the AppSecret, sent as sk).
+	// Required; on Alipay it is never sent (the keys below sign), yet still
+	// required because it seals the generated keys kept in the database.
+	// Give it as a placeholder ({env.*} or {file.*}) so it stays out of
+	// config files and `caddy adapt` output. Every instance sharing a
+	// database needs the same one (an instance with another refuses to
+	// start); change it with `caddy wechat-auth rotate-secret`.
 	AppSecret string `json:"app_secret,omitempty"`
 
-	// Base URL of WeChat's server API. Default: https://api.weixin.qq.com
+	// Alipay only: the app's RSA private key (PEM, or the bare base64 of
+	// Alipay's key tool), which signs the gateway calls (RSA2). Required
+	// on Alipay, refused elsewhere. Default: none
+	AlipayPrivateKeyFile string `json:"alipay_private_key_file,omitempty"`
+
+	// Alipay only: Alipay's RSA public key (PEM or bare base64, as the
+	// Alipay console shows it), which verifies Alipay's answers. Required
+	// on Alipay, refused elsewhere. Default: none
+	AlipayPublicKeyFile string `json:"alipay_public_key_file,omitempty"`
+
+	// Base URL of the platform's server API. Default: the platform's own
+	// host: https://api.weixin.qq.com (WeChat), https://api.q.qq.com (QQ),
+	// https://developer.toutiao.com (Douyin), https://openapi.alipay.com
+	// (Alipay), https://spapi.baidu.com (Baidu)
 	APIBase string `json:"api_base,omitempty"`
 
 	// Time limit of one WeChat API call, connect to last byte. Default: 5s
@@ -151,6 +174,7 @@ type WeChatAuth struct {
 	handler  *handler.Handler
 	live     *liveApp
 	wx       *wechat.Client
+	exch     platform.Exchanger
 	db       *sharedDB
 	dbKey    string
 	limitKey string // key of the shared login rate limiter, if any
@@ -251,18 +275,9 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading refresh-token secret: %w", err)
 	}
-	wx, err := wechat.New(wechat.Config{
-		BaseURL:   apiBase,
-		AppID:     appID,
-		AppSecret: secret,
-		Timeout:   time.Duration(m.Timeout),
-		Logger:    m.logger.Named("wechat"),
-		Observe:   observeWeChat,
-	})
-	if err != nil {
-		return fmt.Errorf("setting up the WeChat client: %w", err)
+	if err := m.provisionExchange(repl, apiBase, appID, secret); err != nil {
+		return err
 	}
-	m.wx = wx
 	revs, err := db.revocations(ctx, appID, tokens.AccessTTL(), tokens.Leeway())
 	if err != nil {
 		return err
@@ -286,14 +301,16 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 	}
 	m.decoder = true
 	var checker handler.ContentChecker
-	if m.ContentCheck {
-		checker = wx
+	if m.ContentCheck && m.wx != nil {
+		checker = m.wx
 	}
 	m.handler, err = handler.New(handler.Config{
 		AppID:         appID,
 		Store:         st,
 		Tokens:        tokens,
-		WeChat:        wx,
+		WeChat:        m.phoneClient(),
+		Platform:      m.Platform,
+		Exchanger:     m.exch,
 		Sealer:        sealer,
 		Revocations:   revs,
 		RefreshSecret: refreshSecret,
@@ -330,7 +347,8 @@ func (m *WeChatAuth) applyDefaults() {
 		}
 	}
 	p := handler.DefaultPaths()
-	setDefault(&m.APIBase, wechat.DefaultBaseURL)
+	setDefault(&m.Platform, platform.WeChat)
+	setDefault(&m.APIBase, platform.DefaultBaseURL(m.Platform))
 	setDefault(&m.Issuer, handler.DefaultIssuer)
 	setDefault(&m.LoginPath, p.Login)
 	setDefault(&m.RefreshPath, p.Refresh)
@@ -448,6 +466,19 @@ func (m *WeChatAuth) Validate() error {
 	if m.AppSecret == "" {
 		return errors.New("app_secret is required")
 	}
+	if m.Platform != "" && !platform.Valid(m.Platform) {
+		return fmt.Errorf("platform: want one of %s, got %q", strings.Join(platform.Names(), ", "), m.Platform)
+	}
+	if m.Platform == platform.Alipay {
+		if m.AlipayPrivateKeyFile == "" || m.AlipayPublicKeyFile == "" {
+			return errors.New("platform alipay needs alipay_private_key_file (the app's private key) and alipay_public_key_file (Alipay's public key)")
+		}
+	} else if m.AlipayPrivateKeyFile != "" || m.AlipayPublicKeyFile != "" {
+		return fmt.Errorf("alipay_private_key_file and alipay_public_key_file are for platform alipay only, not %s", cmp.Or(m.Platform, platform.WeChat))
+	}
+	if m.ContentCheck && cmp.Or(m.Platform, platform.WeChat) != platform.WeChat {
+		return fmt.Errorf("content_check: WeChat's msg_sec_check checks nicknames of WeChat users only, not on platform %s", m.Platform)
+	}
 	if m.Errors != "" && m.Errors != "json" && m.Errors != "caddy" {
 		return fmt.Errorf("errors: want json or caddy, got %q", m.Errors)
 	}
@@ -559,6 +590,7 @@ func (m *WeChatAuth) Cleanup() error {
 	if m.wx != nil {
 		m.wx.CloseIdleConnections()
 	}
+	platform.CloseIdleConnections(m.exch)
 	if m.limitKey != "" {
 		_, _ = limiterPool.Delete(m.limitKey)
 		m.limitKey = ""
@@ -601,8 +633,8 @@ func (m *WeChatAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 
 // setPlaceholders provides the {http.auth.user.*} placeholders of a
 // verified request (c) or an anonymous one (nil); Caddy's access log shows
-// http.auth.user.id as user_id. One provider answers all five, which costs
-// less per request than five replacer Sets.
+// http.auth.user.id as user_id. One provider answers all six, which costs
+// less per request than six replacer Sets.
 func setPlaceholders(r *http.Request, c *token.Claims) {
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
@@ -624,6 +656,8 @@ func setPlaceholders(r *http.Request, c *token.Claims) {
 			return c.AppID, true
 		case "http.auth.user.sid":
 			return c.SessionID, true
+		case "http.auth.user.platform":
+			return cmp.Or(c.Platform, platform.WeChat), true
 		}
 		return nil, false
 	})
@@ -634,7 +668,7 @@ func setPlaceholders(r *http.Request, c *token.Claims) {
 func anonymousPlaceholders(key string) (any, bool) {
 	switch key {
 	case "http.auth.user.id", "http.auth.user.openid", "http.auth.user.unionid",
-		"http.auth.user.appid", "http.auth.user.sid":
+		"http.auth.user.appid", "http.auth.user.sid", "http.auth.user.platform":
 		return "", true
 	}
 	return nil, false

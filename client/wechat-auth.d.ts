@@ -4,7 +4,7 @@
 /** The wx-like object the client uses: wx, uni-app's uni, Taro, or a test double. */
 export interface WxLike {
   login(options: {
-    success?: (res: { code: string; errMsg?: string }) => void;
+    success?: (res: { code: string; anonymousCode?: string; errMsg?: string }) => void;
     fail?: (res: { errMsg?: string }) => void;
   }): unknown;
   request(options: WxRequestOptions & {
@@ -23,6 +23,19 @@ export interface WxLike {
     success?: (res: { statusCode: number; data: string; errMsg?: string }) => void;
     fail?: (res: { errMsg?: string }) => void;
   }): unknown;
+}
+
+/** Alipay's my object: it logs in with getAuthCode, requests with headers/status, stores with {key, data}. */
+export interface AlipayLike {
+  getAuthCode(options: {
+    scopes: string | string[];
+    success?: (res: { authCode: string }) => void;
+    fail?: (res: { error?: number; errorMessage?: string }) => void;
+  }): unknown;
+  request(options: any): unknown;
+  getStorageSync(options: { key: string }): { data: any };
+  setStorageSync(options: { key: string; data: any }): void;
+  removeStorageSync(options: { key: string }): void;
 }
 
 /** The wx.request options request() passes on (success/fail/complete are not used). */
@@ -50,8 +63,13 @@ export interface WxResponse<T = any> {
 export interface ClientOptions {
   /** Absolute URL of the site protected by wechat_auth; the token is only sent to its origin. Required. */
   baseURL: string;
-  /** The wx-like object (uni, Taro, …). Default: the global wx. */
-  wx?: WxLike;
+  /**
+   * The host object: wx, qq, tt, swan, Alipay's my, uni-app's uni or Taro.
+   * Default: the global of the platform (tt, my, swan, qq or wx, the first found).
+   */
+  wx?: WxLike | AlipayLike;
+  /** The platform the server block serves. Default: the host object's platform (wechat for uni and Taro). */
+  platform?: 'wechat' | 'qq' | 'douyin' | 'alipay' | 'baidu';
   /** Prefix of the storage keys token, refresh_token, expires_at, user_id. Default: "wechat_auth_". */
   storagePrefix?: string;
   /** Endpoint paths. Default: /wx/login, /wx/refresh, /wx/logout, /wx/profile, /wx/phone, /wx/decrypt, /wx/web/ticket, /wx/avatar. */

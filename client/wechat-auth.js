@@ -8,7 +8,8 @@
  *   var auth = createClient({ baseURL: 'https://api.example.com' });
  *   auth.request({ url: '/orders' }).then(function (res) { ... });
  *
- * The client logs in with wx.login(), keeps the tokens in the mini-program's
+ * The client logs in with the platform's login call (wx.login, qq.login,
+ * tt.login, my.getAuthCode or swan.login), keeps the tokens in the mini-program's
  * storage, sends the access token on every request to baseURL, refreshes it
  * before it expires, and recovers from a rejected token with one refresh
  * (shared by every request that was rejected with the same token) or, when
@@ -17,7 +18,7 @@
  *
  * Written in ES5 with Promise, so it runs on every mini-program base library
  * without "enhanced compile"; uni-app and Taro work by passing their
- * wx-like object as the `wx` option.
+ * wx-like object as the `wx` option and the platform as `platform`.
  */
 'use strict';
 
@@ -61,10 +62,82 @@ function authError(status, code, message) {
   return err;
 }
 
-/** The global wx object of a mini-program, if there is one. */
-function globalWx() {
-  /* global wx */
-  return typeof wx !== 'undefined' ? wx : undefined;
+/** The platforms, and the call each one logs in with. */
+var LOGIN_CALLS = {
+  wechat: 'wx.login',
+  qq: 'qq.login',
+  douyin: 'tt.login',
+  alipay: 'my.getAuthCode',
+  baidu: 'swan.login'
+};
+
+/**
+ * The global host objects of the mini-program platforms, in the order the
+ * client looks for them: tt, my, swan and qq come before wx because some
+ * hosts also provide a wx alias.
+ */
+function globalHosts() {
+  /* global tt, my, swan, qq, wx */
+  return [
+    ['douyin', typeof tt !== 'undefined' ? tt : undefined],
+    ['alipay', typeof my !== 'undefined' ? my : undefined],
+    ['baidu', typeof swan !== 'undefined' ? swan : undefined],
+    ['qq', typeof qq !== 'undefined' ? qq : undefined],
+    ['wechat', typeof wx !== 'undefined' ? wx : undefined]
+  ];
+}
+
+/**
+ * Picks the host object and the platform: both as given; a given host
+ * object whose platform is found by which global it is (else wechat, as
+ * for uni-app and Taro, whose calls are wx-shaped); a given platform's
+ * global; or the first global found.
+ */
+function resolveHost(host, platform) {
+  if (platform !== undefined && !Object.prototype.hasOwnProperty.call(LOGIN_CALLS, platform)) {
+    throw new TypeError('wechat-auth: unknown platform "' + platform + '"; known: ' + Object.keys(LOGIN_CALLS).join(', '));
+  }
+  var globals = globalHosts();
+  for (var i = 0; i < globals.length; i++) {
+    var g = globals[i];
+    if (!g[1]) continue;
+    if (host ? host === g[1] && platform === undefined : platform === undefined || platform === g[0]) {
+      return { api: host || g[1], platform: platform || g[0] };
+    }
+  }
+  return { api: host, platform: platform || 'wechat' };
+}
+
+/**
+ * Alipay's my object in the wx shape the client speaks: login through
+ * my.getAuthCode({scopes: 'auth_base'}) (a silent login), requests with
+ * headers/status, storage with {key, data}. Every other function is my's.
+ */
+function alipayHost(my) {
+  var a = Object.create(my);
+  a.login = function (o) {
+    return my.getAuthCode({
+      scopes: 'auth_base',
+      success: function (res) { o.success({ code: res && res.authCode }); },
+      fail: o.fail
+    });
+  };
+  a.request = function (o) {
+    var opts = without(o, ['header', 'success', 'fail']);
+    opts.headers = o.header;
+    opts.success = function (res) {
+      o.success({ statusCode: res.status !== undefined ? res.status : res.statusCode, data: res.data, header: res.headers || res.header || {} });
+    };
+    opts.fail = o.fail;
+    return my.request(opts);
+  };
+  a.getStorageSync = function (k) {
+    var r = my.getStorageSync({ key: k });
+    return r && r.data !== undefined && r.data !== null ? r.data : '';
+  };
+  a.setStorageSync = function (k, v) { my.setStorageSync({ key: k, data: v }); };
+  a.removeStorageSync = function (k) { my.removeStorageSync({ key: k }); };
+  return a;
 }
 
 /** Reports whether s is an absolute http(s) URL. */
@@ -163,9 +236,15 @@ function settle(p) {
  * @param {string} options.baseURL Absolute URL of the site, such as
  *   "https://api.example.com". Relative request URLs are resolved against
  *   it, and the access token is only ever sent to its origin. Required.
- * @param {object} [options.wx] The object providing login, request,
- *   getStorageSync, setStorageSync and removeStorageSync: uni-app's `uni`,
- *   Taro's `Taro`, or a test double. Default: the global `wx`.
+ * @param {object} [options.wx] The host object providing login, request,
+ *   getStorageSync, setStorageSync and removeStorageSync: wx, qq, tt, swan,
+ *   Alipay's my (adapted: it logs in with my.getAuthCode), uni-app's `uni`,
+ *   Taro's `Taro`, or a test double. Default: the global of the platform:
+ *   tt, my, swan, qq or wx, the first one found.
+ * @param {string} [options.platform] The platform whose login the server
+ *   block serves: "wechat", "qq", "douyin", "alipay" or "baidu". Pass it
+ *   with uni-app or Taro (from their compile-time platform). Default: the
+ *   platform of the host object.
  * @param {string} [options.storagePrefix] Prefix of the storage keys:
  *   `<prefix>token`, `<prefix>refresh_token`, `<prefix>expires_at` and
  *   `<prefix>refresh_at` (milliseconds since the epoch, by the phone's
@@ -204,9 +283,14 @@ function createClient(options) {
   baseURL = baseURL.replace(/\/+$/, '');
   var origin = originOf(baseURL);
 
-  var api = options.wx || globalWx();
+  var host = resolveHost(options.wx, options.platform);
+  var api = host.api;
+  var platform = host.platform;
   if (!api || typeof api !== 'object' && typeof api !== 'function') {
     throw new TypeError('wechat-auth: no wx object; pass options.wx (uni, Taro or wx)');
+  }
+  if (typeof api.login !== 'function' && typeof api.getAuthCode === 'function') {
+    api = alipayHost(api);
   }
   var needed = ['login', 'request', 'getStorageSync', 'setStorageSync', 'removeStorageSync'];
   for (var i = 0; i < needed.length; i++) {
@@ -439,13 +523,22 @@ function createClient(options) {
 
   // ---- login -----------------------------------------------------------
 
+  /**
+   * The platform's login call (wx.login, qq.login, tt.login, swan.login,
+   * my.getAuthCode): resolves with the code and, on Douyin, the
+   * anonymousCode.
+   */
   function wxLogin() {
     return new Promise(function (resolve, reject) {
       var settled = false;
       function fail(res) {
         if (settled) return;
         settled = true;
-        reject(authError(0, 'wx_login_failed', 'wx.login failed: ' + (res && res.errMsg || 'no code')));
+        var why = res && res.errMsg || res && res.errorMessage || 'no code';
+        if (platform === 'douyin' && res && res.anonymousCode && !res.code) {
+          why = 'no code: the user is not logged in to the Douyin app';
+        }
+        reject(authError(0, 'wx_login_failed', LOGIN_CALLS[platform] + ' failed: ' + why));
       }
       try {
         api.login({
@@ -456,7 +549,7 @@ function createClient(options) {
               return;
             }
             settled = true;
-            resolve(res.code);
+            resolve({ code: res.code, anonymousCode: typeof res.anonymousCode === 'string' ? res.anonymousCode : '' });
           },
           fail: fail
         });
@@ -473,7 +566,7 @@ function createClient(options) {
   function loginShared(event, fields) {
     if (loginFlight) return loginFlight;
     var startEpoch = epoch;
-    var flight = wxLogin().then(function (code) {
+    var flight = wxLogin().then(function (got) {
       var data = {};
       if (fields) {
         var allowed = ['nickname', 'avatar_url', 'gender'];
@@ -481,7 +574,8 @@ function createClient(options) {
           if (fields[allowed[i]] !== undefined) data[allowed[i]] = fields[allowed[i]];
         }
       }
-      data.code = code;
+      data.code = got.code;
+      if (got.anonymousCode) data.anonymous_code = got.anonymousCode;
       var issuedAt = now();
       return callEndpoint(paths.login, 'POST', data).then(expectSuccess).then(function (body) {
         if (epoch !== startEpoch) {

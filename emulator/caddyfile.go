@@ -32,6 +32,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    token_ttl  <duration>
 //	    unionid    <openid> <unionid>
 //	    oauth_app  <appid> <secret>
+//	    platform   wechat|qq|douyin|alipay|baidu
+//	    alipay_app_public_key_file <pem>
+//	    alipay_key_file            <pem>
 //	}
 //
 // unionid may be repeated, once per openid. oauth_app may be repeated, once
@@ -103,9 +106,25 @@ func (e *Emulator) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := e.unmarshalOAuthApp(d); err != nil {
 				return err
 			}
+		case "platform", "alipay_app_public_key_file", "alipay_key_file":
+			var v string
+			if !d.AllArgs(&v) || v == "" {
+				return d.ArgErr()
+			}
+			switch sub {
+			case "platform":
+				e.Platform = v
+			case "alipay_app_public_key_file":
+				e.AlipayAppPublicKeyFile = v
+			default:
+				e.AlipayKeyFile = v
+			}
 		default:
 			return d.Errf("unrecognized wechat_emulator subdirective '%s'", sub)
 		}
+	}
+	if err := e.validatePlatform(); err != nil {
+		return d.Errf("%v", err)
 	}
 	return nil
 }

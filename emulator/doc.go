@@ -82,6 +82,34 @@
 // secrets checked (40125); without, any appid and secret are accepted.
 // Faults queued with /emulator/fault reach the three API paths.
 //
+// # Other mini-program platforms
+//
+// With platform set (qq, douyin, alipay or baidu) the emulator also serves
+// that platform's code exchange, at its real path and in its real shapes;
+// POST /emulator/code then mints that platform's codes:
+//
+//	qq      GET  /sns/jscode2session, as WeChat's
+//	douyin  POST /api/apps/v2/jscode2session {"appid","secret","code","anonymous_code"?}
+//	        → {"err_no":0,"err_tips":"success","data":{"session_key","openid","anonymous_openid","unionid"}};
+//	        err_no 40015 bad appid, 40017 bad secret, 40018 bad or used code, 40014 bad params
+//	alipay  POST /gateway.do (form, alipay.system.oauth.token, RSA2-signed)
+//	        → {"alipay_system_oauth_token_response":{"user_id","open_id","access_token",…},"sign"}
+//	        or {"error_response":{"code","msg","sub_code","sub_msg"},"sign"}
+//	        (isv.code-invalid for a bad or used code), every answer signed with
+//	        the emulator's key over the response object's JSON text
+//	baidu   POST /oauth/jscode2sessionkey (form code, client_id, sk)
+//	        → {"openid","session_key"} (a 24-byte key) or an OAuth 2.0
+//	        {"error","error_description"} (invalid_grant for a bad or used code)
+//
+// Alipay: the request signature is verified with alipay_app_public_key_file
+// (without it, only its presence is checked); the emulator signs with
+// alipay_key_file, or a key generated at start whose public half is served at
+// GET /emulator/alipay/public_key (PEM). Baidu: /emulator/encrypt produces
+// Baidu's open data (AES-192-CBC; 16 random bytes, a 4-byte length, the data
+// and the app_key). A fault's errcode keeps its WeChat meaning where the
+// platform has a counterpart (-1 busy, 40029 bad code, 45011 rate limit) and
+// is otherwise the platform's own code.
+//
 // # Emulator-only helper endpoints
 //
 // These do not exist at WeChat. They stand in for what the WeChat client
@@ -123,7 +151,11 @@
 //	     identity headers the upstream received, refreshes, replays a spent
 //	     refresh token, logs out (everywhere), queues faults, and opens a
 //	     page of the site as a mini-program's web-view would (through a
-//	     one-time ticket, for a site with a web block). Its assets
+//	     one-time ticket, for a site with a web block). A platform switch
+//	     (or ?platform=<name>) gives the client the host object of QQ,
+//	     Douyin, Alipay or Baidu instead (qq, tt, my, swan stand-ins
+//	     minting codes here; the emulator and the site must serve that
+//	     platform). Its assets
 //	     are embedded and served under /emulator/playground/; nothing is
 //	     fetched from elsewhere.
 //
@@ -143,6 +175,9 @@
 //	    token_ttl  <duration>
 //	    unionid    <openid> <unionid>
 //	    oauth_app  <appid> <secret>
+//	    platform   wechat|qq|douyin|alipay|baidu
+//	    alipay_app_public_key_file <pem>
+//	    alipay_key_file            <pem>
 //	}
 //
 // The directive is ordered before respond. Point the wechat_auth module's

@@ -134,10 +134,19 @@ func (s *state) setUnionID(openid, unionid string) {
 }
 
 // exchangeCode redeems a login code for appid: it marks the code used and
-// gives the openid a new session_key.
+// gives the openid a new 16-byte session_key.
 func (s *state) exchangeCode(now time.Time, code, appid string) (session, error) {
-	key := make([]byte, sessionKeyBytes)
-	_, _ = rand.Read(key) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return s.exchangeCodeKey(now, code, appid, sessionKeyBytes)
+}
+
+// exchangeCodeKey is exchangeCode with a session key of keyLen bytes (24
+// on Baidu; 0 on Alipay, which has none).
+func (s *state) exchangeCodeKey(now time.Time, code, appid string, keyLen int) (session, error) {
+	var key []byte
+	if keyLen > 0 {
+		key = make([]byte, keyLen)
+		_, _ = rand.Read(key) // crypto/rand.Read never fails (Go ≥ 1.24)
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -104,7 +104,7 @@
   }
 
   function logExchange(e) {
-    var summary = (e.kind === 'wx.login' ? 'wx.login() → ' : '') + e.method + ' ' + pathOf(e.url) + ' → ' +
+    var summary = (/\.(login|getAuthCode)$/.test(e.kind) ? e.kind + '() → ' : '') + e.method + ' ' + pathOf(e.url) + ' → ' +
       (e.error ? 'network error' : e.status) + ' (' + e.ms + ' ms)';
     var details = 'request ' + e.method + ' ' + e.url + '\n' + pretty(redact(e.requestHeaders));
     if (e.requestBody !== undefined) details += '\n' + pretty(redact(e.requestBody));
@@ -234,7 +234,7 @@
 
   function makeClient() {
     try {
-      client = createClient({ baseURL: siteURL(), wx: wx, storagePrefix: PREFIX });
+      client = createClient({ baseURL: siteURL(), wx: platformHost(), platform: platformName(), storagePrefix: PREFIX });
     } catch (e) {
       client = null;
       showResult('Site URL', false, { error: 'invalid_site', message: e.message });
@@ -465,6 +465,36 @@
     $('log').textContent = '';
   });
   $('site').addEventListener('change', makeClient);
+
+  // ---- the platform switch --------------------------------------------
+  // The client gets the host object of the chosen platform (wx, qq, tt, my
+  // or swan), all backed by this page's emulator. ?platform=<name> in the
+  // page's URL preselects one.
+
+  var PLATFORMS = ['wechat', 'qq', 'douyin', 'alipay', 'baidu'];
+
+  function platformName() {
+    var v = $('platform').value;
+    return PLATFORMS.indexOf(v) >= 0 ? v : 'wechat';
+  }
+
+  function platformHost() {
+    var p = platformName();
+    if (p === 'wechat') return wx;
+    return createPlaygroundHost(p, {
+      codeURL: CODE_URL,
+      storageNamespace: NAMESPACE,
+      openid: function () { return $('openid').value.trim(); },
+      onExchange: logExchange,
+    });
+  }
+
+  var wanted = new URLSearchParams(location.search).get('platform');
+  if (PLATFORMS.indexOf(wanted) >= 0) $('platform').value = wanted;
+  $('platform').addEventListener('change', function () {
+    addLog('auth', 'platform: ' + platformName() + ' (the emulator and the site must serve the same platform)');
+    makeClient();
+  });
 
   lastRefresh = stored('refresh_token') || '';
   makeClient();

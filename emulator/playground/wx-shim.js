@@ -51,7 +51,7 @@ function createPlaygroundWx(options) {
       var started = performance.now();
       var body = { openid: options.openid() };
       var entry = {
-        kind: 'wx.login', method: 'POST', url: options.codeURL,
+        kind: options.loginCall || 'wx.login', method: 'POST', url: options.codeURL,
         requestHeaders: { 'Content-Type': 'application/json' }, requestBody: body,
       };
       fetch(options.codeURL, {
@@ -174,5 +174,56 @@ function createPlaygroundWx(options) {
     removeStorageSync: function (key) {
       localStorage.removeItem(ns + key);
     },
+  };
+}
+
+// ---- other platforms ---------------------------------------------------
+
+/**
+ * The host object of a mini-program platform, for the playground's
+ * platform switch: wechat, qq and baidu get the wx stand-in above (wx, qq
+ * and swan share its shape); douyin's tt.login also gives an anonymousCode;
+ * alipay's my logs in with getAuthCode({scopes}) giving an authCode,
+ * requests with headers/status and stores with {key, data}, as the real my
+ * does. Codes are minted at this page's emulator, which must emulate the
+ * same platform.
+ */
+function createPlaygroundHost(platform, options) {
+  var calls = { wechat: 'wx.login', qq: 'qq.login', douyin: 'tt.login', alipay: 'my.getAuthCode', baidu: 'swan.login' };
+  var w = createPlaygroundWx(Object.assign({}, options, { loginCall: calls[platform] || 'wx.login' }));
+  var n = 0;
+  if (platform === 'douyin') {
+    var login = w.login;
+    w.login = function (o) {
+      n++;
+      var anon = 'playground-anonymous-' + n;
+      login({
+        success: function (res) { o.success({ code: res.code, anonymousCode: anon, isLogin: true, errMsg: res.errMsg }); },
+        fail: o.fail,
+      });
+    };
+    return w;
+  }
+  if (platform !== 'alipay') return w;
+  return {
+    getAuthCode: function (o) {
+      w.login({
+        success: function (res) { o.success({ authCode: res.code }); },
+        fail: function (res) { o.fail({ error: 11, errorMessage: res.errMsg }); },
+      });
+    },
+    request: function (o) {
+      w.request({
+        url: o.url, method: o.method, data: o.data, header: o.headers,
+        success: function (res) { o.success({ status: res.statusCode, data: res.data, headers: res.header }); },
+        fail: function (res) { o.fail({ error: 12, errorMessage: res.errMsg }); },
+      });
+    },
+    getStorageSync: function (o) {
+      var v = w.getStorageSync(o.key);
+      return { data: v === '' ? null : v };
+    },
+    setStorageSync: function (o) { w.setStorageSync(o.key, o.data); },
+    removeStorageSync: function (o) { w.removeStorageSync(o.key); },
   };
 }

@@ -286,6 +286,9 @@ func (h *Handler) verifySignature(raw string) (*token.Claims, error) {
 	if c.AppID != h.cfg.AppID {
 		return nil, fmt.Errorf("%w: token for another app", token.ErrInvalidToken)
 	}
+	if c.Platform != h.claim {
+		return nil, fmt.Errorf("%w: token of another platform", token.ErrInvalidToken)
+	}
 	if c.IssuedAt == nil || c.ExpiresAt.Sub(c.IssuedAt.Time) > h.cfg.Tokens.AccessTTL() {
 		return nil, fmt.Errorf("%w: lifetime longer than the access TTL", token.ErrInvalidToken)
 	}
@@ -327,12 +330,13 @@ func guardError(err error) *Error {
 // setIdentity puts the verified identity on the request headers for the
 // upstream (the client's own identity headers were stripped before).
 func (h *Handler) setIdentity(hdr http.Header, c *token.Claims) {
-	// One backing array for the four one-value slices: one allocation.
-	v := [...]string{c.Subject, c.OpenID, c.AppID, c.UnionID}
+	// One backing array for the five one-value slices: one allocation.
+	v := [...]string{c.Subject, c.OpenID, c.AppID, c.UnionID, h.cfg.Platform}
 	vals := v[:]
 	hdr[h.hdrUserID] = vals[0:1:1]
 	hdr[h.hdrOpenID] = vals[1:2:2]
 	hdr[h.hdrAppID] = vals[2:3:3]
+	hdr[h.hdrPlat] = vals[4:5:5]
 	if c.UnionID != "" {
 		hdr[h.hdrUnion] = vals[3:4:4]
 	}

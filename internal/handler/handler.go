@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wechat-auth/internal/avatar"
+	"github.com/wxauth/caddy-wechat-auth/internal/platform"
 	"github.com/wxauth/caddy-wechat-auth/internal/token"
 	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
 	"github.com/wxauth/caddy-wechat-auth/store"
@@ -57,13 +58,20 @@ type Paths struct {
 	Avatar string
 }
 
-// Config is everything a Handler needs. Store, Tokens, WeChat, Sealer,
-// Revocations, AppID and RefreshSecret are required.
+// Config is everything a Handler needs. Store, Tokens, Sealer,
+// Revocations, AppID and RefreshSecret are required, and WeChat or
+// Exchanger (WeChat alone on the WeChat platform when phone_path is served).
 type Config struct {
-	AppID         string
-	Store         Store
-	Tokens        *token.Service
-	WeChat        WeChat
+	AppID  string
+	Store  Store
+	Tokens *token.Service
+	WeChat WeChat
+	// Platform is the mini-program platform of the block (platform.Names).
+	// Default: wechat.
+	Platform string
+	// Exchanger exchanges login codes. Default: WeChat's jscode2session
+	// through WeChat.
+	Exchanger     platform.Exchanger
 	Sealer        *Sealer
 	Revocations   *Revocations
 	RefreshSecret []byte        // derives a rotation's child refresh token from its parent
@@ -114,7 +122,11 @@ type Handler struct {
 	hdrOpenID string
 	hdrUnion  string
 	hdrAppID  string
+	hdrPlat   string
 	jwksBody  []byte // the JWK Set, nil with symmetric keys only
+
+	exchanger platform.Exchanger
+	claim     string // the platform claim of this block's tokens: "" for WeChat
 
 	grace  time.Duration // retry window of rotated refresh tokens
 	logins *loginFlights // logins in flight, by code
@@ -132,14 +144,32 @@ func New(cfg Config) (*Handler, error) {
 		return nil, errors.New("handler: missing store")
 	case cfg.Tokens == nil:
 		return nil, errors.New("handler: missing token service")
-	case cfg.WeChat == nil:
-		return nil, errors.New("handler: missing WeChat client")
+	case cfg.WeChat == nil && cfg.Exchanger == nil:
+		return nil, errors.New("handler: missing code exchange (WeChat client or Exchanger)")
 	case cfg.Sealer == nil:
 		return nil, errors.New("handler: missing sealer")
 	case cfg.Revocations == nil:
 		return nil, errors.New("handler: missing revocation list")
 	case len(cfg.RefreshSecret) < MinSecretLen:
 		return nil, fmt.Errorf("handler: refresh secret shorter than %d bytes", MinSecretLen)
+	}
+	if cfg.Platform == "" {
+		cfg.Platform = platform.WeChat
+	}
+	if !platform.Valid(cfg.Platform) {
+		return nil, fmt.Errorf("handler: unknown platform %q", cfg.Platform)
+	}
+	// The default exchanger is derived, not stored in cfg, so that a copy
+	// of the config with another WeChat client gets its own.
+	exchanger := cfg.Exchanger
+	if exchanger == nil {
+		exchanger = platform.NewWeChat(cfg.WeChat)
+	}
+	if exchanger.Name() != cfg.Platform {
+		return nil, fmt.Errorf("handler: a %s code exchange for a %s block", exchanger.Name(), cfg.Platform)
+	}
+	if cfg.WeChat == nil && cfg.Platform == platform.WeChat && cfg.Paths.Phone != "" {
+		return nil, errors.New("handler: the phone endpoint needs the WeChat client")
 	}
 	if cfg.RefreshTTL <= 0 {
 		cfg.RefreshTTL = DefaultRefreshTTL
@@ -184,6 +214,11 @@ func New(cfg Config) (*Handler, error) {
 		hdrOpenID: textproto.CanonicalMIMEHeaderKey(cfg.HeaderPrefix + "OpenID"),
 		hdrUnion:  textproto.CanonicalMIMEHeaderKey(cfg.HeaderPrefix + "UnionID"),
 		hdrAppID:  textproto.CanonicalMIMEHeaderKey(cfg.HeaderPrefix + "AppID"),
+		hdrPlat:   textproto.CanonicalMIMEHeaderKey(cfg.HeaderPrefix + "Platform"),
+		exchanger: exchanger,
+	}
+	if cfg.Platform != platform.WeChat {
+		h.claim = cfg.Platform
 	}
 	if h.now == nil {
 		h.now = time.Now
@@ -217,6 +252,13 @@ func New(cfg Config) (*Handler, error) {
 		return nil
 	}
 	p := cfg.Paths
+	phone, decrypt := h.phone, h.decrypt
+	if !platform.HasPhone(cfg.Platform) {
+		phone = h.notServed("phone numbers are WeChat's alone; this endpoint is not served on " + platform.DisplayName(cfg.Platform))
+	}
+	if !platform.HasOpenData(cfg.Platform) {
+		decrypt = h.notServed(platform.DisplayName(cfg.Platform) + " has no encrypted open data; this endpoint is not served")
+	}
 	for _, e := range []struct {
 		path string
 		fn   func(http.ResponseWriter, *http.Request) *Error
@@ -225,8 +267,8 @@ func New(cfg Config) (*Handler, error) {
 		{p.Refresh, h.refresh},
 		{p.Logout, h.logout},
 		{p.Profile, h.profile},
-		{p.Phone, h.phone},
-		{p.Decrypt, h.decrypt},
+		{p.Phone, phone},
+		{p.Decrypt, decrypt},
 		{p.Avatar, h.avatarUpload},
 	} {
 		if err := add(e.path, e.fn); err != nil {
@@ -243,6 +285,14 @@ func New(cfg Config) (*Handler, error) {
 		}
 	}
 	return h, nil
+}
+
+// notServed answers an endpoint the block's platform lacks: 404, whatever
+// the method, so a client learns at once that it is not there.
+func (h *Handler) notServed(msg string) func(http.ResponseWriter, *http.Request) *Error {
+	return func(http.ResponseWriter, *http.Request) *Error {
+		return newError(http.StatusNotFound, CodeNotFound, msg)
+	}
 }
 
 // logError logs failures that an operator must see: internal errors and
