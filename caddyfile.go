@@ -52,10 +52,23 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    errors        json | caddy
 //	    link_unionid
 //	    login_rate_limit <requests> <window>
+//	    web {
+//	        path            <prefix>
+//	        cookie          <name>
+//	        cookie_domain   <domain>
+//	        cookie_secure   auto|on|off
+//	        oa_app_id       <appid>
+//	        oa_app_secret   <secret>
+//	        oa_scope        snsapi_base|snsapi_userinfo
+//	        site_app_id     <appid>
+//	        site_app_secret <secret>
+//	        oauth_base      <url>
+//	        callback_url    <url>
+//	    }
 //	}
 //
 // signing_key_file and token_source may be repeated; every other
-// subdirective may be given once.
+// subdirective (and every subdirective of web) may be given once.
 func (m *WeChatAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume the directive name
 	if d.NextArg() {
@@ -168,6 +181,13 @@ func (m *WeChatAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("login_rate_limit: want a positive window such as 1m, got %q", args[1])
 			}
 			m.LoginRateLimit = &LoginRateLimit{Requests: n, Window: caddy.Duration(window)}
+
+		case "web":
+			w, err := unmarshalWeb(d)
+			if err != nil {
+				return err
+			}
+			m.Web = w
 
 		case "errors":
 			if !d.NextArg() {

@@ -129,9 +129,15 @@ type WeChatAuth struct {
 	// reloads. Default: no limit.
 	LoginRateLimit *LoginRateLimit `json:"login_rate_limit,omitempty"`
 
-	handler  *handler.Handler
-	live     *liveApp
-	wx       *wechat.Client
+	// Cookie sessions for browser pages: web-view tickets, WeChat web
+	// OAuth and the access cookie as a token source. Default: none (no
+	// cookies, no browser endpoints).
+	Web *WebConfig `json:"web,omitempty"`
+
+	handler    *handler.Handler
+	live       *liveApp
+	wx         *wechat.Client
+	webClients []*wechat.Client // the web block's OAuth clients
 	db       *sharedDB
 	dbKey    string
 	limitKey string // key of the shared login rate limiter, if any
@@ -252,6 +258,12 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 			return err
 		}
 	}
+	var web *handler.WebConfig
+	if m.Web != nil {
+		if web, err = m.provisionWeb(ctx, repl, st, sealer, appID, apiBase); err != nil {
+			return err
+		}
+	}
 	m.handler, err = handler.New(handler.Config{
 		AppID:         appID,
 		Store:         st,
@@ -272,6 +284,7 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 		ClientKey:     clientIP,
 		Metrics:       metrics.observer(),
 		Logger:        m.logger,
+		Web:           web,
 	})
 	if err != nil {
 		return err
@@ -423,6 +436,11 @@ func (m *WeChatAuth) Validate() error {
 	if l := m.LoginRateLimit; l != nil && (l.Requests < 1 || l.Window <= 0) {
 		return errors.New("login_rate_limit: want at least 1 request per positive window")
 	}
+	if m.Web != nil {
+		if err := m.Web.validate(); err != nil {
+			return err
+		}
+	}
 	for name, v := range map[string]string{
 		"api_base": m.APIBase, "signing_key": m.SigningKey, "header_prefix": m.HeaderPrefix,
 		"login_path": m.LoginPath, "refresh_path": m.RefreshPath, "logout_path": m.LogoutPath,
@@ -479,6 +497,10 @@ func (m *WeChatAuth) Cleanup() error {
 	if m.wx != nil {
 		m.wx.CloseIdleConnections()
 	}
+	for _, c := range m.webClients {
+		c.CloseIdleConnections()
+	}
+	m.webClients = nil
 	if m.limitKey != "" {
 		_, _ = limiterPool.Delete(m.limitKey)
 		m.limitKey = ""
@@ -498,7 +520,12 @@ func (m *WeChatAuth) Cleanup() error {
 func (m *WeChatAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	res, c, err := m.handler.Serve(w, r)
 	if err != nil {
-		return caddyhttp.Error(http.StatusUnauthorized, err)
+		status := http.StatusUnauthorized
+		var he *handler.Error
+		if errors.As(err, &he) && he.Status != 0 {
+			status = he.Status // 403 for a refused cross-origin request
+		}
+		return caddyhttp.Error(status, err)
 	}
 	switch res {
 	case handler.ResultOK:

@@ -76,6 +76,12 @@ type Config struct {
 	Now     func() time.Time
 	Logger  *zap.Logger
 
+	// Web turns on cookie sessions for browser pages: the browser
+	// endpoints, the access cookie as a token source after Sources,
+	// inline rotation from the refresh cookie, login redirects and CSRF
+	// refusal. Default (nil): none of it.
+	Web *WebConfig
+
 	// RefreshGrace is the retry window of rotated refresh tokens, at most
 	// MaxRefreshGrace; 0 means none (a second presentation is reuse).
 	// Default (nil): DefaultRefreshGrace.
@@ -98,6 +104,7 @@ type Handler struct {
 
 	grace  time.Duration // retry window of rotated refresh tokens
 	logins *loginFlights // logins in flight, by code
+	web    *web          // browser sessions; nil without Config.Web
 }
 
 // New checks cfg and builds a Handler.
@@ -191,6 +198,11 @@ func New(cfg Config) (*Handler, error) {
 		{p.Decrypt, h.decrypt},
 	} {
 		if err := add(e.path, e.fn); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Web != nil {
+		if err := h.newWeb(cfg.Web, add); err != nil {
 			return nil, err
 		}
 	}

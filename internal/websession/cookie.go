@@ -183,3 +183,51 @@ func (c Cookies) stripOne(v string) string {
 	}
 	return strings.Join(kept, "; ")
 }
+
+// Take returns the values of the access and refresh cookies in the
+// request's Cookie headers (the first of each name) and removes the
+// module's three cookies from them, in one pass; other cookies stay as
+// sent. A request without the module's cookies is left untouched and costs
+// no allocation.
+func (c Cookies) Take(h http.Header) (access, refresh string) {
+	vals := h["Cookie"]
+	found := false
+	for _, v := range vals {
+		if strings.Contains(v, c.Name) {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return "", ""
+	}
+	refreshName, stateName := c.RefreshName(), c.StateName()
+	for _, v := range vals {
+		for part := range strings.SplitSeq(v, ";") {
+			name, val, _ := strings.Cut(strings.TrimSpace(part), "=")
+			switch name {
+			case c.Name:
+				if access == "" {
+					access = trimQuotes(val)
+				}
+			case refreshName:
+				if refresh == "" {
+					refresh = trimQuotes(val)
+				}
+			case stateName:
+			default:
+				continue
+			}
+		}
+	}
+	c.Strip(h)
+	return access, refresh
+}
+
+// trimQuotes removes the double quotes a cookie value may be sent in.
+func trimQuotes(v string) string {
+	if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+		return v[1 : len(v)-1]
+	}
+	return v
+}

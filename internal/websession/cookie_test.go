@@ -113,3 +113,23 @@ func TestValidators(t *testing.T) {
 		t.Error("yes accepted")
 	}
 }
+
+func TestTake(t *testing.T) {
+	c := Cookies{Name: "wa"}
+	h := http.Header{"Cookie": {"a=1; wa=acc; wa_refresh=ref; wa_state=st", "wa=second"}}
+	acc, ref := c.Take(h)
+	if acc != "acc" || ref != "ref" {
+		t.Fatalf("Take = %q, %q", acc, ref)
+	}
+	if !reflect.DeepEqual(h["Cookie"], []string{"a=1"}) {
+		t.Fatalf("left %q", h["Cookie"])
+	}
+	h = http.Header{"Cookie": {"other=1"}}
+	if acc, ref := c.Take(h); acc != "" || ref != "" || h.Get("Cookie") != "other=1" {
+		t.Fatalf("Take without our cookies = %q, %q, left %q", acc, ref, h["Cookie"])
+	}
+	h = http.Header{"Cookie": {`wa="q"`}}
+	if acc, _ := c.Take(h); acc != "q" {
+		t.Fatalf("quoted value: %q", acc)
+	}
+}
