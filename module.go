@@ -138,10 +138,10 @@ type WeChatAuth struct {
 	live       *liveApp
 	wx         *wechat.Client
 	webClients []*wechat.Client // the web block's OAuth clients
-	db       *sharedDB
-	dbKey    string
-	limitKey string // key of the shared login rate limiter, if any
-	logger   *zap.Logger
+	db         *sharedDB
+	dbKey      string
+	limitKey   string // key of the shared login rate limiter, if any
+	logger     *zap.Logger
 }
 
 // LoginRateLimit allows Requests login attempts per client per Window

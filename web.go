@@ -12,8 +12,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wechat-auth/internal/handler"
-	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
 	"github.com/wxauth/caddy-wechat-auth/internal/websession"
+	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
 	"github.com/wxauth/caddy-wechat-auth/store"
 )
 

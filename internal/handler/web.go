@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/wxauth/caddy-wechat-auth/internal/token"
-	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
 	"github.com/wxauth/caddy-wechat-auth/internal/websession"
+	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
 	"github.com/wxauth/caddy-wechat-auth/store"
 )
 

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
 	"github.com/wxauth/caddy-wechat-auth/internal/websession"
+	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
 )
 
 // fakeOAuth is one OAuth app's WeChat: single-use codes it was told
