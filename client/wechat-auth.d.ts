@@ -45,8 +45,8 @@ export interface ClientOptions {
   wx?: WxLike;
   /** Prefix of the storage keys token, refresh_token, expires_at, user_id. Default: "wechat_auth_". */
   storagePrefix?: string;
-  /** Endpoint paths. Default: /wx/login, /wx/refresh, /wx/logout, /wx/profile, /wx/phone, /wx/decrypt. */
-  paths?: Partial<Record<'login' | 'refresh' | 'logout' | 'profile' | 'phone' | 'decrypt', string>>;
+  /** Endpoint paths. Default: /wx/login, /wx/refresh, /wx/logout, /wx/profile, /wx/phone, /wx/decrypt, /wx/web/ticket. */
+  paths?: Partial<Record<'login' | 'refresh' | 'logout' | 'profile' | 'phone' | 'decrypt' | 'webTicket', string>>;
   /** Seconds before expiry at which request() refreshes first. Default: 60. */
   refreshAhead?: number;
   /** Whether request() logs in silently (once) when there is no session or it ended. Default: true. */
@@ -140,6 +140,12 @@ export interface Client {
     phone: { phone_number: string; pure_phone_number: string; country_code: string };
   }>;
   decrypt<T = Record<string, unknown>>(input: OpenData): Promise<{ status: 'success'; data: T }>;
+  /**
+   * The absolute URL to open in a <web-view>: a one-time ticket's enter link
+   * (single-use, 60 s) that logs the page in with cookies and goes on to
+   * next, a path on the site (default "/").
+   */
+  webViewURL(next?: string): Promise<string>;
   /** Returns a function that unsubscribes the listener. */
   onAuthChange(listener: (state: AuthState) => void): () => void;
   /** Whether a session is stored (it may still have ended on the server). */

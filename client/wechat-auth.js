@@ -28,7 +28,8 @@ var DEFAULT_PATHS = {
   logout: '/wx/logout',
   profile: '/wx/profile',
   phone: '/wx/phone',
-  decrypt: '/wx/decrypt'
+  decrypt: '/wx/decrypt',
+  webTicket: '/wx/web/ticket'
 };
 
 /** Default storage key prefix. */
@@ -74,6 +75,16 @@ function isAbsolute(s) {
 function originOf(url) {
   var m = /^(https?:\/\/[^\/?#]*)/i.exec(url);
   return m ? m[1].toLowerCase() : '';
+}
+
+/**
+ * Reports whether s is a path on the site: it starts with one "/" (not
+ * "//" or "/\", which browsers read as another host) and holds no control
+ * characters.
+ */
+function isSitePath(s) {
+  return typeof s === 'string' && s.charAt(0) === '/' && s.charAt(1) !== '/' && s.charAt(1) !== '\\' &&
+    !/[\u0000-\u001f\u007f]/.test(s);
 }
 
 /** The value of header name in a header object, matched case-insensitively. */
@@ -161,9 +172,11 @@ function settle(p) {
  *   first) and `<prefix>user_id`. Default: "wechat_auth_".
  * @param {object} [options.paths] Endpoint paths, for a server configured
  *   with other login_path, refresh_path, logout_path, profile_path,
- *   phone_path or decrypt_path: any of {login, refresh, logout, profile,
- *   phone, decrypt}. Default: /wx/login, /wx/refresh, /wx/logout,
- *   /wx/profile, /wx/phone, /wx/decrypt.
+ *   phone_path or decrypt_path, or another web path: any of {login,
+ *   refresh, logout, profile, phone, decrypt, webTicket}. Default:
+ *   /wx/login, /wx/refresh, /wx/logout, /wx/profile, /wx/phone,
+ *   /wx/decrypt, /wx/web/ticket (webTicket is the web block's path plus
+ *   /ticket).
  * @param {number} [options.refreshAhead] Seconds before the access token
  *   expires (by its expires_in, counted from when it was requested) at which
  *   request() refreshes it before sending; at most half the token's
@@ -176,7 +189,7 @@ function settle(p) {
  * @param {function(): number} [options.now] The clock, in milliseconds since
  *   the epoch; for tests. Default: Date.now.
  * @returns {object} the client: login, request, refresh, logout, profile,
- *   updateProfile, bindPhone, decrypt, onAuthChange, isLoggedIn.
+ *   updateProfile, bindPhone, decrypt, webViewURL, onAuthChange, isLoggedIn.
  */
 function createClient(options) {
   if (!options || typeof options !== 'object') {
@@ -761,6 +774,31 @@ function createClient(options) {
   }
 
   /**
+   * The URL to open in a <web-view> so that the site's pages there are
+   * logged in as this user. It asks the site for a one-time ticket (POST
+   * paths.webTicket with the access token, under the same refresh-and-replay
+   * rules as request()) and resolves with the absolute URL of the ticket's
+   * enter link (baseURL + the answer's url). That URL logs the web-view in
+   * once, within 60 seconds, by setting the site's cookies, then goes on to
+   * next: a path on the site such as "/orders?id=1" (default: the site's
+   * "/"). Open it at once, and ask for a new one each time. Rejects with
+   * invalid_request for a next that is not a path on the site, and with
+   * {status: 404} when the site has no web block.
+   */
+  function webViewURL(next) {
+    if (next !== undefined && !isSitePath(next)) {
+      return Promise.reject(authError(0, 'invalid_request', 'webViewURL: next must be a path on the site, starting with one "/"'));
+    }
+    var data = next === undefined ? {} : { next: next };
+    return endpoint(paths.webTicket, 'POST', data).then(function (body) {
+      var url = body.url;
+      if (isSitePath(url)) return baseURL + url;
+      if (typeof url === 'string' && isAbsolute(url) && originOf(url) === origin) return url;
+      throw authError(502, 'unexpected_response', 'the ticket answer has no url on the site');
+    });
+  }
+
+  /**
    * Calls cb with the new auth state ({event, loggedIn, userId, expiresAt};
    * event is "login", "relogin", "refresh" or "logout") after each change.
    * Returns a function that unsubscribes cb.
@@ -791,6 +829,7 @@ function createClient(options) {
     updateProfile: updateProfile,
     bindPhone: bindPhone,
     decrypt: decrypt,
+    webViewURL: webViewURL,
     onAuthChange: onAuthChange,
     isLoggedIn: isLoggedIn
   };

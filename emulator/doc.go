@@ -38,6 +38,43 @@
 // invalid openid, 40097 invalid args, 87009 invalid signature, 47001 data
 // format error (bad or oversized JSON body), 43001/43002 wrong HTTP method.
 //
+// # Web OAuth
+//
+// The emulator also stands in for WeChat's web OAuth: Official Account
+// authorization inside WeChat (snsapi_base, snsapi_userinfo) and Open
+// Platform website QR login (snsapi_login). The pages a browser is sent to:
+//
+//	GET  /connect/oauth2/authorize?appid&redirect_uri&response_type=code&scope&state
+//	GET  /connect/qrconnect?appid&redirect_uri&response_type=code&scope=snsapi_login&state
+//	     an HTML page naming the app and the scope, with openid, unionid
+//	     (and, for scopes that give the profile, nickname) fields and
+//	     Allow / Deny buttons. Allow: 302 to redirect_uri?code=…&state=…;
+//	     Deny: 302 to redirect_uri?state=…. The fields are prefilled with
+//	     the app's latest grant, or a fresh openid. A bad query (missing
+//	     appid, redirect_uri not an absolute http(s) URL, response_type not
+//	     code, a scope the page does not grant, state over 128 bytes) gets
+//	     an HTML error page (400) with WeChat's page error code where it has
+//	     one (10003, 10005, 10010, 10011, 10012).
+//
+// The server API:
+//
+//	GET /sns/oauth2/access_token?appid&secret&code&grant_type=authorization_code
+//	    → {"access_token","expires_in":7200,"refresh_token","openid","scope"[,"unionid"][,"is_snapshotuser":1]}
+//	GET /sns/oauth2/refresh_token?appid&grant_type=refresh_token&refresh_token
+//	    → {"access_token","expires_in","refresh_token","openid","scope"}
+//	GET /sns/userinfo?access_token&openid[&lang]
+//	    → {"openid","nickname","sex","province","city","country","headimgurl","privilege"[,"unionid"]}
+//
+// Codes are single-use, live code_ttl and belong to one app: unknown,
+// expired or another app's code 40029, a reused one 40163. The unionid is
+// given only for snsapi_userinfo and snsapi_login; userinfo with a
+// snsapi_base token gets 48001, with another openid 40003, without one
+// 41009; an unknown access token 40001, an expired one (2h) 42001; an
+// unknown refresh token 40030, an expired one (30 days) 42002. With
+// oauth_app subdirectives only those appids are served (40013) and their
+// secrets checked (40125); without, any appid and secret are accepted.
+// Faults queued with /emulator/fault reach the three API paths.
+//
 // # Emulator-only helper endpoints
 //
 // These do not exist at WeChat. They stand in for what the WeChat client
@@ -57,6 +94,11 @@
 //	     WeChat client would hand it to the mini-program: data plus a
 //	     watermark, AES-128-CBC/PKCS#7 under the openid's latest session_key,
 //	     signature = hex(sha1(raw_data + session_key)).
+//	POST /emulator/oauth/code {"appid","openid"?,"unionid"?,"scope"?,"snapshot"?,"nickname"?,"headimgurl"?}
+//	     → {"code","openid"}, the code the Allow button would give. scope
+//	     defaults to snsapi_base (snsapi_userinfo for a snapshot-page user,
+//	     which exists only with that scope); without an openid a new one is
+//	     generated.
 //	POST /emulator/fault {"path"?,"errcode"?,"times"?,"delay"?,"garbage"?,"status"?}
 //	     queues a fault for the next matching API calls (any API path when
 //	     path is empty): a delay (which stops when the client gives up), then
@@ -72,7 +114,9 @@
 //	     protected site (which must allow the emulator's origin with CORS),
 //	     shows each request and answer, the access token's claims and the
 //	     identity headers the upstream received, refreshes, replays a spent
-//	     refresh token, logs out (everywhere) and queues faults. Its assets
+//	     refresh token, logs out (everywhere), queues faults, and opens a
+//	     page of the site as a mini-program's web-view would (through a
+//	     one-time ticket, for a site with a web block). Its assets
 //	     are embedded and served under /emulator/playground/; nothing is
 //	     fetched from elsewhere.
 //
@@ -90,6 +134,8 @@
 //	    app_secret <secret>
 //	    code_ttl   <duration>
 //	    token_ttl  <duration>
+//	    unionid    <openid> <unionid>
+//	    oauth_app  <appid> <secret>
 //	}
 //
 // The directive is ordered before respond. Point the wechat_auth module's

@@ -40,9 +40,10 @@ var (
 
 // Emulator is an HTTP middleware that answers, from memory, the WeChat server
 // API calls a mini-program backend makes (jscode2session, stable_token,
-// getuserphonenumber, checksession), with WeChat's shapes and errcodes, plus
-// emulator-only helper endpoints under /emulator/ to mint codes, encrypt open
-// data and inject faults. Every other request is passed to the next handler.
+// getuserphonenumber, checksession) and WeChat's web OAuth (the authorize
+// and QR login pages, sns/oauth2, sns/userinfo), with WeChat's shapes and
+// errcodes, plus emulator-only helper endpoints under /emulator/ to mint
+// codes, encrypt open data and inject faults. Every other request is passed to the next handler.
 //
 // It is for local development and tests only: see the package documentation.
 type Emulator struct {
@@ -71,8 +72,18 @@ type Emulator struct {
 	// given to POST /emulator/code overrides it. Default: none.
 	UnionIDs map[string]string `json:"unionids,omitempty"`
 
-	appID     string // AppID with placeholders resolved
-	appSecret string // AppSecret with placeholders resolved
+	// OAuthApps maps the appids of Official Accounts and Open Platform
+	// website apps to their secrets, for the web OAuth pages and API
+	// (/connect/oauth2/authorize, /connect/qrconnect, /sns/oauth2/*,
+	// /sns/userinfo). When set, only these appids are served, and
+	// /sns/oauth2/access_token checks the secret (40013, 40125). Secrets
+	// may be placeholders such as {env.OA_SECRET}, resolved at provision.
+	// Default: none (any appid and any secret accepted).
+	OAuthApps map[string]string `json:"oauth_apps,omitempty"`
+
+	appID     string            // AppID with placeholders resolved
+	appSecret string            // AppSecret with placeholders resolved
+	oauthApps map[string]string // OAuthApps with placeholders resolved
 
 	now    func() time.Time                                 // clock; time.Now unless a test sets it
 	sleep  func(ctx context.Context, d time.Duration) error // waits out fault delays
@@ -101,6 +112,9 @@ func (e *Emulator) Provision(ctx caddy.Context) error {
 	}
 	if e.appSecret, err = repl.ReplaceOrErr(e.AppSecret, true, true); err != nil {
 		return fmt.Errorf("resolving app_secret: %v", err)
+	}
+	if err := e.provisionOAuth(repl); err != nil {
+		return err
 	}
 
 	if e.CodeTTL == 0 {
@@ -148,12 +162,15 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyh
 	if isPlaygroundPath(path) {
 		return e.servePlayground(w, r)
 	}
-	isAPI, isHelper := apiPaths[path], helperPaths[path]
-	if !isAPI && !isHelper {
+	isAPI, isHelper, isOAuth := apiPaths[path], helperPaths[path], isOAuthPath(path)
+	if !isAPI && !isHelper && !isOAuth {
 		return next.ServeHTTP(w, r)
 	}
 	if e.state == nil {
 		return caddyhttp.Error(http.StatusInternalServerError, errors.New("wechat_emulator used before provisioning"))
+	}
+	if isOAuth {
+		return e.serveOAuth(w, r, path)
 	}
 	if isAPI {
 		return e.serveAPI(w, r, path)

@@ -49,7 +49,7 @@ type faultRequest struct {
 
 // toFault validates a fault request.
 func (fr faultRequest) toFault() (fault, error) {
-	if fr.Path != "" && !apiPaths[fr.Path] {
+	if fr.Path != "" && !apiPaths[fr.Path] && !oauthAPIPaths[fr.Path] {
 		return fault{}, fmt.Errorf("path %q is not an emulated WeChat API path", fr.Path)
 	}
 	if fr.Times < 0 {
@@ -189,6 +189,8 @@ func errmsgFor(errcode int) string {
 		return "invalid appid"
 	case 40125:
 		return "invalid appsecret"
+	case 48001:
+		return "api unauthorized"
 	default:
 		return "emulated fault"
 	}

@@ -85,6 +85,7 @@ type state struct {
 	users      map[string]*user        // by openid
 	tokens     map[string]*accessToken // by token value
 	latest     map[string]string       // appid → latest token value
+	oauth      oauthState              // web OAuth codes and tokens (oauth_state.go)
 	lastSweep  time.Time
 }
 
@@ -99,6 +100,7 @@ func newState(codeTTL, tokenTTL time.Duration) *state {
 		users:      make(map[string]*user),
 		tokens:     make(map[string]*accessToken),
 		latest:     make(map[string]string),
+		oauth:      newOAuthState(),
 	}
 }
 
@@ -266,6 +268,7 @@ func (s *state) sweepLocked(now time.Time) {
 		return
 	}
 	s.lastSweep = now
+	s.sweepOAuthLocked(now)
 	for k, c := range s.codes {
 		if !now.Before(c.expires) {
 			delete(s.codes, k)

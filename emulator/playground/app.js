@@ -385,6 +385,51 @@
     return emulatorCall('DELETE');
   });
 
+  // ---- web-view ----------------------------------------------------------
+
+  // Opens a page of the site the way a mini-program's <web-view> would: a
+  // one-time ticket from webViewURL(), whose enter link sets the site's
+  // cookies and goes on to the page. The tab is opened at the click (a tab
+  // opened once the ticket has arrived would be a blocked pop-up) and sent
+  // to the URL when it is known; the playground keeps no handle on it.
+  action('webview-open', 'Open as web-view', function () {
+    var note = $('webview-note');
+    note.hidden = true;
+    note.textContent = '';
+    var next = $('webview-path').value.trim() || '/';
+    if (next.charAt(0) !== '/') next = '/' + next;
+    var tab = window.open('', '_blank');
+    if (tab) tab.opener = null;
+    return client.webViewURL(next).then(function (url) {
+      if (tab) {
+        tab.location.href = url;
+        var shown = url.replace(/([?&]ticket=)([^&#]*)/, function (m, k, v) { return k + shorten(v); });
+        return { opened: 'in a new tab', page: next, url: shown };
+      }
+      // The browser blocked the tab: offer the link instead (single-use, 60 s).
+      var a = document.createElement('a');
+      a.href = url;
+      a.target = '_blank';
+      a.rel = 'noopener';
+      a.textContent = 'open ' + next + ' (once, within 60 s)';
+      note.textContent = 'The browser blocked the new tab: ';
+      note.appendChild(a);
+      note.hidden = false;
+      return { opened: 'blocked by the browser: use the link below the button', page: next };
+    }, function (err) {
+      if (tab) tab.close();
+      // Without a web block the ticket path is an ordinary page of the
+      // site: a 404, or whatever the upstream answers there (no ticket).
+      if (err && (err.status === 404 || err.error === 'unexpected_response')) {
+        note.textContent = 'The site gave no ticket (HTTP ' + err.status + ' at its ticket path): it has no web ' +
+          'block. Add web { … } to its wechat_auth block (see the browser pages guide) to open its pages as a web-view.';
+        note.hidden = false;
+        throw { status: err.status, error: 'no_web_block', message: 'the site has no web block: ' + err.message };
+      }
+      throw err;
+    });
+  });
+
   $('clear-log').addEventListener('click', function () {
     $('log').textContent = '';
   });
