@@ -187,40 +187,73 @@ func (c Cookies) stripOne(v string) string {
 // Take returns the values of the access and refresh cookies in the
 // request's Cookie headers (the first of each name) and removes the
 // module's three cookies from them, in one pass; other cookies stay as
-// sent. A request without the module's cookies is left untouched and costs
-// no allocation.
+// sent, and a header left empty is removed. A request without the
+// module's cookies is left untouched and costs no allocation, nor does
+// one whose Cookie header keeps one other cookie.
 func (c Cookies) Take(h http.Header) (access, refresh string) {
 	vals := h["Cookie"]
-	found := false
-	for _, v := range vals {
-		if strings.Contains(v, c.Name) {
-			found = true
-			break
-		}
-	}
-	if !found {
-		return "", ""
-	}
 	refreshName, stateName := c.RefreshName(), c.StateName()
+	kept := vals[:0]
 	for _, v := range vals {
-		for part := range strings.SplitSeq(v, ";") {
-			name, val, _ := strings.Cut(strings.TrimSpace(part), "=")
+		if !strings.Contains(v, c.Name) {
+			kept = append(kept, v)
+			continue
+		}
+		// The other cookies: the first as a substring of v, a builder
+		// only once a second one comes.
+		var first string
+		var b strings.Builder
+		rest := v
+		for rest != "" {
+			var part string
+			part, rest, _ = strings.Cut(rest, ";")
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			name, val, _ := strings.Cut(part, "=")
 			switch name {
 			case c.Name:
 				if access == "" {
 					access = trimQuotes(val)
 				}
+				continue
 			case refreshName:
 				if refresh == "" {
 					refresh = trimQuotes(val)
 				}
+				continue
 			case stateName:
-			default:
 				continue
 			}
+			switch {
+			case first == "":
+				first = part
+			case b.Len() == 0:
+				b.Grow(len(v))
+				b.WriteString(first)
+				fallthrough
+			default:
+				b.WriteString("; ")
+				b.WriteString(part)
+			}
+		}
+		switch {
+		case b.Len() > 0:
+			kept = append(kept, b.String())
+		case first != "":
+			kept = append(kept, first)
 		}
 	}
-	c.Strip(h)
+	switch {
+	case len(kept) == len(vals):
+		// Nothing removed (a cookie only named like ours was rewritten
+		// in place with the same content).
+	case len(kept) == 0:
+		delete(h, "Cookie")
+	default:
+		h["Cookie"] = kept
+	}
 	return access, refresh
 }
 

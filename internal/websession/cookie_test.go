@@ -133,3 +133,32 @@ func TestTake(t *testing.T) {
 		t.Fatalf("quoted value: %q", acc)
 	}
 }
+
+func TestTakeKeepsOthers(t *testing.T) {
+	c := Cookies{Name: "wa"}
+	for _, tc := range []struct {
+		in   []string
+		want []string
+		acc  string
+	}{
+		{[]string{"wa=1"}, nil, "1"},
+		{[]string{"theme=dark; wa=1"}, []string{"theme=dark"}, "1"},
+		{[]string{"wa=1; theme=dark"}, []string{"theme=dark"}, "1"},
+		{[]string{"a=1; wa=2; b=3; wa_state=4; c=5"}, []string{"a=1; b=3; c=5"}, "2"},
+		{[]string{"x=1", "wa=2; y=3", "wa_refresh=4"}, []string{"x=1", "y=3"}, "2"},
+		{[]string{"wax=1"}, []string{"wax=1"}, ""},
+	} {
+		h := http.Header{"Cookie": append([]string(nil), tc.in...)}
+		acc, _ := c.Take(h)
+		if acc != tc.acc || !reflect.DeepEqual(h["Cookie"], tc.want) {
+			t.Errorf("Take(%q) = %q, left %q; want %q, %q", tc.in, acc, h["Cookie"], tc.acc, tc.want)
+		}
+	}
+	h := http.Header{"Cookie": {"theme=dark; wa=1"}}
+	if n := testing.AllocsPerRun(100, func() {
+		h["Cookie"][0] = "theme=dark; wa=1"
+		c.Take(h)
+	}); n != 0 {
+		t.Errorf("Take of one other cookie allocates %v times", n)
+	}
+}
