@@ -108,8 +108,14 @@ func TestMigrateConcurrent(t *testing.T) {
 	if err := s.pool.QueryRow(context.Background(), `SELECT count(*), max(version) FROM wechat_auth_schema_migrations`).Scan(&rows, &version); err != nil {
 		t.Fatal(err)
 	}
-	if want := SchemaVersion(); rows != want || version != want {
-		t.Errorf("schema_migrations has %d rows up to version %d, want %d each", rows, version, want)
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Versions may skip numbers (a migration number can be reserved by
+	// work merged later): one row per migration file, up to the highest.
+	if rows != len(ms) || version != SchemaVersion() {
+		t.Errorf("schema_migrations has %d rows up to version %d, want %d rows up to %d", rows, version, len(ms), SchemaVersion())
 	}
 }
 
