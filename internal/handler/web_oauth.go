@@ -137,6 +137,16 @@ func (h *Handler) webCallback(w http.ResponseWriter, r *http.Request) *Error {
 	if len(code) > maxCodeLen {
 		return h.webFail(w, r, badCodeError(), "", "")
 	}
+	if l := h.cfg.LoginLimit; l != nil {
+		// Web logins count against the same per-client limit as
+		// mini-program logins, before WeChat is asked.
+		if ok, wait := l.Allow(h.cfg.ClientKey(r), h.now()); !ok {
+			e := newError(http.StatusTooManyRequests, CodeRateLimited, "too many login attempts; try again later")
+			e.RetryAfter = wait
+			h.metrics.Login(e.Code)
+			return h.webFail(w, r, e, "Too many login attempts", "Too many login attempts from here. Wait a little, then try again.")
+		}
+	}
 	ctx := context.WithoutCancel(r.Context())
 	ans, err := h.web.codes.do(r.Context(), app.AppID+"\x00"+code, func() loginAnswer {
 		body, e := h.oauthLoginOnce(ctx, app, code)

@@ -517,3 +517,27 @@ func TestWebLogout(t *testing.T) {
 		t.Fatalf("%d sessions ended, want the cookie session only", ended)
 	}
 }
+
+// TestWebCallbackRateLimited: OAuth callbacks count against the login
+// rate limit, before WeChat is asked.
+func TestWebCallbackRateLimited(t *testing.T) {
+	wh := newWebHarness(t, nil)
+	c := wh.h.cfg
+	c.LoginLimit = NewRateLimiter(1, time.Minute)
+	h, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wh.h = h
+	wh.oa.addCode("c1", wechat.OAuthToken{OpenID: "o1"})
+	wh.oa.addCode("c2", wechat.OAuthToken{OpenID: "o2"})
+	want(t, wh.oauthLogin("/", miniUA, "c1"), 302, "")
+	wh.jar = map[string]string{}
+	r := wh.oauthLogin("/", miniUA, "c2")
+	if r.status != 429 || r.header.Get("Retry-After") == "" || setCookies(r)["wa"] != nil {
+		t.Fatalf("second web login: %d %s", r.status, r.raw)
+	}
+	if wh.oa.exchanges != 1 {
+		t.Fatalf("%d exchanges, want 1 (the limited one never reaches WeChat)", wh.oa.exchanges)
+	}
+}
