@@ -13,8 +13,8 @@ import (
 	wechatauth "github.com/wxauth/caddy-wechat-auth"
 	"github.com/wxauth/caddy-wechat-auth/internal/handler"
 	"github.com/wxauth/caddy-wechat-auth/internal/token"
-	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
 	"github.com/wxauth/caddy-wechat-auth/internal/websession"
+	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
 	"github.com/wxauth/caddy-wechat-auth/store"
 	"github.com/wxauth/caddy-wechat-auth/store/bolt"
 )
@@ -114,7 +114,7 @@ func webHandler(tb testing.TB) (*handler.Handler, string) {
 		AppID: benchApp, Store: st, Tokens: svc, WeChat: wx, Sealer: sealer,
 		Revocations: handler.NewRevocations(), RefreshSecret: []byte(benchSecret),
 		Paths: handler.Paths{Refresh: "/wx/refresh"},
-		Web: &handler.WebConfig{Path: "/wx/web", Cookies: websession.Cookies{Name: "wa"}, State: state, Tickets: st},
+		Web:   &handler.WebConfig{Path: "/wx/web", Cookies: websession.Cookies{Name: "wa"}, State: state, Tickets: st},
 	})
 	if err != nil {
 		tb.Fatal(err)
