@@ -228,3 +228,43 @@ func testTicketAppIsolation(t *testing.T, f *fixture) {
 		t.Fatalf("the other app's attempt consumed the ticket: %v", err)
 	}
 }
+
+// testSharedTicket: a ticket asked on one instance is redeemed on the
+// other, once, even when both instances redeem it at once; a ticket of a
+// session revoked on one instance is refused on the other.
+func testSharedTicket(t *testing.T, p *pair) {
+	u := p.a.login("app", "o", "", at(0))
+	asking, _ := p.a.startSession(u, "sid-mp", at(0))
+	tk := newTicket(asking, "1", at(0))
+	p.a.createTicket("app", tk, at(0))
+
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, f := range []*fixture{p.a, p.b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ws, wt := webSession("app", "sid-web-"+string(rune('a'+i)), at(time.Second))
+			_, _, errs[i] = f.s.RedeemTicket(f.ctx, "app", tk.Hash, ws, wt, at(time.Second))
+		}()
+	}
+	wg.Wait()
+	if (errs[0] == nil) == (errs[1] == nil) {
+		t.Fatalf("redemptions on both instances: %v, %v; want exactly one success", errs[0], errs[1])
+	}
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("the losing redemption: %v, want ErrNotFound", err)
+		}
+	}
+
+	tk2 := newTicket(asking, "2", at(2*time.Second))
+	p.b.createTicket("app", tk2, at(2*time.Second))
+	if _, err := p.b.s.RevokeSession(p.b.ctx, "app", asking.ID, store.ReasonLogout, at(3*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	ws, wt := webSession("app", "sid-web-c", at(4*time.Second))
+	if _, _, err := p.a.s.RedeemTicket(p.a.ctx, "app", tk2.Hash, ws, wt, at(4*time.Second)); !errors.Is(err, store.ErrRevoked) {
+		t.Fatalf("ticket of a session revoked on the other instance: %v, want ErrRevoked", err)
+	}
+}
