@@ -541,3 +541,64 @@ func TestWebCallbackRateLimited(t *testing.T) {
 		t.Fatalf("%d exchanges, want 1 (the limited one never reaches WeChat)", wh.oa.exchanges)
 	}
 }
+
+// TestWebInlineRotationConcurrent: page loads that arrive at once with one
+// expired session all go through with the same new pair; none trips reuse
+// detection.
+func TestWebInlineRotationConcurrent(t *testing.T) {
+	wh := newWebHarness(t, nil)
+	wh.enterSession("o")
+	refresh := wh.jar["wa_refresh"]
+	wh.clock.Advance(16 * time.Minute)
+	const n = 8
+	var wg sync.WaitGroup
+	results := make([]result, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := &webHarness{harness: wh.harness, jar: map[string]string{"wa_refresh": refresh}}
+			results[i] = b.navigate("/asset")
+		}()
+	}
+	wg.Wait()
+	var first string
+	for i, r := range results {
+		ck := setCookies(r)["wa_refresh"]
+		if r.status != 200 || ck == nil || ck.MaxAge <= 0 {
+			t.Fatalf("load %d: %d %v", i, r.status, r.header["Set-Cookie"])
+		}
+		if first == "" {
+			first = ck.Value
+		} else if ck.Value != first {
+			t.Fatalf("load %d got another refresh token", i)
+		}
+	}
+	s, err := wh.st.UserSessions(t.Context(), testApp, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range s {
+		if x.Revoked() {
+			t.Fatalf("session %s revoked (%s) by concurrent page loads", x.ID, x.RevokeReason)
+		}
+	}
+}
+
+// TestWebBannedNoRotation: a banned user's cookie session is not renewed.
+func TestWebBannedNoRotation(t *testing.T) {
+	wh := newWebHarness(t, nil)
+	wh.enterSession("o")
+	if _, ss, err := wh.st.Ban(t.Context(), testApp, 1, "spam", wh.clock.Now()); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, s := range ss {
+			wh.h.markRevoked(s)
+		}
+	}
+	delete(wh.jar, "wa")
+	r := wh.navigate("/p")
+	if r.status != 302 || setCookies(r)["wa"] != nil && setCookies(r)["wa"].MaxAge > 0 {
+		t.Fatalf("banned user's page load: %d %v", r.status, r.header["Set-Cookie"])
+	}
+}
