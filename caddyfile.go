@@ -101,13 +101,26 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    avatar_path   <path>
 //	    avatar_max_size <size>
 //	    content_check on|off
+//	    web {
+//	        path            <prefix>
+//	        cookie          <name>
+//	        cookie_domain   <domain>
+//	        cookie_secure   auto|on|off
+//	        oa_app_id       <appid>
+//	        oa_app_secret   <secret>
+//	        oa_scope        snsapi_base|snsapi_userinfo
+//	        site_app_id     <appid>
+//	        site_app_secret <secret>
+//	        oauth_base      <url>
+//	        callback_url    <url>
+//	    }
 //	}
 //
 // A size is a whole number of bytes, optionally followed by KiB or MiB
 // (or KB, MB): 2MiB, 512KiB, 1048576.
 //
 // signing_key_file and token_source may be repeated; every other
-// subdirective may be given once.
+// subdirective (and every subdirective of web) may be given once.
 func (m *WeChatAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume the directive name
 	if d.NextArg() {
@@ -252,6 +265,12 @@ func (m *WeChatAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if d.NextArg() {
 				return d.ArgErr()
 			}
+		case "web":
+			w, err := unmarshalWeb(d)
+			if err != nil {
+				return err
+			}
+			m.Web = w
 
 		case "errors":
 			if !d.NextArg() {

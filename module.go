@@ -171,16 +171,22 @@ type WeChatAuth struct {
 	// Default: false
 	ContentCheck bool `json:"content_check,omitempty"`
 
-	handler  *handler.Handler
-	live     *liveApp
-	wx       *wechat.Client
-	exch     platform.Exchanger
-	db       *sharedDB
-	dbKey    string
-	limitKey string // key of the shared login rate limiter, if any
-	mark     string // request variable telling wechat_auth_strip this handler ran
-	decoder  bool   // holds a reference to the shared avatar decoder
-	logger   *zap.Logger
+	// Cookie sessions for browser pages: web-view tickets, WeChat web
+	// OAuth and the access cookie as a token source. Default: none (no
+	// cookies, no browser endpoints).
+	Web *WebConfig `json:"web,omitempty"`
+
+	handler    *handler.Handler
+	live       *liveApp
+	wx         *wechat.Client
+	exch       platform.Exchanger
+	webClients []*wechat.Client // the web block's OAuth clients
+	db         *sharedDB
+	dbKey      string
+	limitKey   string // key of the shared login rate limiter, if any
+	mark       string // request variable telling wechat_auth_strip this handler ran
+	decoder    bool   // holds a reference to the shared avatar decoder
+	logger     *zap.Logger
 }
 
 // LoginRateLimit allows Requests login attempts per client per Window
@@ -304,6 +310,12 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 	if m.ContentCheck && m.wx != nil {
 		checker = m.wx
 	}
+	var web *handler.WebConfig
+	if m.Web != nil {
+		if web, err = m.provisionWeb(ctx, repl, st, sealer, appID, apiBase); err != nil {
+			return err
+		}
+	}
 	m.handler, err = handler.New(handler.Config{
 		AppID:         appID,
 		Store:         st,
@@ -329,6 +341,7 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 		AvatarMaxSize: m.AvatarMaxSize,
 		Avatars:       decoder,
 		ContentCheck:  checker,
+		Web:           web,
 	})
 	if err != nil {
 		return err
@@ -506,6 +519,11 @@ func (m *WeChatAuth) Validate() error {
 	if n := m.AvatarMaxSize; n != 0 && (n < handler.MinAvatarMaxSize || n > handler.MaxAvatarMaxSize) {
 		return fmt.Errorf("avatar_max_size: want %s to %s, got %d bytes", handler.FormatSize(handler.MinAvatarMaxSize), handler.FormatSize(handler.MaxAvatarMaxSize), n)
 	}
+	if m.Web != nil {
+		if err := m.Web.validate(); err != nil {
+			return err
+		}
+	}
 	for name, v := range map[string]string{
 		"api_base": m.APIBase, "signing_key": m.SigningKey, "header_prefix": m.HeaderPrefix,
 		"login_path": m.LoginPath, "refresh_path": m.RefreshPath, "logout_path": m.LogoutPath,
@@ -591,6 +609,10 @@ func (m *WeChatAuth) Cleanup() error {
 		m.wx.CloseIdleConnections()
 	}
 	platform.CloseIdleConnections(m.exch)
+	for _, c := range m.webClients {
+		c.CloseIdleConnections()
+	}
+	m.webClients = nil
 	if m.limitKey != "" {
 		_, _ = limiterPool.Delete(m.limitKey)
 		m.limitKey = ""
@@ -617,7 +639,12 @@ func (m *WeChatAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 	caddyhttp.SetVar(r.Context(), m.mark, true)
 	res, c, err := m.handler.Serve(w, r)
 	if err != nil {
-		return caddyhttp.Error(http.StatusUnauthorized, err)
+		status := http.StatusUnauthorized
+		var he *handler.Error
+		if errors.As(err, &he) && he.Status != 0 {
+			status = he.Status // 403 for a refused cross-origin request
+		}
+		return caddyhttp.Error(status, err)
 	}
 	switch res {
 	case handler.ResultOK:

@@ -271,9 +271,40 @@ type Store interface {
 	SetAvatar(ctx context.Context, app string, userID uint64, a Avatar, avatarURL string, now time.Time) (User, error)
 	// Avatar returns the app's stored avatar by hash (ErrNotFound).
 	Avatar(ctx context.Context, app, hash string) (Avatar, error)
+	// CreateTicket stores a one-time web-view ticket (only its hash).
+	// Tickets that expired before now may be deleted on the way. The
+	// session t.SessionID must exist and be live (ErrNotFound, ErrRevoked
+	// or ErrExpired otherwise); t.Hash must be new.
+	CreateTicket(ctx context.Context, app string, t Ticket, now time.Time) error
+	// RedeemTicket consumes the ticket with hash, atomically: of
+	// concurrent calls with one hash, at most one succeeds, and a ticket is
+	// deleted by its first redemption whatever its outcome. When the
+	// ticket is unexpired at now and the session that asked for it is
+	// still live (neither revoked nor expired) and its user not banned, s
+	// and its first refresh token tok are stored as a new session of that
+	// user (the store fills s.UserID, s.OpenID and s.UnionID from the
+	// asking session) in the same write. Errors: ErrNotFound (unknown or
+	// already redeemed), ErrExpired (the ticket or its session expired),
+	// ErrRevoked (the asking session ended), ErrBanned; on every error no
+	// session is stored.
+	RedeemTicket(ctx context.Context, app string, hash [32]byte, s Session, tok RefreshToken, now time.Time) (Ticket, Session, error)
 
 	// Close releases the store. Calls after Close return ErrClosed.
 	Close() error
+}
+
+// Ticket is a one-time web-view ticket: a mini-program session asks for
+// one and a browser (the web-view) redeems it for a cookie session of the
+// same user. Only the ticket's hash is stored.
+type Ticket struct {
+	Hash [32]byte `json:"hash"`
+	// SessionID is the session that asked for the ticket; the ticket is
+	// refused once that session has ended.
+	SessionID string    `json:"session_id"`
+	UserID    uint64    `json:"user_id"`
+	Next      string    `json:"next"` // the page to open, a same-origin path
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // Stats are an app's counts, for operators.

@@ -103,6 +103,11 @@ type Config struct {
 	// user) or a profile update would store; see nickname.go. Default:
 	// none (nicknames are not checked).
 	ContentCheck ContentChecker
+	// Web turns on cookie sessions for browser pages: the browser
+	// endpoints, the access cookie as a token source after Sources,
+	// inline rotation from the refresh cookie, login redirects and CSRF
+	// refusal. Default (nil): none of it.
+	Web *WebConfig
 
 	// RefreshGrace is the retry window of rotated refresh tokens, at most
 	// MaxRefreshGrace; 0 means none (a second presentation is reuse).
@@ -133,6 +138,7 @@ type Handler struct {
 
 	avatars      AvatarProcessor
 	avatarPrefix string // Paths.Avatar + "/": the served images; "" when off
+	web          *web   // browser sessions; nil without Config.Web
 }
 
 // New checks cfg and builds a Handler.
@@ -277,6 +283,11 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if p.Avatar != "" {
 		h.avatarPrefix = p.Avatar + "/"
+	}
+	if cfg.Web != nil {
+		if err := h.newWeb(cfg.Web, add); err != nil {
+			return nil, err
+		}
 	}
 	// The JWK Set is served only when there are public keys to publish.
 	if h.jwksBody = cfg.Tokens.JWKS(); h.jwksBody != nil {

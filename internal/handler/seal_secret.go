@@ -18,13 +18,16 @@ const (
 	SecretSigningKey = "signing_key_ed25519"
 	// SecretRefresh is the secret rotated refresh tokens are derived from.
 	SecretRefresh = "refresh_derivation_v1"
+	// SecretWebState keys the sealed OAuth state cookie of browser
+	// sessions (created only by a block with a web block).
+	SecretWebState = "web_state_v1"
 )
 
 // GeneratedSecretSize is the size in bytes of every generated secret.
 const GeneratedSecretSize = 32
 
 // GeneratedSecretNames lists every generated secret an app may have.
-var GeneratedSecretNames = []string{SecretSigningKey, SecretRefresh}
+var GeneratedSecretNames = []string{SecretSigningKey, SecretRefresh, SecretWebState}
 
 // ErrSecretMismatch is returned when a stored generated secret is sealed
 // with a different app secret (or is damaged): the instance must not

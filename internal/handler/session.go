@@ -29,21 +29,33 @@ func (h *Handler) refresh(w http.ResponseWriter, r *http.Request) *Error {
 	if e := decodePost(w, r, &req, false); e != nil {
 		return e
 	}
-	switch {
-	case req.RefreshToken == "":
+	if req.RefreshToken == "" {
 		return badRequest("missing refresh_token")
-	case len(req.RefreshToken) > maxRefreshLen:
-		return h.refreshRefused("invalid refresh token")
 	}
-	ctx := r.Context()
+	pair, e := h.rotateRefresh(r.Context(), req.RefreshToken)
+	if e != nil {
+		return e
+	}
+	writeJSON(w, http.StatusOK, pair)
+	return nil
+}
+
+// rotateRefresh rotates the presented refresh token and returns the new
+// pair: the refresh endpoint's work, also done inline by the cookie guard.
+// A retry within the grace window gets the same pair; a later replay
+// revokes the whole session. Every outcome is counted.
+func (h *Handler) rotateRefresh(ctx context.Context, presented string) (tokenPair, *Error) {
+	if len(presented) > maxRefreshLen {
+		return tokenPair{}, h.refreshRefused("invalid refresh token")
+	}
 	now := h.now()
-	hash := token.HashRefreshToken(req.RefreshToken)
+	hash := token.HashRefreshToken(presented)
 	// The child is derived from the parent, so a retried rotation can hand
 	// out the same child without its plaintext ever being stored.
-	child := token.DeriveRefreshToken(h.cfg.RefreshSecret, req.RefreshToken)
+	child := token.DeriveRefreshToken(h.cfg.RefreshSecret, presented)
 	jti, err := token.NewID()
 	if err != nil {
-		return internalError(err)
+		return tokenPair{}, internalError(err)
 	}
 	next := store.RefreshToken{ // the store fills in SessionID from the presented token
 		Hash:           token.HashRefreshToken(child),
@@ -55,32 +67,31 @@ func (h *Handler) refresh(w http.ResponseWriter, r *http.Request) *Error {
 	res, err := h.cfg.Store.Rotate(ctx, h.cfg.AppID, hash, next, now, h.grace)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return h.refreshRefused("invalid refresh token")
+		return tokenPair{}, h.refreshRefused("invalid refresh token")
 	case errors.Is(err, store.ErrExpired):
-		return h.refreshRefused("refresh token expired; log in again")
+		return tokenPair{}, h.refreshRefused("refresh token expired; log in again")
 	case errors.Is(err, store.ErrRevoked):
-		return h.refreshRefused("the session has ended; log in again")
+		return tokenPair{}, h.refreshRefused("the session has ended; log in again")
 	case err != nil:
-		return internalError(fmt.Errorf("rotating refresh token: %w", err))
+		return tokenPair{}, internalError(fmt.Errorf("rotating refresh token: %w", err))
 	}
 	switch res.Outcome {
 	case store.Rotated, store.Retried:
 		if res.Token.Hash != next.Hash {
 			// Only possible when the derivation secret changed between
 			// the rotation and its retry.
-			return h.refreshRefused("invalid refresh token")
+			return tokenPair{}, h.refreshRefused("invalid refresh token")
 		}
 		pair, e := h.pair(res.Session, child, res.Token, now)
 		if e != nil {
-			return e
+			return tokenPair{}, e
 		}
-		writeJSON(w, http.StatusOK, pair)
 		if res.Outcome == store.Rotated {
 			h.metrics.Refresh(RefreshOK)
 		} else {
 			h.metrics.Refresh(RefreshRetry)
 		}
-		return nil
+		return pair, nil
 	case store.Reused:
 		h.markRevoked(res.Session)
 		h.metrics.Refresh(RefreshReuseDetected)
@@ -88,9 +99,9 @@ func (h *Handler) refresh(w http.ResponseWriter, r *http.Request) *Error {
 		if ce := h.log.Check(zap.WarnLevel, "wechat_auth refresh token reused; session revoked"); ce != nil {
 			ce.Write(zap.Uint64("user_id", res.Session.UserID))
 		}
-		return invalidGrant("refresh token already used; the session has been revoked")
+		return tokenPair{}, invalidGrant("refresh token already used; the session has been revoked")
 	default:
-		return internalError(fmt.Errorf("rotating refresh token: unknown outcome %d", res.Outcome))
+		return tokenPair{}, internalError(fmt.Errorf("rotating refresh token: unknown outcome %d", res.Outcome))
 	}
 }
 
@@ -117,7 +128,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) *Error {
 	var sid string
 	var uid uint64
 	var ended bool // the session was revoked before this call
-	raw := h.findToken(r)
+	raw, _ := h.findTokenSource(r)
 	var accessErr error
 	if raw != "" {
 		// A token of an already revoked session may log out again.

@@ -33,6 +33,7 @@ func RunShared(t *testing.T, openPair func(t *testing.T) (a, b store.Store)) {
 		{"LinkByUnionID", testSharedUnionID},
 		{"Secret/FirstWriterWins", testSharedSecret},
 		{"WatchRevocations", testSharedWatch},
+		{"Ticket/OtherInstance", testSharedTicket},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
