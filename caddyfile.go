@@ -1,6 +1,7 @@
 package wechatauth
 
 import (
+	"cmp"
 	"strconv"
 	"strings"
 
@@ -47,7 +48,9 @@ func parseStripCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, e
 // wechat_auth_strip step with no matcher, so that forged identity headers
 // are removed from every request of the site and not only from those the
 // matcher sends to the guard, then the handler under the directive's
-// matcher. Among the directive's routes Caddy sorts those with a matcher
+// matcher. With a web block the strip step also takes the block's session
+// cookies off every request and hands them back to this handler (see
+// Strip). Among the directive's routes Caddy sorts those with a matcher
 // first, so a strip step may run after another wechat_auth handler; it
 // keeps the headers that handler set (see Strip).
 func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
@@ -62,7 +65,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 	if err := m.UnmarshalCaddyfile(h.Dispenser); err != nil {
 		return nil, err
 	}
-	routes := h.NewRoute(nil, &Strip{HeaderPrefix: m.HeaderPrefix})
+	strip := &Strip{HeaderPrefix: m.HeaderPrefix}
+	if m.Web != nil {
+		strip.Cookie = cmp.Or(m.Web.Cookie, defaultWebCookie)
+	}
+	routes := h.NewRoute(nil, strip)
 	return append(routes, h.NewRoute(matcherSet, m)...), nil
 }
 

@@ -244,3 +244,78 @@ http://127.0.0.1:9080 {
 		t.Fatalf("with wechat_auth_strip, forged headers reached the upstream: %v", got)
 	}
 }
+
+// TestE2EStripWebCookies: with a web block, the directive's strip step
+// also takes the block's session cookies off requests outside its matcher,
+// so an upstream never sees a session's tokens there, while a request
+// inside the matcher still authenticates by the cookie (the strip step
+// hands the cookies to the guard) and reaches the upstream without them.
+func TestE2EStripWebCookies(t *testing.T) {
+	up := echoUpstream(t)
+	e := newE2E(t, "")
+	e.loadRaw(fmt.Sprintf(`{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1s
+	skip_install_trust
+}
+
+http://127.0.0.1:9081 {
+	wechat_emulator {
+		app_id     %[1]s
+		app_secret %[2]s
+	}
+	respond "not an emulator path" 404
+}
+
+http://127.0.0.1:9080 {
+	wechat_auth /api/* {
+		app_id      %[1]s
+		app_secret  %[2]s
+		api_base    http://127.0.0.1:9081
+		db          %[3]s/a.db
+		signing_key %[4]s
+		login_path  /api/wx/login
+		web {
+			path   /api/web
+			cookie wa
+		}
+	}
+	reverse_proxy %[5]s
+}
+`, e2eAppID, e2eSecret, filepath.Dir(e.db), e2eKey, strings.TrimPrefix(up.URL, "http://")))
+
+	// A real cookie session, entered through a web-view ticket.
+	a := e.postJSON(siteURL+"/api/wx/login", map[string]string{"code": e.mint("o_cookie_user")}, nil)
+	expect(t, a, 200, "")
+	tk := e.postJSON(siteURL+"/api/web/ticket", map[string]string{"next": "/api/x"}, bearer(a.body["token"].(string)))
+	expect(t, tk, 200, "")
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := noRedirect.Get(siteURL + tk.body["url"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	var session []string
+	for _, c := range res.Cookies() {
+		session = append(session, c.Name+"="+c.Value)
+	}
+	if res.StatusCode != http.StatusFound || len(session) != 2 {
+		t.Fatalf("enter: status %d, cookies %v", res.StatusCode, session)
+	}
+	cookie := strings.Join(session, "; ") + "; wa_state=s; theirs=1"
+
+	for _, c := range []struct{ path, uid string }{
+		{"/other", ""}, // outside the matcher: the cookies are taken off all the same
+		{"/api/x", fmt.Sprint(a.body["user_id"])}, // inside: authenticated by the cookie
+	} {
+		got := getEcho(t, e, c.path, map[string]string{"Cookie": cookie})
+		if v := got["Cookie"]; len(v) != 1 || v[0] != "theirs=1" {
+			t.Errorf("%s: Cookie at the upstream = %q, want only theirs=1", c.path, v)
+		}
+		if v := got["X-Wechat-User-Id"]; c.uid != "" && (len(v) != 1 || v[0] != c.uid) {
+			t.Errorf("%s: X-WeChat-User-ID at the upstream = %v, want %s", c.path, v, c.uid)
+		}
+	}
+}

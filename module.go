@@ -185,6 +185,7 @@ type WeChatAuth struct {
 	dbKey      string
 	limitKey   string // key of the shared login rate limiter, if any
 	mark       string // request variable telling wechat_auth_strip this handler ran
+	cookieVar  string // request variable where wechat_auth_strip keeps this block's web cookies
 	decoder    bool   // holds a reference to the shared avatar decoder
 	logger     *zap.Logger
 }
@@ -315,6 +316,7 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 		if web, err = m.provisionWeb(ctx, repl, st, sealer, appID, apiBase); err != nil {
 			return err
 		}
+		m.cookieVar = cookieStashPrefix + web.Cookies.Name
 	}
 	m.handler, err = handler.New(handler.Config{
 		AppID:         appID,
@@ -637,6 +639,11 @@ func (m *WeChatAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 	// Serve removes the client's headers with this handler's prefix first;
 	// a wechat_auth_strip step later in the route keeps what is set after.
 	caddyhttp.SetVar(r.Context(), m.mark, true)
+	if m.cookieVar != "" {
+		// A strip step ahead took this block's cookies off; the guard
+		// takes them itself (and off the request again).
+		unstashCookies(r, m.cookieVar)
+	}
 	res, c, err := m.handler.Serve(w, r)
 	if err != nil {
 		status := http.StatusUnauthorized

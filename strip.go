@@ -9,6 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/wxauth/caddy-wechat-auth/internal/handler"
+	"github.com/wxauth/caddy-wechat-auth/internal/websession"
 )
 
 func init() {
@@ -28,6 +29,11 @@ func init() {
 //
 //	{"handler": "wechat_auth_strip", "header_prefix": "X-WeChat-"}
 //
+// With "cookie" set (the directive does so for a block with a web block),
+// the module's session cookies are taken off as well and handed to the
+// wechat_auth handler of that cookie name, so the upstream never sees them
+// on a request outside the handler's matcher either.
+//
 // Headers a wechat_auth handler set earlier in the same request stay: that
 // handler removed the client's headers with its prefix before setting its
 // own, so what carries its prefix afterwards came from the site's
@@ -38,7 +44,17 @@ type Strip struct {
 	// {env.*} are resolved at provision. Default: X-WeChat-
 	HeaderPrefix string `json:"header_prefix,omitempty"`
 
-	prefix string // folded: lower-case, '_' as '-'
+	// The cookie name of a wechat_auth handler's web block (its access
+	// cookie; the refresh and state cookies are <cookie>_refresh and
+	// <cookie>_state). When set, those three cookies are taken off every
+	// request too, so no upstream sees a session's tokens, and handed back
+	// to the wechat_auth handler of that cookie name if one serves the
+	// request later. Placeholders are resolved at provision. Default: none
+	// (cookies are left alone).
+	Cookie string `json:"cookie,omitempty"`
+
+	prefix  string // folded: lower-case, '_' as '-'
+	cookies websession.Cookies
 }
 
 // CaddyModule returns the Caddy module information.
@@ -60,11 +76,21 @@ func (s *Strip) Provision(caddy.Context) error {
 		return fmt.Errorf("header_prefix: %w", err)
 	}
 	s.prefix = handler.FoldHeaderPrefix(p)
+	if s.Cookie != "" {
+		name := caddy.NewReplacer().ReplaceKnown(s.Cookie, "")
+		if !websession.ValidCookieName(name) {
+			return fmt.Errorf("cookie: not a cookie name: %q", name)
+		}
+		s.cookies = websession.Cookies{Name: name}
+	}
 	return nil
 }
 
 // Validate checks the prefix when it has no placeholders.
 func (s *Strip) Validate() error {
+	if s.Cookie != "" && !strings.Contains(s.Cookie, "{") && !websession.ValidCookieName(s.Cookie) {
+		return fmt.Errorf("cookie: not a cookie name: %q", s.Cookie)
+	}
 	if s.HeaderPrefix == "" || strings.Contains(s.HeaderPrefix, "{") {
 		return nil
 	}
@@ -77,7 +103,39 @@ func (s *Strip) Validate() error {
 // ServeHTTP removes the identity headers and calls next.
 func (s *Strip) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	stripIdentityHeaders(r, s.prefix)
+	if s.cookies.Name != "" {
+		stashCookies(r, s.cookies)
+	}
 	return next.ServeHTTP(w, r)
+}
+
+// cookieStashPrefix starts the name of the request variable in which a
+// strip step keeps the web cookies it took off a request; the rest of the
+// name is the access cookie's name.
+const cookieStashPrefix = "wechat_auth.cookies:"
+
+// stashCookies takes c's cookies off r and keeps them in a request
+// variable (which a client cannot set) for the wechat_auth handler of that
+// cookie name.
+func stashCookies(r *http.Request, c websession.Cookies) {
+	ours := c.Cut(r.Header)
+	if ours == "" {
+		return
+	}
+	key := cookieStashPrefix + c.Name
+	if prev, _ := caddyhttp.GetVar(r.Context(), key).(string); prev != "" {
+		ours = prev + "; " + ours
+	}
+	caddyhttp.SetVar(r.Context(), key, ours)
+}
+
+// unstashCookies gives a wechat_auth handler back the web cookies a strip
+// step took off r, as a Cookie header, and forgets them.
+func unstashCookies(r *http.Request, key string) {
+	if v, _ := caddyhttp.GetVar(r.Context(), key).(string); v != "" {
+		r.Header.Add("Cookie", v)
+		caddyhttp.SetVar(r.Context(), key, nil)
+	}
 }
 
 // guardMarkPrefix starts the name of the request variable a wechat_auth

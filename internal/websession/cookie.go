@@ -167,6 +167,48 @@ func (c Cookies) Strip(h http.Header) {
 	h["Cookie"] = out
 }
 
+// Cut removes the module's three cookies from the request's Cookie
+// headers, as Strip does, and returns them as one Cookie header value
+// ("name=value; …", in the order sent): "" when the request has none, and
+// then the headers are left untouched. Adding the value back as a Cookie
+// header restores them.
+func (c Cookies) Cut(h http.Header) string {
+	vals := h["Cookie"]
+	var ours []string
+	out := make([]string, 0, len(vals))
+	for _, v := range vals {
+		if !strings.Contains(v, c.Name) {
+			out = append(out, v)
+			continue
+		}
+		var kept []string
+		for _, p := range strings.Split(v, ";") {
+			p = strings.TrimSpace(p)
+			if p == "" {
+				continue
+			}
+			name, _, _ := strings.Cut(p, "=")
+			if name == c.Name || name == c.RefreshName() || name == c.StateName() {
+				ours = append(ours, p)
+				continue
+			}
+			kept = append(kept, p)
+		}
+		if len(kept) > 0 {
+			out = append(out, strings.Join(kept, "; "))
+		}
+	}
+	if len(ours) == 0 {
+		return ""
+	}
+	if len(out) == 0 {
+		delete(h, "Cookie")
+	} else {
+		h["Cookie"] = out
+	}
+	return strings.Join(ours, "; ")
+}
+
 // stripOne removes the module's cookies from one Cookie header value.
 func (c Cookies) stripOne(v string) string {
 	parts := strings.Split(v, ";")

@@ -92,6 +92,44 @@ func TestStrip(t *testing.T) {
 	}
 }
 
+func TestCut(t *testing.T) {
+	c := Cookies{Name: "wa"}
+	tests := []struct {
+		name     string
+		in       []string
+		wantHdr  []string
+		wantOurs string
+	}{
+		{"none", nil, nil, ""},
+		{"others only", []string{"a=1; b=2"}, []string{"a=1; b=2"}, ""},
+		{"ours only", []string{"wa=x; wa_refresh=y; wa_state=z"}, nil, "wa=x; wa_refresh=y; wa_state=z"},
+		{"mixed", []string{"a=1; wa=x; b=2; wa_refresh=y"}, []string{"a=1; b=2"}, "wa=x; wa_refresh=y"},
+		{"prefix look-alike kept", []string{"wa2=1; xwa=2; wa_other=3"}, []string{"wa2=1; xwa=2; wa_other=3"}, ""},
+		{"several headers", []string{"wa=x", "a=1; wa_state=s"}, []string{"a=1"}, "wa=x; wa_state=s"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{}
+			if tc.in != nil {
+				h["Cookie"] = append([]string(nil), tc.in...)
+			}
+			ours := c.Cut(h)
+			if ours != tc.wantOurs || !reflect.DeepEqual(h["Cookie"], tc.wantHdr) {
+				t.Fatalf("Cut = %q, Cookie = %q; want %q, %q", ours, h["Cookie"], tc.wantOurs, tc.wantHdr)
+			}
+			if ours == "" {
+				return
+			}
+			// Added back, the guard's Take finds the tokens again.
+			h.Add("Cookie", ours)
+			access, refresh := c.Take(h)
+			if !strings.Contains(ours, "wa="+access) || (refresh != "" && !strings.Contains(ours, "wa_refresh="+refresh)) {
+				t.Fatalf("Take after restore = %q, %q from %q", access, refresh, ours)
+			}
+		})
+	}
+}
+
 func TestValidators(t *testing.T) {
 	for s, want := range map[string]bool{"wechat_auth": true, "a-b.c": true, "": false, "a b": false, "a;b": false, "a=b": false, "ä": false} {
 		if ValidCookieName(s) != want {
