@@ -215,6 +215,15 @@ func rotateTx(b *appBuckets, hash [32]byte, next store.RefreshToken, now time.Ti
 	case !now.Before(tok.ExpiresAt):
 		return res, store.ErrExpired, nil
 	}
+	// A banned user's session is refused as a revoked one, whatever the
+	// token's state: no pair is issued or handed out again for it.
+	u, err := getUserByKey(b, idKey(sess.UserID))
+	if err != nil {
+		return res, nil, fmt.Errorf("user of session: %w: %w", errCorrupt, err)
+	}
+	if u.Banned {
+		return res, fmt.Errorf("user %d is banned: %w", u.ID, store.ErrRevoked), nil
+	}
 
 	if tok.RotatedAt.IsZero() { // current: rotate
 		nt := next

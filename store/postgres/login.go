@@ -20,9 +20,14 @@ const loginAttempts = 3
 // nothing; see store.Store. A banned user gets store.ErrBanned and nothing
 // is written.
 //
-// The common cases cost one durable commit and no lock held across it:
-//   - a returning user: one statement finds the user by openid and inserts
-//     the session and its token;
+// A login holds the user's row locked FOR SHARE from reading it to its
+// commit (logins of one user share that lock; a ban, which updates the
+// row, waits for them or they for it), so a login never stores a live
+// session for a user a committed ban has already swept.
+//
+// The common cases cost one durable commit:
+//   - a returning user: one statement finds and locks the user by openid
+//     and inserts the session and its token;
 //   - a new user: an id is reserved for the openid first (a short
 //     transaction that bumps the app's counter and commits without waiting
 //     for the disk: it becomes durable with the login's own commit, which
@@ -120,12 +125,14 @@ func (s *Store) Login(ctx context.Context, app string, nu store.NewUser, sess st
 // loginReturning inserts the session and token of a returning user in one
 // statement. done is true when it did; otherwise u is the user found
 // (zero ID: none) that still needs the general path, or err is
-// ErrBanned.
+// ErrBanned. The user row is locked (FOR SHARE) before banned is read,
+// as findLoginUser does, so a ban and this login serialize.
 func (s *Store) loginReturning(ctx context.Context, app string, nu store.NewUser, sess *store.Session, tok *store.RefreshToken) (u store.User, done bool, err error) {
 	row := s.pool.QueryRow(ctx, `WITH u AS (
 			SELECT `+userColumns+` FROM wechat_auth_openids o
 			JOIN wechat_auth_users u ON u.app_id = o.app_id AND u.id = o.user_id
 			WHERE o.app_id = $1 AND o.openid = $2
+			FOR SHARE OF u
 		), s AS (
 			INSERT INTO wechat_auth_sessions (app_id, id, user_id, openid, unionid, sealed_session_key, created_at, expires_at)
 			SELECT $1, $3, u.id, $2, u.unionid, $4, $5, $6 FROM u

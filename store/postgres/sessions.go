@@ -274,14 +274,17 @@ func rotateCurrent(ctx context.Context, q interface {
 }, app string, hash [32]byte, next store.RefreshToken, now time.Time) (store.RotateResult, bool, error) {
 	var res store.RotateResult
 	// After waiting for a lock, FOR UPDATE returns the rows as committed
-	// by then, so "cur" is current and a concurrent rotation makes "ok"
-	// empty here.
+	// by then, so "cur" is current and a concurrent rotation makes "cur"
+	// empty here. The user is read, not locked: a ban revokes the session
+	// under the session's row lock, so a ban committed first leaves the
+	// session revoked here, and one committing later revokes it after.
 	row := q.QueryRow(ctx, `WITH cur AS (
 			SELECT t.hash, t.session_id FROM wechat_auth_refresh_tokens t
 			JOIN wechat_auth_sessions s ON s.app_id = t.app_id AND s.id = t.session_id
+			JOIN wechat_auth_users u ON u.app_id = s.app_id AND u.id = s.user_id
 			WHERE t.app_id = $1 AND t.hash = $2 AND t.rotated_at IS NULL AND s.revoked_at IS NULL
-			AND $3 < t.expires_at AND ($5 = '' OR $5 = s.id)
-			FOR UPDATE
+			AND NOT u.banned AND $3 < t.expires_at AND ($5 = '' OR $5 = s.id)
+			FOR UPDATE OF t, s
 		), r AS (
 			UPDATE wechat_auth_refresh_tokens t SET rotated_at = $3, child = $4
 			FROM cur WHERE t.app_id = $1 AND t.hash = cur.hash
@@ -318,7 +321,7 @@ func rotateTx(ctx context.Context, tx pgx.Tx, app string, hash [32]byte, next st
 	sess, tok, err := scanSessionTokenRow(tx.QueryRow(ctx, `SELECT `+sessionColumns+`, `+tokenColumns+`
 		FROM wechat_auth_refresh_tokens t
 		JOIN wechat_auth_sessions s ON s.app_id = t.app_id AND s.id = t.session_id
-		WHERE t.app_id = $1 AND t.hash = $2 FOR UPDATE`, app, hash[:]))
+		WHERE t.app_id = $1 AND t.hash = $2 FOR UPDATE OF t, s`, app, hash[:]))
 	if err != nil {
 		return res, fmt.Errorf("refresh token: %w", err)
 	}
@@ -327,6 +330,16 @@ func rotateTx(ctx context.Context, tx pgx.Tx, app string, hash [32]byte, next st
 		return res, store.ErrRevoked
 	case !now.Before(tok.ExpiresAt):
 		return res, store.ErrExpired
+	}
+	// A banned user's session is refused as a revoked one, whatever the
+	// token's state: no pair is issued or handed out again for it.
+	var banned bool
+	if err := tx.QueryRow(ctx, `SELECT banned FROM wechat_auth_users WHERE app_id = $1 AND id = $2`,
+		app, int64(sess.UserID)).Scan(&banned); err != nil {
+		return res, fmt.Errorf("reading the session's user: %w", err)
+	}
+	if banned {
+		return res, fmt.Errorf("user %d is banned: %w", sess.UserID, store.ErrRevoked)
 	}
 
 	if tok.RotatedAt.IsZero() { // current: rotate
