@@ -97,7 +97,7 @@ type Handler struct {
 	jwksBody  []byte // the JWK Set, nil with symmetric keys only
 
 	grace  time.Duration // retry window of rotated refresh tokens
-	logins *loginFlights // logins in flight, by code
+	logins loginSharer   // logins in flight, by code
 }
 
 // New checks cfg and builds a Handler.
