@@ -20,7 +20,8 @@ type report struct {
 	guard      [][]result // per target, per round
 	guardWarm  []result   // per target
 
-	newLogins, returningLogins, refreshes, raw result
+	logins []loginResults // per login site: bbolt first, then PostgreSQL
+	raw    result
 }
 
 // failures is the number of failed operations in the whole run.
@@ -34,9 +35,10 @@ func (r *report) failures() int64 {
 	for _, x := range r.guardWarm {
 		n += x.failed
 	}
-	for _, x := range []result{r.newLogins, r.returningLogins, r.refreshes, r.raw} {
-		n += x.failed
+	for _, x := range r.logins {
+		n += x.newLogins.failed + x.returningLogins.failed + x.refreshes.failed
 	}
+	n += r.raw.failed
 	return n
 }
 
@@ -77,8 +79,52 @@ func (r *report) print(out io.Writer) error {
 		}
 	}
 
-	fmt.Fprintf(&b, "Guard: GET %s on a `respond` route, Authorization: Bearer <valid token> sent to every route (req/s)\n", guardPath)
+	if len(r.guard) > 0 {
+		r.printGuard(&b, note)
+	}
+	b.WriteString("\nLogins and refreshes: EdDSA site, durable bbolt store. A login here is minting its code\n" +
+		"at the emulator (POST /emulator/code) plus POST /wx/login: the minting is part of its cost.\n")
+	raw := r.raw.rate()
+	bolt := r.logins[0]
+	rows := []struct {
+		name string
+		x    result
+	}{
+		{"login, new users", bolt.newLogins},
+		{"login, returning users (pool of " + strconv.Itoa(c.users) + ")", bolt.returningLogins},
+		{"refresh (each worker chains its tokens)", bolt.refreshes},
+	}
+	t := table{}
+	t.row("phase", "per s", "done", "errors", "/ raw")
+	for _, row := range rows {
+		t.row(row.name, fmt.Sprintf("%.0f", row.x.rate()), strconv.FormatInt(row.x.ok, 10),
+			errCell(row.x.failed), fmt.Sprintf("%.2f", ratio(row.x.rate(), raw)))
+		note(row.name, row.x)
+	}
+	t.row("bbolt raw durable write (1 Put per Update, 1 writer)", fmt.Sprintf("%.0f", raw),
+		strconv.FormatInt(r.raw.ok, 10), errCell(r.raw.failed), "")
+	note("bbolt raw durable write", r.raw)
+	t.write(&b)
+	for _, row := range rows {
+		q := ratio(row.x.rate(), raw)
+		fmt.Fprintf(&b, "goal: %s >= %.2f x raw durable write: %s (%.2f)%s\n",
+			row.name, loginGoal, verdict(q, loginGoal), q, unclean(row.x.failed+r.raw.failed))
+	}
+	if len(r.logins) > 1 {
+		r.printPostgres(&b, note)
+	}
+	if len(loud) > 0 {
+		b.WriteString("\n" + strings.Join(loud, "\n") + "\n")
+	}
+	_, err := out.Write(b.Bytes())
+	return err
+}
+
+// printGuard writes the guard table and its goal lines.
+func (r *report) printGuard(b *bytes.Buffer, note func(string, result)) {
+	fmt.Fprintf(b, "Guard: GET %s on a `respond` route, Authorization: Bearer <valid token> sent to every route (req/s)\n", guardPath)
 	var t table
+	c := r.cfg
 	head := []string{"phase"}
 	for i := range c.rounds {
 		head = append(head, "round "+strconv.Itoa(i+1))
@@ -114,44 +160,44 @@ func (r *report) print(out io.Writer) error {
 		ratios[i] = median(rs)
 		t.row(append(cells, fmt.Sprintf("%.2f", ratios[i]), "")...)
 	}
-	t.write(&b)
+	t.write(b)
 	for i := 1; i < len(r.guard); i++ {
-		fmt.Fprintf(&b, "goal: %s guard >= %.2f x open (median of the per-round ratios): %s (%.2f)%s\n",
+		fmt.Fprintf(b, "goal: %s guard >= %.2f x open (median of the per-round ratios): %s (%.2f)%s\n",
 			r.guardNames[i], guardGoal, verdict(ratios[i], guardGoal), ratios[i], unclean(guardErrs[0]+guardErrs[i]))
 	}
 
-	b.WriteString("\nLogins and refreshes: EdDSA site, durable bbolt store. A login here is minting its code\n" +
-		"at the emulator (POST /emulator/code) plus POST /wx/login: the minting is part of its cost.\n")
-	raw := r.raw.rate()
+}
+
+// printPostgres writes the PostgreSQL logins and refreshes next to
+// bbolt's, with the ratios and their goal lines.
+func (r *report) printPostgres(b *bytes.Buffer, note func(string, result)) {
+	bolt, pg := r.logins[0], r.logins[1]
+	b.WriteString("\nThe same on the EdDSA site with the PostgreSQL store (pool size from the DSN; default\n" +
+		"the larger of 4 and the CPUs), measured in turns with bbolt, phase by phase:\n")
 	rows := []struct {
-		name string
-		x    result
+		name     string
+		bolt, pg result
 	}{
-		{"login, new users", r.newLogins},
-		{"login, returning users (pool of " + strconv.Itoa(c.users) + ")", r.returningLogins},
-		{"refresh (each worker chains its tokens)", r.refreshes},
+		{"login, new users", bolt.newLogins, pg.newLogins},
+		{"login, returning users", bolt.returningLogins, pg.returningLogins},
+		{"refresh", bolt.refreshes, pg.refreshes},
 	}
-	t = table{}
-	t.row("phase", "per s", "done", "errors", "/ raw")
+	var t table
+	t.row("phase", "bbolt per s", "PostgreSQL per s", "PostgreSQL errors", "PG / bbolt")
 	for _, row := range rows {
-		t.row(row.name, fmt.Sprintf("%.0f", row.x.rate()), strconv.FormatInt(row.x.ok, 10),
-			errCell(row.x.failed), fmt.Sprintf("%.2f", ratio(row.x.rate(), raw)))
-		note(row.name, row.x)
+		t.row(row.name, fmt.Sprintf("%.0f", row.bolt.rate()), fmt.Sprintf("%.0f", row.pg.rate()),
+			errCell(row.pg.failed), fmt.Sprintf("%.2f", ratio(row.pg.rate(), row.bolt.rate())))
+		note(row.name+" (PostgreSQL)", row.pg)
 	}
-	t.row("bbolt raw durable write (1 Put per Update, 1 writer)", fmt.Sprintf("%.0f", raw),
-		strconv.FormatInt(r.raw.ok, 10), errCell(r.raw.failed), "")
-	note("bbolt raw durable write", r.raw)
-	t.write(&b)
+	t.write(b)
 	for _, row := range rows {
-		q := ratio(row.x.rate(), raw)
-		fmt.Fprintf(&b, "goal: %s >= %.2f x raw durable write: %s (%.2f)%s\n",
-			row.name, loginGoal, verdict(q, loginGoal), q, unclean(row.x.failed+r.raw.failed))
+		q := ratio(row.pg.rate(), row.bolt.rate())
+		fmt.Fprintf(b, "goal: PostgreSQL %s >= %.2f x bbolt: %s (%.2f)%s\n",
+			row.name, pgGoal, verdict(q, pgGoal), q, unclean(row.bolt.failed+row.pg.failed))
 	}
-	if len(loud) > 0 {
-		b.WriteString("\n" + strings.Join(loud, "\n") + "\n")
-	}
-	_, err := out.Write(b.Bytes())
-	return err
+	q := ratio(pg.returningLogins.rate(), pg.newLogins.rate())
+	fmt.Fprintf(b, "goal: PostgreSQL returning-user logins >= %.2f x its new-user logins: %s (%.2f)%s\n",
+		pgRetGoal, verdict(q, pgRetGoal), q, unclean(pg.newLogins.failed+pg.returningLogins.failed))
 }
 
 // errCell is an error count, flagged when not zero.
