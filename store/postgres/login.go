@@ -16,8 +16,8 @@ import (
 // to create the same user.
 const loginAttempts = 3
 
-// Login is LoginUser and CreateSession in one transaction, all or
-// nothing; see store.Store. A banned user gets store.ErrBanned and nothing
+// Login finds or creates the user and stores the session and its first
+// token in one transaction, all or nothing; see store.Store. A banned user gets store.ErrBanned and nothing
 // is written.
 //
 // A login holds the user's row locked FOR SHARE from reading it to its

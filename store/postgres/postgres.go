@@ -158,10 +158,6 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Destruct closes the store. It lets the store sit in a caddy.UsagePool,
-// which calls Destruct when the last user releases it.
-func (s *Store) Destruct() error { return s.Close() }
-
 // call runs fn with a context bounded by the store's timeout, on an open
 // store, and turns its error into one that says it happened while doing op
 // and wraps the store's sentinels (see wrap).

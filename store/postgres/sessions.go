@@ -117,31 +117,6 @@ func checkFirstToken(sess store.Session, tok store.RefreshToken) error {
 	return nil
 }
 
-// CreateSession stores sess and its first refresh token tok atomically in
-// app sess.AppID. The user sess.UserID must exist (ErrNotFound otherwise);
-// sess.ID and tok.Hash must be new. A zero sess.ExpiresAt is taken from
-// tok.ExpiresAt.
-func (s *Store) CreateSession(ctx context.Context, sess store.Session, tok store.RefreshToken) error {
-	switch {
-	case !validKey(sess.AppID):
-		return errors.New("creating session: invalid app")
-	case sess.UserID == 0 || sess.UserID > maxID:
-		return errors.New("creating session: missing user id")
-	case !validText(sess.OpenID) || !validText(sess.UnionID):
-		return errors.New("creating session: invalid openid or unionid")
-	}
-	if err := checkFirstToken(sess, tok); err != nil {
-		return fmt.Errorf("creating session: %w", err)
-	}
-	sess, tok = normSession(sess), normToken(tok)
-	if sess.ExpiresAt.IsZero() {
-		sess.ExpiresAt = tok.ExpiresAt
-	}
-	return s.inTx(ctx, "creating session", func(ctx context.Context, tx pgx.Tx) error {
-		return insertSession(ctx, tx, &sess, &tok)
-	})
-}
-
 // insertSession writes a session and its first token. A missing user is
 // ErrNotFound and a taken session id or token hash errDuplicate; both
 // abort the transaction.

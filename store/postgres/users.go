@@ -43,29 +43,7 @@ func checkNewUser(app string, nu store.NewUser) error {
 	return nil
 }
 
-// LoginUser returns the app's user with nu.OpenID, creating it when
-// missing; see store.Store.
-func (s *Store) LoginUser(ctx context.Context, app string, nu store.NewUser, now time.Time) (store.User, bool, error) {
-	if err := checkNewUser(app, nu); err != nil {
-		return store.User{}, false, fmt.Errorf("logging in user: %w", err)
-	}
-	now = norm(now)
-	var (
-		u       store.User
-		created bool
-	)
-	err := s.inTx(ctx, "logging in user", func(ctx context.Context, tx pgx.Tx) error {
-		var err error
-		u, created, err = loginUserTx(ctx, tx, app, nu, now)
-		return err
-	})
-	if err != nil {
-		return store.User{}, false, err
-	}
-	return u, created, nil
-}
-
-// loginUserTx is LoginUser's work inside a transaction: find the user by
+// loginUserTx is Login's user half inside a transaction: find the user by
 // openid (filling in a new unionid), link by unionid when asked, or create
 // it. Creating takes the app's row lock first and looks again, so
 // concurrent first logins of one openid, in this process or another,
