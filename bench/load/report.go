@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -36,7 +37,7 @@ func (r *report) failures() int64 {
 		n += x.failed
 	}
 	for _, x := range r.logins {
-		n += x.newLogins.failed + x.returningLogins.failed + x.refreshes.failed
+		n += failed(x.newLogins) + failed(x.returningLogins) + failed(x.refreshes)
 	}
 	n += r.raw.failed
 	return n
@@ -90,9 +91,9 @@ func (r *report) print(out io.Writer) error {
 		name string
 		x    result
 	}{
-		{"login, new users", bolt.newLogins},
-		{"login, returning users (pool of " + strconv.Itoa(c.users) + ")", bolt.returningLogins},
-		{"refresh (each worker chains its tokens)", bolt.refreshes},
+		{"login, new users", medianOf(bolt.newLogins)},
+		{"login, returning users (pool of " + strconv.Itoa(c.users) + ")", medianOf(bolt.returningLogins)},
+		{"refresh (each worker chains its tokens)", medianOf(bolt.refreshes)},
 	}
 	t := table{}
 	t.row("phase", "per s", "done", "errors", "/ raw")
@@ -169,35 +170,78 @@ func (r *report) printGuard(b *bytes.Buffer, note func(string, result)) {
 }
 
 // printPostgres writes the PostgreSQL logins and refreshes next to
-// bbolt's, with the ratios and their goal lines.
+// bbolt's, with the ratios of each round and their medians, and the goal
+// lines.
 func (r *report) printPostgres(b *bytes.Buffer, note func(string, result)) {
 	bolt, pg := r.logins[0], r.logins[1]
-	b.WriteString("\nThe same on the EdDSA site with the PostgreSQL store (pool size from the DSN; default\n" +
-		"the larger of 4 and the CPUs), measured in turns with bbolt, phase by phase:\n")
+	fmt.Fprintf(b, "\nThe same on the EdDSA site with the PostgreSQL store (pool size from the DSN; default\n"+
+		"the larger of 4 and the CPUs), in %d rounds taking turns with bbolt phase by phase (medians):\n", len(pg.newLogins))
 	rows := []struct {
 		name     string
-		bolt, pg result
+		bolt, pg []result
 	}{
 		{"login, new users", bolt.newLogins, pg.newLogins},
 		{"login, returning users", bolt.returningLogins, pg.returningLogins},
 		{"refresh", bolt.refreshes, pg.refreshes},
 	}
 	var t table
-	t.row("phase", "bbolt per s", "PostgreSQL per s", "PostgreSQL errors", "PG / bbolt")
-	for _, row := range rows {
-		t.row(row.name, fmt.Sprintf("%.0f", row.bolt.rate()), fmt.Sprintf("%.0f", row.pg.rate()),
-			errCell(row.pg.failed), fmt.Sprintf("%.2f", ratio(row.pg.rate(), row.bolt.rate())))
-		note(row.name+" (PostgreSQL)", row.pg)
+	t.row("phase", "bbolt per s", "PostgreSQL per s", "PostgreSQL errors", "PG / bbolt per round", "median")
+	medians := make([]float64, len(rows))
+	for k, row := range rows {
+		qs := roundRatios(row.pg, row.bolt)
+		medians[k] = median(qs)
+		t.row(row.name, fmt.Sprintf("%.0f", medianOf(row.bolt).rate()), fmt.Sprintf("%.0f", medianOf(row.pg).rate()),
+			errCell(failed(row.pg)), ratioList(qs), fmt.Sprintf("%.2f", medians[k]))
+		for _, x := range row.pg {
+			note(row.name+" (PostgreSQL)", x)
+		}
 	}
 	t.write(b)
-	for _, row := range rows {
-		q := ratio(row.pg.rate(), row.bolt.rate())
-		fmt.Fprintf(b, "goal: PostgreSQL %s >= %.2f x bbolt: %s (%.2f)%s\n",
-			row.name, pgGoal, verdict(q, pgGoal), q, unclean(row.bolt.failed+row.pg.failed))
+	for k, row := range rows {
+		fmt.Fprintf(b, "goal: PostgreSQL %s >= %.2f x bbolt (median of the rounds): %s (%.2f)%s\n",
+			row.name, pgGoal, verdict(medians[k], pgGoal), medians[k], unclean(failed(row.bolt)+failed(row.pg)))
 	}
-	q := ratio(pg.returningLogins.rate(), pg.newLogins.rate())
-	fmt.Fprintf(b, "goal: PostgreSQL returning-user logins >= %.2f x its new-user logins: %s (%.2f)%s\n",
-		pgRetGoal, verdict(q, pgRetGoal), q, unclean(pg.newLogins.failed+pg.returningLogins.failed))
+	qs := roundRatios(pg.returningLogins, pg.newLogins)
+	q := median(qs)
+	fmt.Fprintf(b, "goal: PostgreSQL returning-user logins >= %.2f x its new-user logins (per round %s): %s (%.2f)%s\n",
+		pgRetGoal, ratioList(qs), verdict(q, pgRetGoal), q, unclean(failed(pg.newLogins)+failed(pg.returningLogins)))
+}
+
+// roundRatios are a[i]/b[i] for each round.
+func roundRatios(a, b []result) []float64 {
+	qs := make([]float64, min(len(a), len(b)))
+	for i := range qs {
+		qs[i] = ratio(a[i].rate(), b[i].rate())
+	}
+	return qs
+}
+
+// ratioList formats ratios for a table cell.
+func ratioList(qs []float64) string {
+	cells := make([]string, len(qs))
+	for i, q := range qs {
+		cells[i] = fmt.Sprintf("%.2f", q)
+	}
+	return strings.Join(cells, " ")
+}
+
+// medianOf is the result of rs with the median rate (the lower middle
+// one for an even count); the zero result when there is none.
+func medianOf(rs []result) result {
+	if len(rs) == 0 {
+		return result{}
+	}
+	s := slices.SortedFunc(slices.Values(rs), func(a, b result) int { return cmp.Compare(a.rate(), b.rate()) })
+	return s[(len(s)-1)/2]
+}
+
+// failed is the number of failed operations of rs.
+func failed(rs []result) int64 {
+	var n int64
+	for _, x := range rs {
+		n += x.failed
+	}
+	return n
 }
 
 // errCell is an error count, flagged when not zero.
