@@ -51,6 +51,10 @@ type Options struct {
 	// Logger receives the revocation watcher's connection problems. They
 	// name the server, never the password. Default: no logging.
 	Logger *zap.Logger
+
+	// tracer, when set (by this package's tests), traces every query and
+	// batch the pool's connections send.
+	tracer pgx.QueryTracer
 }
 
 // Store is a store.Store on a PostgreSQL database reached through a pgx
@@ -106,6 +110,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 			ct = DefaultConnectTimeout
 		}
 		cfg.ConnConfig.ConnectTimeout = ct
+	}
+	if opts.tracer != nil {
+		cfg.ConnConfig.Tracer = opts.tracer
 	}
 	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "wechat_auth"
