@@ -108,3 +108,25 @@ func TestLoginRoundTrips(t *testing.T) {
 		}
 	})
 }
+
+// TestPoolSize: without pool_max_conns the pool holds up to
+// defaultMaxConns connections (at least 16, so that concurrent logins
+// share commit flushes); the DSN's setting wins.
+func TestPoolSize(t *testing.T) {
+	dsn, _ := pgtest.SchemaDSN(t)
+	for _, tc := range []struct {
+		dsn  string
+		want int32
+	}{
+		{dsn, defaultMaxConns()},
+		{dsn + "&pool_max_conns=3", 3},
+	} {
+		s := openDSN(t, tc.dsn)
+		if got := s.pool.Config().MaxConns; got != tc.want {
+			t.Errorf("MaxConns = %d, want %d", got, tc.want)
+		}
+	}
+	if defaultMaxConns() < 16 {
+		t.Errorf("defaultMaxConns() = %d, want at least 16", defaultMaxConns())
+	}
+}
