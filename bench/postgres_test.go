@@ -21,7 +21,7 @@ import (
 	"github.com/wxauth/caddy-wechat-auth/store/storetest"
 )
 
-// The PostgreSQL benchmarks of SPEC §10, against the server named by
+// The PostgreSQL store benchmarks, against the server named by
 // WECHAT_AUTH_TEST_POSTGRES (each in a fresh schema): logins and refreshes
 // per second of the PostgreSQL store from 1, 4 and 16 concurrent clients,
 // against the raw rate of durable one-row transactions from as many

@@ -175,7 +175,7 @@ func (r *report) printGuard(b *bytes.Buffer, note func(string, result)) {
 func (r *report) printPostgres(b *bytes.Buffer, note func(string, result)) {
 	bolt, pg := r.logins[0], r.logins[1]
 	fmt.Fprintf(b, "\nThe same on the EdDSA site with the PostgreSQL store (pool size from the DSN; default\n"+
-		"the larger of 4 and the CPUs), in %d rounds taking turns with bbolt phase by phase (medians):\n", len(pg.newLogins))
+		"the larger of 16 and 4 per CPU), in %d rounds taking turns with bbolt phase by phase (medians):\n", len(pg.newLogins))
 	rows := []struct {
 		name     string
 		bolt, pg []result
