@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the PostgreSQL store benchmarks interleaved in one run and
+# Runs the PostgreSQL benchmarks (logins, refreshes, raw durable commits) in one run and
 # prints the ratios with their goals. Needs a PostgreSQL server: set
 # WECHAT_AUTH_TEST_POSTGRES (default postgres://postgres@127.0.0.1:5432/test?sslmode=disable).
 # Usage: bench/pg_ratios.sh [count] [operations per run]
