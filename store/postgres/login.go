@@ -124,12 +124,15 @@ func (s *Store) Login(ctx context.Context, app string, nu store.NewUser, sess st
 // statement. done is true when it did; otherwise u is the user found
 // (zero ID: none) that still needs the general path, or err is
 // ErrBanned. The user row is locked (FOR SHARE) before banned is read,
-// as findLoginUser does, so a ban and this login serialize.
+// as findLoginUser does, so a ban and this login serialize. The login
+// first takes the user's gate (see userGate) shared, so a ban waiting for
+// the logins in flight is not starved by ever new ones.
 func (s *Store) loginReturning(ctx context.Context, app string, nu store.NewUser, sess *store.Session, tok *store.RefreshToken) (u store.User, done bool, err error) {
 	row := s.pool.QueryRow(ctx, `WITH u AS (
 			SELECT `+userColumns+` FROM wechat_auth_openids o
 			JOIN wechat_auth_users u ON u.app_id = o.app_id AND u.id = o.user_id
 			WHERE o.app_id = $1 AND o.openid = $2
+			AND pg_advisory_xact_lock_shared(`+userGate("$1", "o.user_id")+`) IS NOT NULL
 			FOR SHARE OF u
 		), s AS (
 			INSERT INTO wechat_auth_sessions (app_id, id, user_id, openid, unionid, sealed_session_key, created_at, expires_at)
@@ -281,4 +284,15 @@ func constraint(err error) string {
 		return pe.ConstraintName
 	}
 	return ""
+}
+
+// userGate is the SQL expression of the advisory lock key of the app's
+// user id (both SQL expressions). A login holds it shared and a ban
+// exclusively: PostgreSQL queues a shared request behind a waiting
+// exclusive one, which row locks do not (a row share-locked by one login
+// after another would keep a ban's update waiting as long as logins of
+// the user overlap). Two users sharing a key only wait for each other
+// now and then.
+func userGate(app, id string) string {
+	return "hashtextextended(" + app + " || '/' || " + id + ", 2003792232)"
 }

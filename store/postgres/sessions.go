@@ -566,6 +566,11 @@ func (s *Store) Ban(ctx context.Context, app string, userID uint64, reason strin
 		if !validKey(app) || userID == 0 || userID > maxID {
 			return store.ErrNotFound
 		}
+		// The user's gate, exclusively: logins that have it shared finish
+		// first, and later ones wait for the ban (see userGate).
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(`+userGate("$1::text", "$2::bigint")+`)`, app, int64(userID)); err != nil {
+			return fmt.Errorf("waiting for the user's logins: %w", err)
+		}
 		var err error
 		u, err = scanUser(tx.QueryRow(ctx, `UPDATE wechat_auth_users u SET banned = true, ban_reason = $3, updated_at = $4
 			WHERE app_id = $1 AND id = $2 RETURNING `+userColumns, app, int64(userID), reason, now))

@@ -31,7 +31,9 @@ func testBanRacesLogins(t *testing.T, f *fixture) {
 		rounds  = 12
 		workers = 6
 		// perWorker bounds each worker's logins in a round; they stop at
-		// their first refusal, which comes once the ban has committed.
+		// their first refusal, which comes once the ban has committed. A
+		// worker reaching it means the ban waited behind overlapping
+		// logins all along (starved) and fails the test.
 		perWorker = 200
 		// before is how many logins the round makes before banning, so
 		// the ban lands among logins in flight.
