@@ -17,17 +17,19 @@ import (
 const loginAttempts = 3
 
 // Login finds or creates the user and stores the session and its first
-// token in one transaction, all or nothing; see store.Store. A banned user gets store.ErrBanned and nothing
-// is written.
+// token in one transaction, all or nothing; see store.Store. A banned
+// user gets store.ErrBanned and nothing is written.
 //
 // A login holds the user's row locked FOR SHARE from reading it to its
 // commit (logins of one user share that lock; a ban, which updates the
 // row, waits for them or they for it), so a login never stores a live
-// session for a user a committed ban has already swept.
+// session for a user a committed ban has already swept. A returning
+// login also holds the user's gate shared (see userGate), so that a ban
+// queued behind logins in flight is not overtaken by new ones.
 //
 // The common cases cost one durable commit:
-//   - a returning user: one statement finds and locks the user by openid
-//     and inserts the session and its token;
+//   - a returning user: one statement (one round trip) finds and locks
+//     the user by openid and inserts the session and its token;
 //   - a new user: after that statement found no user, one pipelined
 //     batch (one round trip) reserves an id for the openid in a short
 //     transaction that commits without waiting for the disk, then creates
