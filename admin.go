@@ -122,7 +122,8 @@ func (a *AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 //
 //	apps
 //	apps/{app}
-//	apps/{app}/users?openid=…|unionid=…|phone=…
+//	apps/{app}/users            (a lookup by query string: refused, see below)
+//	apps/{app}/users/lookup     (POST {"openid"|"unionid"|"phone": …})
 //	apps/{app}/users/{id}
 //	apps/{app}/users/{id}/sessions
 //	apps/{app}/users/{id}/ban
@@ -162,7 +163,13 @@ func (a *AdminAPI) route(w http.ResponseWriter, r *http.Request) *adminError {
 		if e := methods(r, http.MethodGet); e != nil {
 			return e
 		}
-		return a.findUser(w, r, app)
+		return badAdminRequest(`look a user up with POST …/users/lookup and a JSON body such as {"openid":"…"} (or "unionid", "phone"), ` +
+			`or GET …/users/{id}: the query string is written to Caddy's admin log, and openids and phone numbers are personal data`)
+	case rest[0] == "users" && len(rest) == 2 && rest[1] == "lookup":
+		if e := methods(r, http.MethodPost); e != nil {
+			return e
+		}
+		return a.lookupUser(w, r, app)
 	case rest[0] == "users" && len(rest) <= 3:
 		id, err := strconv.ParseUint(rest[1], 10, 64)
 		if err != nil || id == 0 {
@@ -255,25 +262,39 @@ func (a *AdminAPI) listApps(w http.ResponseWriter, r *http.Request) *adminError 
 	return nil
 }
 
-// findUser answers GET …/users?openid=… (or unionid, phone): exactly one
-// of the three.
-func (a *AdminAPI) findUser(w http.ResponseWriter, r *http.Request, app *liveApp) *adminError {
-	q := r.URL.Query()
+// userLookup is the body of POST …/users/lookup: exactly one key, given
+// in the body because Caddy's admin endpoint logs every request's URI.
+type userLookup struct {
+	OpenID  *string `json:"openid"`
+	UnionID *string `json:"unionid"`
+	Phone   *string `json:"phone"`
+}
+
+// lookupUser answers POST …/users/lookup: the user with the one openid,
+// unionid or phone of the body (with a shared phone: the lowest id).
+func (a *AdminAPI) lookupUser(w http.ResponseWriter, r *http.Request, app *liveApp) *adminError {
+	var req userLookup
+	if e := decodeAdminBody(r, &req); e != nil {
+		return e
+	}
 	var (
 		key, val string
 		n        int
 	)
-	for _, k := range []string{"openid", "unionid", "phone"} {
-		if v, ok := q[k]; ok {
-			key, n = k, n+1
-			if len(v) != 1 || v[0] == "" {
-				return badAdminRequest("give %s once, not empty", k)
-			}
-			val = v[0]
+	for _, k := range []struct {
+		name string
+		v    *string
+	}{{"openid", req.OpenID}, {"unionid", req.UnionID}, {"phone", req.Phone}} {
+		if k.v == nil {
+			continue
 		}
+		if *k.v == "" {
+			return badAdminRequest("%s is empty", k.name)
+		}
+		key, val, n = k.name, *k.v, n+1
 	}
 	if n != 1 {
-		return badAdminRequest("look a user up by exactly one of openid, unionid or phone (or GET …/users/{id})")
+		return badAdminRequest(`give exactly one of openid, unionid or phone, as a JSON body such as {"openid":"…"}`)
 	}
 	st, id, ctx := app.st, app.handler.AppID(), r.Context()
 	var (

@@ -90,9 +90,9 @@ func TestAdminAPI(t *testing.T) {
 		{"list apps", "GET", "/wechat_auth/apps", "", 200, "", `"app_id":"` + app + `","store":"bolt","users":2,"active_sessions":2`},
 		{"one app", "GET", p, "", 200, "", `"users":2`},
 		{"user by id", "GET", p + "/users/1", "", 200, "", `"openid":"o-admin-1","unionid":"u-o-admin-1"`},
-		{"user by openid", "GET", p + "/users?openid=o-admin-2", "", 200, "", `"id":2`},
-		{"user by unionid", "GET", p + "/users?unionid=u-o-admin-1", "", 200, "", `"id":1`},
-		{"user by phone", "GET", p + "/users?phone=%2B86+o-admin-2", "", 200, "", `"id":2`},
+		{"user by openid", "POST", p + "/users/lookup", `{"openid":"o-admin-2"}`, 200, "", `"id":2`},
+		{"user by unionid", "POST", p + "/users/lookup", `{"unionid":"u-o-admin-1"}`, 200, "", `"id":1`},
+		{"user by phone", "POST", p + "/users/lookup", `{"phone":"+86 o-admin-2"}`, 200, "", `"id":2`},
 		{"sessions", "GET", p + "/users/1/sessions", "", 200, "", `"sid":"sid-admin-1"`},
 		{"unknown app", "GET", "/wechat_auth/apps/nope/users/1", "", 404, "unknown_app", `nope`},
 		{"unknown route", "GET", "/wechat_auth/nothing", "", 404, "not_found", ""},
@@ -103,10 +103,22 @@ func TestAdminAPI(t *testing.T) {
 		{"negative id", "GET", p + "/users/-1", "", 400, "invalid_request", ""},
 		{"huge id", "GET", p + "/users/99999999999999999999999", "", 400, "invalid_request", ""},
 		{"unknown user", "GET", p + "/users/42", "", 404, "not_found", "no user 42"},
-		{"unknown openid", "GET", p + "/users?openid=nobody", "", 404, "not_found", ""},
-		{"no lookup key", "GET", p + "/users", "", 400, "invalid_request", ""},
-		{"two lookup keys", "GET", p + "/users?openid=a&phone=b", "", 400, "invalid_request", ""},
-		{"empty lookup", "GET", p + "/users?openid=", "", 400, "invalid_request", ""},
+		{"unknown openid", "POST", p + "/users/lookup", `{"openid":"nobody"}`, 404, "not_found", "no user with that openid"},
+		{"no lookup key", "POST", p + "/users/lookup", `{}`, 400, "invalid_request", "exactly one of openid, unionid or phone"},
+		{"no lookup body", "POST", p + "/users/lookup", "", 400, "invalid_request", "exactly one of openid, unionid or phone"},
+		{"two lookup keys", "POST", p + "/users/lookup", `{"openid":"a","phone":"b"}`, 400, "invalid_request", "exactly one of"},
+		{"empty lookup", "POST", p + "/users/lookup", `{"openid":""}`, 400, "invalid_request", "openid is empty"},
+		{"null lookup", "POST", p + "/users/lookup", `{"openid":null}`, 400, "invalid_request", "exactly one of"},
+		{"unknown lookup key", "POST", p + "/users/lookup", `{"nickname":"Ann"}`, 400, "invalid_request", ""},
+		{"lookup not a string", "POST", p + "/users/lookup", `{"openid":5}`, 400, "invalid_request", ""},
+		{"lookup by GET", "GET", p + "/users/lookup", "", 405, "method_not_allowed", ""},
+		{"lookup too deep", "POST", p + "/users/lookup/x", `{"openid":"o-admin-2"}`, 400, "invalid_request", ""},
+		// The old query form is refused, pointing to the body form, and
+		// does not echo the value.
+		{"lookup by query string", "GET", p + "/users?openid=o-admin-2", "", 400, "invalid_request", "POST …/users/lookup"},
+		{"lookup by phone query", "GET", p + "/users?phone=%2B86+o-admin-2", "", 400, "invalid_request", "personal data"},
+		{"users without a query", "GET", p + "/users", "", 400, "invalid_request", "POST …/users/lookup"},
+		{"wrong method on users", "POST", p + "/users", `{"openid":"o-admin-2"}`, 405, "method_not_allowed", ""},
 		{"sessions of unknown user", "GET", p + "/users/42/sessions", "", 404, "not_found", ""},
 		{"escaped slash in id", "GET", p + "/users/1%2F2", "", 400, "invalid_request", ""},
 		{"empty segment", "GET", p + "//users/1", "", 400, "invalid_request", ""},
@@ -162,6 +174,11 @@ func TestAdminAPI(t *testing.T) {
 				}
 			}
 		})
+	}
+
+	// A refused query-string lookup does not echo what it was given.
+	if a := adminCall(t, "GET", p+"/users?openid=o-admin-2", ""); strings.Contains(a.raw, "o-admin-2") {
+		t.Errorf("the refusal echoes the openid: %s", a.raw)
 	}
 }
 

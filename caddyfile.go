@@ -13,21 +13,67 @@ import (
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("wechat_auth", parseCaddyfile)
+	httpcaddyfile.RegisterDirective("wechat_auth", parseCaddyfile)
 	httpcaddyfile.RegisterDirectiveOrder("wechat_auth", httpcaddyfile.Before, "basic_auth")
+	httpcaddyfile.RegisterHandlerDirective("wechat_auth_strip", parseStripCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("wechat_auth_strip", httpcaddyfile.Before, "map")
 }
 
-func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+// parseStripCaddyfile sets up the wechat_auth_strip directive, for a site
+// whose wechat_auth blocks sit inside handle or route blocks (the strip
+// step each of them adds covers only its block). Syntax:
+//
+//	wechat_auth_strip [<prefix>]
+//
+// The prefix defaults to X-WeChat-; give the directive once for every
+// header_prefix the site's wechat_auth blocks use. It is ordered before
+// map, so it runs before anything else of the site reads request headers.
+func parseStripCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	h.Next() // consume the directive name
+	s := new(Strip)
+	if h.NextArg() {
+		s.HeaderPrefix = h.Val()
+	}
+	if h.NextArg() || h.NextBlock(0) {
+		return nil, h.ArgErr()
+	}
+	if err := s.Validate(); err != nil {
+		return nil, h.Errf("wechat_auth_strip: %v", err)
+	}
+	return s, nil
+}
+
+// parseCaddyfile sets up the wechat_auth directive: two routes, a
+// wechat_auth_strip step with no matcher, so that forged identity headers
+// are removed from every request of the site and not only from those the
+// matcher sends to the guard, then the handler under the directive's
+// matcher. Among the directive's routes Caddy sorts those with a matcher
+// first, so a strip step may run after another wechat_auth handler; it
+// keeps the headers that handler set (see Strip).
+func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	if !h.Next() {
+		return nil, h.ArgErr()
+	}
+	matcherSet, err := h.ExtractMatcherSet()
+	if err != nil {
+		return nil, err
+	}
 	m := new(WeChatAuth)
-	err := m.UnmarshalCaddyfile(h.Dispenser)
-	return m, err
+	if err := m.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	routes := h.NewRoute(nil, &Strip{HeaderPrefix: m.HeaderPrefix})
+	return append(routes, h.NewRoute(matcherSet, m)...), nil
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //
 //	wechat_auth [<matcher>] {
+//	    platform      wechat|qq|douyin|alipay|baidu
 //	    app_id        <appid>
 //	    app_secret    <secret>
+//	    alipay_private_key_file <pem>
+//	    alipay_public_key_file  <pem>
 //	    api_base      <url>
 //	    timeout       <duration>
 //	    db            <path>
@@ -52,10 +98,29 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    errors        json | caddy
 //	    link_unionid
 //	    login_rate_limit <requests> <window>
+//	    avatar_path   <path>
+//	    avatar_max_size <size>
+//	    content_check on|off
+//	    web {
+//	        path            <prefix>
+//	        cookie          <name>
+//	        cookie_domain   <domain>
+//	        cookie_secure   auto|on|off
+//	        oa_app_id       <appid>
+//	        oa_app_secret   <secret>
+//	        oa_scope        snsapi_base|snsapi_userinfo
+//	        site_app_id     <appid>
+//	        site_app_secret <secret>
+//	        oauth_base      <url>
+//	        callback_url    <url>
+//	    }
 //	}
 //
+// A size is a whole number of bytes, optionally followed by KiB or MiB
+// (or KB, MB): 2MiB, 512KiB, 1048576.
+//
 // signing_key_file and token_source may be repeated; every other
-// subdirective may be given once.
+// subdirective (and every subdirective of web) may be given once.
 func (m *WeChatAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume the directive name
 	if d.NextArg() {
@@ -169,6 +234,44 @@ func (m *WeChatAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			m.LoginRateLimit = &LoginRateLimit{Requests: n, Window: caddy.Duration(window)}
 
+		case "avatar_max_size":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			n, err := handler.ParseSize(d.Val())
+			if err != nil {
+				return d.Errf("avatar_max_size: %v", err)
+			}
+			if n < handler.MinAvatarMaxSize || n > handler.MaxAvatarMaxSize {
+				return d.Errf("avatar_max_size: want %s to %s, got %s", handler.FormatSize(handler.MinAvatarMaxSize), handler.FormatSize(handler.MaxAvatarMaxSize), d.Val())
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			m.AvatarMaxSize = n
+
+		case "content_check":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			switch d.Val() {
+			case "on":
+				m.ContentCheck = true
+			case "off":
+				m.ContentCheck = false
+			default:
+				return d.Errf("content_check: want on or off, got %q", d.Val())
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		case "web":
+			w, err := unmarshalWeb(d)
+			if err != nil {
+				return err
+			}
+			m.Web = w
+
 		case "errors":
 			if !d.NextArg() {
 				return d.ArgErr()
@@ -195,6 +298,12 @@ func (m *WeChatAuth) stringField(name string) *string {
 		return &m.AppID
 	case "app_secret":
 		return &m.AppSecret
+	case "platform":
+		return &m.Platform
+	case "alipay_private_key_file":
+		return &m.AlipayPrivateKeyFile
+	case "alipay_public_key_file":
+		return &m.AlipayPublicKeyFile
 	case "api_base":
 		return &m.APIBase
 	case "db":
@@ -219,6 +328,8 @@ func (m *WeChatAuth) stringField(name string) *string {
 		return &m.DecryptPath
 	case "jwks_path":
 		return &m.JWKSPath
+	case "avatar_path":
+		return &m.AvatarPath
 	case "header_prefix":
 		return &m.HeaderPrefix
 	}

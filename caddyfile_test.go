@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/wxauth/caddy-wechat-auth/internal/handler"
@@ -124,6 +125,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "rate limit bad window", input: "wechat_auth {\n app_id wx1\n app_secret s\n login_rate_limit 5 soon\n}", wantErr: "positive window"},
 		{name: "leeway too long", input: "wechat_auth {\n app_id wx1\n app_secret s\n leeway 10m\n}", wantErr: "leeway: must not be negative and at most 5m"},
 		{name: "empty header prefix", input: "wechat_auth {\n app_id wx1\n app_secret s\n header_prefix \"\"\n}", wantErr: "not a header name prefix"},
+		{name: "refresh_ttl under access_ttl + leeway", input: "wechat_auth {\n app_id wx1\n app_secret s\n access_ttl 1h\n leeway 1m\n refresh_ttl 60m59s\n}", wantErr: "refresh_ttl: must be at least access_ttl + leeway (1h0m0s + 1m0s = 1h1m0s), got 1h0m59s"},
+		{name: "refresh_ttl under the default access_ttl + leeway", input: "wechat_auth {\n app_id wx1\n app_secret s\n refresh_ttl 15m\n}", wantErr: "refresh_ttl: must be at least access_ttl + leeway (15m0s + 30s = 15m30s), got 15m0s"},
 		{name: "bad header prefix", input: "wechat_auth {\n app_id wx1\n app_secret s\n header_prefix \"X Y\"\n}", wantErr: "not a header name prefix"},
 	}
 	for _, tt := range tests {
@@ -216,5 +219,57 @@ func TestValidateRefreshGrace(t *testing.T) {
 	m.applyDefaults()
 	if m.RefreshGrace == nil || time.Duration(*m.RefreshGrace) != 10*time.Second {
 		t.Fatalf("default refresh_grace = %v, want 10s", m.RefreshGrace)
+	}
+}
+
+// TestDirectiveAddsStrip: every wechat_auth directive adds a matcher-less
+// wechat_auth_strip step with its header_prefix ahead of its own route, and
+// a bad directive fails the adaptation with its line.
+func TestDirectiveAddsStrip(t *testing.T) {
+	adapt := func(site string) (string, error) {
+		out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(":8080 {\n"+site+"\n}\n"), nil)
+		return string(out), err
+	}
+	out, err := adapt("wechat_auth /api/* {\n app_id wx1\n app_secret s\n header_prefix X-A-\n}\nwechat_auth {\n app_id wx2\n app_secret s\n db /tmp/b.db\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`{"handler":"wechat_auth_strip","header_prefix":"X-A-"}`,
+		`{"handler":"wechat_auth_strip"}`,
+		`"match":[{"path":["/api/*"]}],"handle":[{"app_id":"wx1"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("adapted config lacks %s:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, `"handler":"wechat_auth_strip"`) != 2 {
+		t.Errorf("want one strip step per directive:\n%s", out)
+	}
+	if i, j := strings.Index(out, `"handler":"wechat_auth_strip"}`), strings.Index(out, `"app_id":"wx2"`); i < 0 || j < 0 || i > j {
+		t.Errorf("the matcher-less directive's strip step must come before its handler:\n%s", out)
+	}
+
+	// wechat_auth_strip at the site's top level runs before handle blocks.
+	out, err = adapt("handle /api/* {\n wechat_auth {\n  app_id wx1\n  app_secret s\n }\n}\nwechat_auth_strip\nwechat_auth_strip X-A-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second, inner := strings.Index(out, `{"handler":"wechat_auth_strip"}`), strings.Index(out, `{"handler":"wechat_auth_strip","header_prefix":"X-A-"}`), strings.Index(out, `"handler":"subroute"`)
+	if first < 0 || second < 0 || inner < 0 || first > inner || second > inner {
+		t.Errorf("wechat_auth_strip must come before the handle block:\n%s", out)
+	}
+
+	for _, tt := range []struct{ site, wantErr string }{
+		{"wechat_auth_strip X-A- X-B-", "wrong argument count"},
+		{"wechat_auth_strip \"X Y\"", "not a header name prefix"},
+		{"wechat_auth_strip {\n x\n}", "wrong argument count"},
+		{"wechat_auth @nope {\n app_id wx1\n app_secret s\n}", "nope"},
+		{"wechat_auth /api/* {\n app_id wx1\n app_secret s\n header_prefix \"X Y\"\n}", "not a header name prefix"},
+		{"wechat_auth /api/* {\n app_id wx1\n}", "app_secret is required"},
+	} {
+		if _, err := adapt(tt.site); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("%q: want an error containing %q, got %v", tt.site, tt.wantErr, err)
+		}
 	}
 }

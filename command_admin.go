@@ -273,31 +273,31 @@ func userCommand() *cobra.Command {
 	cmd.Flags().StringVar(&unionid, "unionid", "", "Find the user by unionid")
 	cmd.Flags().StringVar(&phone, "phone", "", "Find the user by phone number (as WeChat gave it)")
 	cmd.RunE = runE(c, func(_ *cobra.Command, args []string) error {
-		var keys []string
-		q := url.Values{}
+		// openid, unionid and phone go in the body of a POST: Caddy's
+		// admin endpoint logs every request's URI.
+		lookup := map[string]string{}
 		for _, k := range []struct{ name, val string }{{"openid", openid}, {"unionid", unionid}, {"phone", phone}} {
 			if k.val != "" {
-				q.Set(k.name, k.val)
-				keys = append(keys, k.name)
+				lookup[k.name] = k.val
 			}
 		}
-		if len(args)+len(keys) != 1 {
+		if len(args)+len(lookup) != 1 {
 			return errors.New("give exactly one of: a user id, --openid, --unionid, --phone")
 		}
 		p, err := c.appPath()
 		if err != nil {
 			return err
 		}
-		uri := p + "/users?" + q.Encode()
+		method, uri, body := http.MethodPost, p+"/users/lookup", any(lookup)
 		if len(args) == 1 {
 			id, err := parseUserID(args[0])
 			if err != nil {
 				return err
 			}
-			uri = p + "/users/" + strconv.FormatUint(id, 10)
+			method, uri, body = http.MethodGet, p+"/users/"+strconv.FormatUint(id, 10), nil
 		}
 		var u adminUser
-		raw, err := c.call(http.MethodGet, uri, nil, &u)
+		raw, err := c.call(method, uri, body, &u)
 		if err != nil {
 			return err
 		}

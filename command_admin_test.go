@@ -110,9 +110,18 @@ func TestCLIOutput(t *testing.T) {
 	const app = "/wechat_auth/apps/wxcli"
 	user := `{"id":42,"openid":"o-42","unionid":"","nickname":"Ann","avatar_url":"","gender":2,"phone":"+86 138","created_at":"2026-01-02T03:04:05Z","updated_at":"2026-01-02T03:04:05Z","banned":true,"ban_reason":"spam"}`
 	addr := fakeAdmin(t, map[string]func(http.ResponseWriter, *http.Request){
-		"GET /wechat_auth/apps":                 answer(200, `[{"app_id":"wxcli","store":"bolt","users":3,"active_sessions":5}]`),
-		"GET " + app + "/users?phone=%2B86+138": answer(200, user),
-		"GET " + app + "/users/42/sessions":     answer(200, `[{"sid":"s-new","created_at":"2026-01-02T03:04:05Z","refreshed_at":null,"expires_at":"2099-01-01T00:00:00Z","revoked_at":null,"revoked_reason":""},{"sid":"s-old","created_at":"2026-01-01T00:00:00Z","refreshed_at":"2026-01-01T01:00:00Z","expires_at":"2099-01-01T00:00:00Z","revoked_at":"2026-01-01T02:00:00Z","revoked_reason":"admin"}]`),
+		"GET /wechat_auth/apps": answer(200, `[{"app_id":"wxcli","store":"bolt","users":3,"active_sessions":5}]`),
+		"POST " + app + "/users/lookup": func(w http.ResponseWriter, r *http.Request) {
+			var b bytes.Buffer
+			_, _ = b.ReadFrom(r.Body)
+			known := map[string]bool{`{"phone":"+86 138"}`: true, `{"openid":"o-42"}`: true, `{"unionid":"u-42"}`: true}
+			if !known[b.String()] || r.Header.Get("Content-Type") != "application/json" || r.URL.RawQuery != "" {
+				answer(400, `{"error":"invalid_request","message":"body `+b.String()+` of type `+r.Header.Get("Content-Type")+`"}`)(w, r)
+				return
+			}
+			answer(200, user)(w, r)
+		},
+		"GET " + app + "/users/42/sessions": answer(200, `[{"sid":"s-new","created_at":"2026-01-02T03:04:05Z","refreshed_at":null,"expires_at":"2099-01-01T00:00:00Z","revoked_at":null,"revoked_reason":""},{"sid":"s-old","created_at":"2026-01-01T00:00:00Z","refreshed_at":"2026-01-01T01:00:00Z","expires_at":"2099-01-01T00:00:00Z","revoked_at":"2026-01-01T02:00:00Z","revoked_reason":"admin"}]`),
 		"PUT " + app + "/users/42/ban": func(w http.ResponseWriter, r *http.Request) {
 			var b bytes.Buffer
 			_, _ = b.ReadFrom(r.Body)
@@ -137,6 +146,8 @@ func TestCLIOutput(t *testing.T) {
 		{"apps table", appsCommand, nil, []string{"APP_ID", "ACTIVE_SESSIONS", "wxcli", "bolt"}},
 		{"apps json", appsCommand, []string{"--json"}, []string{`"app_id": "wxcli"`, `"active_sessions": 5`}},
 		{"user by phone, only app", userCommand, []string{"--phone", "+86 138"}, []string{"openid", "o-42", "yes (spam)"}},
+		{"user by openid", userCommand, []string{"--openid", "o-42", "--app", "wxcli"}, []string{"o-42", "yes (spam)"}},
+		{"user by unionid, json", userCommand, []string{"--unionid", "u-42", "--app", "wxcli", "--json"}, []string{`"id": 42`}},
 		{"sessions table", sessionsCommand, []string{"42", "--app", "wxcli"}, []string{"s-new", "active", "s-old", "revoked (admin)", "2026-01-01T01:00:00Z"}},
 		{"ban", banCommand, []string{"42", "--reason", "spam", "--app", "wxcli"}, []string{"banned user 42; revoked 2 session(s)"}},
 	}

@@ -29,8 +29,9 @@ func init() {
 // file's lock before saying that a server holds it.
 const transferLockTimeout = 2 * time.Second
 
-// maxRecordLine bounds one line of an import file.
-const maxRecordLine = 1 << 20
+// maxRecordLine bounds one line of an import file: an avatar record holds
+// up to store.MaxAvatarBytes of image, base64-encoded.
+const maxRecordLine = 8 << 20
 
 func newExportCommand() *cobra.Command {
 	var db, app, out string
@@ -212,7 +213,7 @@ func readRecords(r io.Reader) ([]store.Record, error) {
 }
 
 // recordCounts counts records by kind, for the summary line.
-type recordCounts struct{ secrets, users, openids, sessions, tokens int }
+type recordCounts struct{ secrets, users, openids, sessions, tokens, avatars int }
 
 func (c *recordCounts) add(r store.Record) {
 	switch {
@@ -226,9 +227,11 @@ func (c *recordCounts) add(r store.Record) {
 		c.sessions++
 	case r.Token != nil:
 		c.tokens++
+	case r.Avatar != nil:
+		c.avatars++
 	}
 }
 
 func (c recordCounts) String() string {
-	return fmt.Sprintf("%d secrets, %d users, %d linked openids, %d sessions, %d refresh tokens", c.secrets, c.users, c.openids, c.sessions, c.tokens)
+	return fmt.Sprintf("%d secrets, %d users, %d linked openids, %d avatars, %d sessions, %d refresh tokens", c.secrets, c.users, c.openids, c.avatars, c.sessions, c.tokens)
 }

@@ -3,6 +3,8 @@ package wechatauth
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io/fs"
 	"os"
@@ -36,9 +38,17 @@ func runCmd(t *testing.T, newCmd func() *cobra.Command, stdin string, args ...st
 	return out.String(), errOut.String(), err
 }
 
+// seedAvatar is user 1's avatar in seedBolt: 1.5 MB, so its export line
+// is longer than 1 MiB.
+func seedAvatar() store.Avatar {
+	data := bytes.Repeat([]byte("\x89PNG avatar bytes "), 1500000/19)
+	sum := sha256.Sum256(data)
+	return store.Avatar{Hash: hex.EncodeToString(sum[:]), ContentType: "image/png", Data: data}
+}
+
 // seedBolt writes two users (user 1 with unionid "u-o1" and, linked to
 // it by that unionid, a second openid "o1-linked"), a session for each
-// (one rotated) and a secret of app into a new bbolt file and closes it.
+// (one rotated), user 1's avatar and a secret of app into a new bbolt file and closes it.
 func seedBolt(t *testing.T, path, app string) {
 	t.Helper()
 	st, err := bolt.Open(path, bolt.Options{})
@@ -61,6 +71,9 @@ func seedBolt(t *testing.T, path, app string) {
 	}
 	if u, created, err := storetest.CreateUser(ctx, st, app, store.NewUser{OpenID: "o1-linked", UnionID: "u-o1", LinkByUnionID: true}, now); err != nil || created || u.ID != 1 {
 		t.Fatalf("linking o1-linked to user 1: user %d, created %v, %v", u.ID, created, err)
+	}
+	if _, err := st.SetAvatar(ctx, app, 1, seedAvatar(), "/wx/avatar/"+seedAvatar().Hash+".png", now); err != nil {
+		t.Fatal(err)
 	}
 	next := store.RefreshToken{Hash: [32]byte{9}, IssuedAt: now.Add(time.Minute), ExpiresAt: now.Add(2 * time.Hour), AccessID: "a2", AccessIssuedAt: now.Add(time.Minute)}
 	if _, err := st.Rotate(ctx, app, [32]byte{1}, next, now.Add(time.Minute), 10*time.Second); err != nil {
@@ -105,7 +118,7 @@ func TestExportImportCommands(t *testing.T) {
 	if err != nil {
 		t.Fatalf("export: %v", err)
 	}
-	if !strings.Contains(summary, "1 secrets, 2 users, 1 linked openids, 2 sessions, 3 refresh tokens") {
+	if !strings.Contains(summary, "1 secrets, 2 users, 1 linked openids, 1 avatars, 2 sessions, 3 refresh tokens") {
 		t.Errorf("export summary %q", summary)
 	}
 	fi, err := os.Stat(out)

@@ -206,7 +206,8 @@ func TestE2EOpsAdminAndCLI(t *testing.T) {
 	if r := cli(t, bin, "user", "--openid", "o_ops_1"); r.code != 0 || !strings.Contains(r.stdout, "o_ops_1") || !strings.Contains(r.stdout, phone) {
 		t.Fatalf("user table: %+v", r)
 	}
-	a = e.admin("GET", "/wechat_auth/apps/"+e2eAppID+"/users?phone="+urlQueryEscape(phone), "")
+	lookup, _ := json.Marshal(map[string]string{"phone": phone})
+	a = e.admin("POST", "/wechat_auth/apps/"+e2eAppID+"/users/lookup", string(lookup))
 	if a.status != 200 || a.body["id"].(float64) != float64(uid1) {
 		t.Fatalf("admin API user by phone: %d %s", a.status, a.raw)
 	}
@@ -394,11 +395,6 @@ http://127.0.0.1:9080 {` + block(appA, "/a") + block(appB, "/b") + `
 	})
 }
 
-func urlQueryEscape(s string) string {
-	r := strings.NewReplacer("+", "%2B", " ", "+")
-	return r.Replace(s)
-}
-
 // jwtSegment decodes one base64url segment of a JWT.
 func jwtSegment(s string) ([]byte, error) {
 	return base64.RawURLEncoding.DecodeString(s)
@@ -546,7 +542,7 @@ func TestE2EBackupUnderLoadAndRestore(t *testing.T) {
 			t.Fatalf("restored user %s: %s; want id %v, not new", u.openid, a.raw, u.id)
 		}
 	}
-	a := e.admin("GET", "/wechat_auth/apps/"+e2eAppID+"/users?openid="+before[0].openid, "")
+	a := e.admin("POST", "/wechat_auth/apps/"+e2eAppID+"/users/lookup", `{"openid":"`+before[0].openid+`"}`)
 	if a.status != 200 || a.body["id"].(float64) != before[0].id {
 		t.Fatalf("admin API on the restored store: %d %s", a.status, a.raw)
 	}

@@ -1,12 +1,14 @@
 package wechatauth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wechat-auth/internal/handler"
 	"github.com/wxauth/caddy-wechat-auth/store"
@@ -45,7 +47,7 @@ var (
 	}, []string{"api"})
 	metricUsers = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "caddy", Subsystem: "wechat_auth", Name: "users",
-		Help: "Users of the app in its store (read at start, then counted up as users are created).",
+		Help: "Users of the app in its store: counted from the store in the background at start and every 10 minutes, plus the users this process created since the last count (other instances' new users show at the next count).",
 	}, []string{"app_id"})
 
 	allCollectors = []prometheus.Collector{
@@ -72,10 +74,10 @@ func registerMetrics(reg *prometheus.Registry) error {
 }
 
 // provisionMetrics registers the collectors on the config's registry and
-// returns the app's counters, with the users gauge read from the store.
-// Without a registry (a context not made by Caddy) nothing is collected
-// and it returns nil.
-func provisionMetrics(ctx caddy.Context, st store.Store, app string) (*appMetrics, error) {
+// returns the app's counters. It does no store I/O: the users gauge is
+// counted in the background (sharedDB.countUsers). Without a registry (a
+// context not made by Caddy) nothing is collected and it returns nil.
+func provisionMetrics(ctx caddy.Context, app string) (*appMetrics, error) {
 	reg := ctx.GetMetricsRegistry()
 	if reg == nil {
 		return nil, nil
@@ -83,13 +85,75 @@ func provisionMetrics(ctx caddy.Context, st store.Store, app string) (*appMetric
 	if err := registerMetrics(reg); err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
-	stats, err := st.Stats(ctx, app, time.Now())
-	if err != nil {
-		return nil, fmt.Errorf("counting users: %w", err)
+	return newAppMetrics(app), nil
+}
+
+// Retry delays of the first users count while the store does not answer.
+const (
+	usersCountRetryMin = time.Second
+	usersCountRetryMax = 30 * time.Second
+)
+
+// countUsers keeps the app's users gauge at the store's figure: counted
+// now in the background, retried until the store answers, then again on
+// every sweep (recountUsers). Nothing is done when the store already
+// counts the app (a config reload), so a reload does no store I/O for it.
+func (d *sharedDB) countUsers(app string) {
+	d.mu.Lock()
+	if d.counted[app] {
+		d.mu.Unlock()
+		return
 	}
-	m := newAppMetrics(app)
-	m.users.Set(float64(stats.Users))
-	return m, nil
+	d.counted[app] = true
+	d.mu.Unlock()
+	d.bg.Add(1)
+	go func() {
+		defer d.bg.Done()
+		delay := d.countRetry
+		for {
+			err := d.countAppUsers(d.bgCtx, app)
+			if err == nil || d.bgCtx.Err() != nil {
+				return
+			}
+			if ce := d.logger.Check(zap.DebugLevel, "counting users for the users gauge; will retry"); ce != nil {
+				ce.Write(zap.String("app_id", app), zap.Duration("retry_in", delay), zap.Error(err))
+			}
+			t := time.NewTimer(delay)
+			select {
+			case <-d.bgCtx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			delay = min(2*delay, usersCountRetryMax)
+		}
+	}()
+}
+
+// recountUsers sets the users gauge of every app the store counts to the
+// store's figure; a failure leaves the gauge as it is until the next run.
+func (d *sharedDB) recountUsers(ctx context.Context) {
+	d.mu.Lock()
+	apps := make([]string, 0, len(d.counted))
+	for app := range d.counted {
+		apps = append(apps, app)
+	}
+	d.mu.Unlock()
+	for _, app := range apps {
+		if err := d.countAppUsers(ctx, app); err != nil && ctx.Err() == nil {
+			d.logger.Warn("counting users for the users gauge", zap.String("app_id", app), zap.Error(err))
+		}
+	}
+}
+
+// countAppUsers sets the app's users gauge from the store.
+func (d *sharedDB) countAppUsers(ctx context.Context, app string) error {
+	stats, err := d.store.Stats(ctx, app, d.now())
+	if err != nil {
+		return err
+	}
+	metricUsers.WithLabelValues(app).Set(float64(stats.Users))
+	return nil
 }
 
 // observer is m as the handler's Metrics; nil (none) when m is nil.

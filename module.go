@@ -7,6 +7,7 @@
 package wechatauth
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,9 +23,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wechat-auth/internal/handler"
+	"github.com/wxauth/caddy-wechat-auth/internal/platform"
 	"github.com/wxauth/caddy-wechat-auth/internal/token"
 	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
-	"github.com/wxauth/caddy-wechat-auth/store"
 )
 
 func init() {
@@ -37,16 +38,40 @@ func init() {
 // valid access token, whose identity is handed to the next handler in
 // X-WeChat-* headers and {http.auth.user.*} placeholders.
 type WeChatAuth struct {
-	// The mini-program's AppID. Required. Placeholders such as
-	// {env.WECHAT_APPID} are resolved at provision.
+	// The mini-program platform whose login this block serves: wechat,
+	// qq, douyin, alipay or baidu. Everything but the code exchange (and
+	// the phone and open-data endpoints a platform lacks) is the same on
+	// every platform. Default: wechat
+	Platform string `json:"platform,omitempty"`
+
+	// The mini-program's AppID (Baidu: the AppKey, sent as client_id).
+	// Required. Placeholders such as {env.WECHAT_APPID} are resolved at
+	// provision.
 	AppID string `json:"app_id,omitempty"`
 
-	// The mini-program's AppSecret. Required. Give it as a placeholder
-	// ({env.*} or {file.*}) so it stays out of config files and
-	// `caddy adapt` output.
+	// The mini-program's AppSecret (Baidu: the AppSecret, sent as sk).
+	// Required; on Alipay it is never sent (the keys below sign), yet still
+	// required because it seals the generated keys kept in the database.
+	// Give it as a placeholder ({env.*} or {file.*}) so it stays out of
+	// config files and `caddy adapt` output. Every instance sharing a
+	// database needs the same one (an instance with another refuses to
+	// start); change it with `caddy wechat-auth rotate-secret`.
 	AppSecret string `json:"app_secret,omitempty"`
 
-	// Base URL of WeChat's server API. Default: https://api.weixin.qq.com
+	// Alipay only: the app's RSA private key (PEM, or the bare base64 of
+	// Alipay's key tool), which signs the gateway calls (RSA2). Required
+	// on Alipay, refused elsewhere. Default: none
+	AlipayPrivateKeyFile string `json:"alipay_private_key_file,omitempty"`
+
+	// Alipay only: Alipay's RSA public key (PEM or bare base64, as the
+	// Alipay console shows it), which verifies Alipay's answers. Required
+	// on Alipay, refused elsewhere. Default: none
+	AlipayPublicKeyFile string `json:"alipay_public_key_file,omitempty"`
+
+	// Base URL of the platform's server API. Default: the platform's own
+	// host: https://api.weixin.qq.com (WeChat), https://api.q.qq.com (QQ),
+	// https://developer.toutiao.com (Douyin), https://openapi.alipay.com
+	// (Alipay), https://spapi.baidu.com (Baidu)
 	APIBase string `json:"api_base,omitempty"`
 
 	// Time limit of one WeChat API call, connect to last byte. Default: 5s
@@ -129,13 +154,39 @@ type WeChatAuth struct {
 	// reloads. Default: no limit.
 	LoginRateLimit *LoginRateLimit `json:"login_rate_limit,omitempty"`
 
-	handler  *handler.Handler
-	live     *liveApp
-	wx       *wechat.Client
-	db       *sharedDB
-	dbKey    string
-	limitKey string // key of the shared login rate limiter, if any
-	logger   *zap.Logger
+	// Path of the avatar upload: POST an image there (multipart part
+	// "file", as wx.uploadFile sends it, or a raw image/* body) with an
+	// access token; stored avatars are served to anyone below it, at
+	// <avatar_path>/<hash>.<ext>. Default: /wx/avatar
+	AvatarPath string `json:"avatar_path,omitempty"`
+
+	// Largest avatar upload in bytes (an upload over it gets 413), from
+	// 1 KiB to 32 MiB. Default: 2097152 (2MiB)
+	AvatarMaxSize int64 `json:"avatar_max_size,omitempty"`
+
+	// Check every nickname a login (of a new user) or a profile update
+	// would store with WeChat's msg_sec_check first: a nickname WeChat
+	// does not pass gets 400 content_rejected, and when WeChat cannot be
+	// asked the answer is 503, never a nickname stored unchecked.
+	// Default: false
+	ContentCheck bool `json:"content_check,omitempty"`
+
+	// Cookie sessions for browser pages: web-view tickets, WeChat web
+	// OAuth and the access cookie as a token source. Default: none (no
+	// cookies, no browser endpoints).
+	Web *WebConfig `json:"web,omitempty"`
+
+	handler    *handler.Handler
+	live       *liveApp
+	wx         *wechat.Client
+	exch       platform.Exchanger
+	webClients []*wechat.Client // the web block's OAuth clients
+	db         *sharedDB
+	dbKey      string
+	limitKey   string // key of the shared login rate limiter, if any
+	mark       string // request variable telling wechat_auth_strip this handler ran
+	decoder    bool   // holds a reference to the shared avatar decoder
+	logger     *zap.Logger
 }
 
 // LoginRateLimit allows Requests login attempts per client per Window
@@ -164,7 +215,11 @@ func (WeChatAuth) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision resolves the configuration, opens the store and builds the
-// handler.
+// handler. A reload does no database I/O when the app's state is already
+// in this process (its generated secrets and revocation list, kept with
+// the shared store), so it succeeds while the database is unreachable; the
+// endpoints then answer 503 store_unavailable until it returns. At the
+// first start the database must answer.
 func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 	m.logger = ctx.Logger()
 	repl := caddy.NewReplacer()
@@ -204,7 +259,7 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	keys, err := m.loadKeys(ctx, repl, st, sealer, appID)
+	keys, err := m.loadKeys(ctx, repl, db, sealer, appID)
 	if err != nil {
 		return err
 	}
@@ -222,29 +277,23 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("setting up tokens: %w", err)
 	}
-	refreshSecret, err := sealer.GeneratedSecret(ctx, st, appID, "refresh_derivation_v1", 32, m.logger)
+	refreshSecret, err := db.generatedSecret(ctx, sealer, appID, handler.SecretRefresh, m.logger)
 	if err != nil {
 		return fmt.Errorf("loading refresh-token secret: %w", err)
 	}
-	wx, err := wechat.New(wechat.Config{
-		BaseURL:   apiBase,
-		AppID:     appID,
-		AppSecret: secret,
-		Timeout:   time.Duration(m.Timeout),
-		Logger:    m.logger.Named("wechat"),
-		Observe:   observeWeChat,
-	})
-	if err != nil {
-		return fmt.Errorf("setting up the WeChat client: %w", err)
+	if err := m.provisionExchange(repl, apiBase, appID, secret); err != nil {
+		return err
 	}
-	m.wx = wx
 	revs, err := db.revocations(ctx, appID, tokens.AccessTTL(), tokens.Leeway())
 	if err != nil {
 		return err
 	}
-	metrics, err := provisionMetrics(ctx, st, appID)
+	metrics, err := provisionMetrics(ctx, appID)
 	if err != nil {
 		return err
+	}
+	if metrics != nil {
+		db.countUsers(appID)
 	}
 	var limiter *handler.RateLimiter
 	if m.LoginRateLimit != nil {
@@ -252,11 +301,28 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 			return err
 		}
 	}
+	decoder, err := acquireDecoder()
+	if err != nil {
+		return err
+	}
+	m.decoder = true
+	var checker handler.ContentChecker
+	if m.ContentCheck && m.wx != nil {
+		checker = m.wx
+	}
+	var web *handler.WebConfig
+	if m.Web != nil {
+		if web, err = m.provisionWeb(ctx, repl, st, sealer, appID, apiBase); err != nil {
+			return err
+		}
+	}
 	m.handler, err = handler.New(handler.Config{
 		AppID:         appID,
 		Store:         st,
 		Tokens:        tokens,
-		WeChat:        wx,
+		WeChat:        m.phoneClient(),
+		Platform:      m.Platform,
+		Exchanger:     m.exch,
 		Sealer:        sealer,
 		Revocations:   revs,
 		RefreshSecret: refreshSecret,
@@ -272,10 +338,15 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 		ClientKey:     clientIP,
 		Metrics:       metrics.observer(),
 		Logger:        m.logger,
+		AvatarMaxSize: m.AvatarMaxSize,
+		Avatars:       decoder,
+		ContentCheck:  checker,
+		Web:           web,
 	})
 	if err != nil {
 		return err
 	}
+	m.mark = guardMark(m.handler.FoldedHeaderPrefix())
 	m.live = newLiveApp(m.handler, st)
 	liveApps.add(m.live)
 	return nil
@@ -289,7 +360,8 @@ func (m *WeChatAuth) applyDefaults() {
 		}
 	}
 	p := handler.DefaultPaths()
-	setDefault(&m.APIBase, wechat.DefaultBaseURL)
+	setDefault(&m.Platform, platform.WeChat)
+	setDefault(&m.APIBase, platform.DefaultBaseURL(m.Platform))
 	setDefault(&m.Issuer, handler.DefaultIssuer)
 	setDefault(&m.LoginPath, p.Login)
 	setDefault(&m.RefreshPath, p.Refresh)
@@ -298,6 +370,10 @@ func (m *WeChatAuth) applyDefaults() {
 	setDefault(&m.PhonePath, p.Phone)
 	setDefault(&m.DecryptPath, p.Decrypt)
 	setDefault(&m.JWKSPath, p.JWKS)
+	setDefault(&m.AvatarPath, p.Avatar)
+	if m.AvatarMaxSize == 0 {
+		m.AvatarMaxSize = handler.DefaultAvatarMaxSize
+	}
 	setDefault(&m.HeaderPrefix, handler.DefaultHeaderPrefix)
 	setDefault(&m.Errors, "json")
 	if m.Timeout == 0 {
@@ -330,6 +406,7 @@ func (m *WeChatAuth) resolvePaths(repl *caddy.Replacer) (handler.Paths, string, 
 		Phone:   m.PhonePath,
 		Decrypt: m.DecryptPath,
 		JWKS:    m.JWKSPath,
+		Avatar:  m.AvatarPath,
 	}
 	prefix := m.HeaderPrefix
 	for _, f := range []struct {
@@ -338,7 +415,7 @@ func (m *WeChatAuth) resolvePaths(repl *caddy.Replacer) (handler.Paths, string, 
 	}{
 		{"login_path", &p.Login}, {"refresh_path", &p.Refresh}, {"logout_path", &p.Logout},
 		{"profile_path", &p.Profile}, {"phone_path", &p.Phone}, {"decrypt_path", &p.Decrypt},
-		{"jwks_path", &p.JWKS}, {"header_prefix", &prefix},
+		{"jwks_path", &p.JWKS}, {"avatar_path", &p.Avatar}, {"header_prefix", &prefix},
 	} {
 		*f.v = repl.ReplaceKnown(*f.v, "")
 		if err := checkField(f.name, *f.v); err != nil {
@@ -350,7 +427,7 @@ func (m *WeChatAuth) resolvePaths(repl *caddy.Replacer) (handler.Paths, string, 
 
 // loadKeys builds the signing keys: the HS256 secret, the PEM files, or
 // the generated Ed25519 key kept in the store, sealed with the app secret.
-func (m *WeChatAuth) loadKeys(ctx context.Context, repl *caddy.Replacer, st store.Store, sealer *handler.Sealer, appID string) ([]*token.Key, error) {
+func (m *WeChatAuth) loadKeys(ctx context.Context, repl *caddy.Replacer, db *sharedDB, sealer *handler.Sealer, appID string) ([]*token.Key, error) {
 	if m.SigningKey != "" {
 		secret := repl.ReplaceKnown(m.SigningKey, "")
 		if err := checkField("signing_key", secret); err != nil {
@@ -381,7 +458,7 @@ func (m *WeChatAuth) loadKeys(ctx context.Context, repl *caddy.Replacer, st stor
 		}
 		return keys, nil
 	}
-	seed, err := sealer.GeneratedSecret(ctx, st, appID, "signing_key_ed25519", 32, m.logger)
+	seed, err := db.generatedSecret(ctx, sealer, appID, handler.SecretSigningKey, m.logger)
 	if err != nil {
 		return nil, fmt.Errorf("loading the generated signing key: %w", err)
 	}
@@ -402,6 +479,19 @@ func (m *WeChatAuth) Validate() error {
 	if m.AppSecret == "" {
 		return errors.New("app_secret is required")
 	}
+	if m.Platform != "" && !platform.Valid(m.Platform) {
+		return fmt.Errorf("platform: want one of %s, got %q", strings.Join(platform.Names(), ", "), m.Platform)
+	}
+	if m.Platform == platform.Alipay {
+		if m.AlipayPrivateKeyFile == "" || m.AlipayPublicKeyFile == "" {
+			return errors.New("platform alipay needs alipay_private_key_file (the app's private key) and alipay_public_key_file (Alipay's public key)")
+		}
+	} else if m.AlipayPrivateKeyFile != "" || m.AlipayPublicKeyFile != "" {
+		return fmt.Errorf("alipay_private_key_file and alipay_public_key_file are for platform alipay only, not %s", cmp.Or(m.Platform, platform.WeChat))
+	}
+	if m.ContentCheck && cmp.Or(m.Platform, platform.WeChat) != platform.WeChat {
+		return fmt.Errorf("content_check: WeChat's msg_sec_check checks nicknames of WeChat users only, not on platform %s", m.Platform)
+	}
 	if m.Errors != "" && m.Errors != "json" && m.Errors != "caddy" {
 		return fmt.Errorf("errors: want json or caddy, got %q", m.Errors)
 	}
@@ -414,6 +504,9 @@ func (m *WeChatAuth) Validate() error {
 	if m.Leeway != nil && (*m.Leeway < 0 || time.Duration(*m.Leeway) > handler.MaxLeeway) {
 		return fmt.Errorf("leeway: must not be negative and at most %s", handler.MaxLeeway)
 	}
+	if err := m.checkRefreshTTL(); err != nil {
+		return err
+	}
 	if m.SigningKey != "" && len(m.SigningKeyFiles) > 0 {
 		return errors.New("use either signing_key or signing_key_file, not both")
 	}
@@ -423,11 +516,19 @@ func (m *WeChatAuth) Validate() error {
 	if l := m.LoginRateLimit; l != nil && (l.Requests < 1 || l.Window <= 0) {
 		return errors.New("login_rate_limit: want at least 1 request per positive window")
 	}
+	if n := m.AvatarMaxSize; n != 0 && (n < handler.MinAvatarMaxSize || n > handler.MaxAvatarMaxSize) {
+		return fmt.Errorf("avatar_max_size: want %s to %s, got %d bytes", handler.FormatSize(handler.MinAvatarMaxSize), handler.FormatSize(handler.MaxAvatarMaxSize), n)
+	}
+	if m.Web != nil {
+		if err := m.Web.validate(); err != nil {
+			return err
+		}
+	}
 	for name, v := range map[string]string{
 		"api_base": m.APIBase, "signing_key": m.SigningKey, "header_prefix": m.HeaderPrefix,
 		"login_path": m.LoginPath, "refresh_path": m.RefreshPath, "logout_path": m.LogoutPath,
 		"profile_path": m.ProfilePath, "phone_path": m.PhonePath, "decrypt_path": m.DecryptPath,
-		"jwks_path": m.JWKSPath,
+		"jwks_path": m.JWKSPath, "avatar_path": m.AvatarPath,
 	} {
 		if v == "" || strings.Contains(v, "{") {
 			continue // unset, or checked once its placeholders are resolved
@@ -439,12 +540,40 @@ func (m *WeChatAuth) Validate() error {
 	return nil
 }
 
+// checkRefreshTTL requires refresh_ttl to be at least access_ttl + leeway
+// (unset fields count with their defaults): a session is pruned once its
+// refresh token expires, and its logout or ban must be kept in the store
+// for as long as an access token of it still verifies.
+func (m *WeChatAuth) checkRefreshTTL() error {
+	access, refresh := time.Duration(m.AccessTTL), time.Duration(m.RefreshTTL)
+	if access == 0 {
+		access = handler.DefaultAccessTTL
+	}
+	if refresh == 0 {
+		refresh = handler.DefaultRefreshTTL
+	}
+	leeway := handler.DefaultLeeway
+	if m.Leeway != nil {
+		leeway = time.Duration(*m.Leeway)
+	}
+	if refresh < access+leeway {
+		return fmt.Errorf("refresh_ttl: must be at least access_ttl + leeway (%s + %s = %s), got %s: "+
+			"a session ends when its refresh token expires, and its access tokens must not outlive it",
+			access, leeway, access+leeway, refresh)
+	}
+	return nil
+}
+
 // checkField checks one resolved string value of the configuration.
 func checkField(name, v string) error {
 	switch {
 	case strings.HasSuffix(name, "_path"):
 		if !strings.HasPrefix(v, "/") {
 			return fmt.Errorf("must start with /, got %q", v)
+		}
+		if name == "avatar_path" && strings.HasSuffix(v, "/") {
+			// Avatars are served below it: "/" would take every path.
+			return fmt.Errorf("must not end in / (avatars are served below it), got %q", v)
 		}
 	case name == "signing_key":
 		if len(v) < handler.MinSecretLen {
@@ -479,9 +608,18 @@ func (m *WeChatAuth) Cleanup() error {
 	if m.wx != nil {
 		m.wx.CloseIdleConnections()
 	}
+	platform.CloseIdleConnections(m.exch)
+	for _, c := range m.webClients {
+		c.CloseIdleConnections()
+	}
+	m.webClients = nil
 	if m.limitKey != "" {
 		_, _ = limiterPool.Delete(m.limitKey)
 		m.limitKey = ""
+	}
+	if m.decoder {
+		_, _ = decoderPool.Delete(decoderKey)
+		m.decoder = false
 	}
 	if m.db == nil {
 		return nil
@@ -496,9 +634,17 @@ func (m *WeChatAuth) Cleanup() error {
 // {http.auth.user.*} placeholders and goes to next. With `errors caddy` a
 // guard failure is returned as a caddyhttp.Error for handle_errors.
 func (m *WeChatAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// Serve removes the client's headers with this handler's prefix first;
+	// a wechat_auth_strip step later in the route keeps what is set after.
+	caddyhttp.SetVar(r.Context(), m.mark, true)
 	res, c, err := m.handler.Serve(w, r)
 	if err != nil {
-		return caddyhttp.Error(http.StatusUnauthorized, err)
+		status := http.StatusUnauthorized
+		var he *handler.Error
+		if errors.As(err, &he) && he.Status != 0 {
+			status = he.Status // 403 for a refused cross-origin request
+		}
+		return caddyhttp.Error(status, err)
 	}
 	switch res {
 	case handler.ResultOK:
@@ -514,8 +660,8 @@ func (m *WeChatAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 
 // setPlaceholders provides the {http.auth.user.*} placeholders of a
 // verified request (c) or an anonymous one (nil); Caddy's access log shows
-// http.auth.user.id as user_id. One provider answers all five, which costs
-// less per request than five replacer Sets.
+// http.auth.user.id as user_id. One provider answers all six, which costs
+// less per request than six replacer Sets.
 func setPlaceholders(r *http.Request, c *token.Claims) {
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
@@ -537,6 +683,8 @@ func setPlaceholders(r *http.Request, c *token.Claims) {
 			return c.AppID, true
 		case "http.auth.user.sid":
 			return c.SessionID, true
+		case "http.auth.user.platform":
+			return cmp.Or(c.Platform, platform.WeChat), true
 		}
 		return nil, false
 	})
@@ -547,7 +695,7 @@ func setPlaceholders(r *http.Request, c *token.Claims) {
 func anonymousPlaceholders(key string) (any, bool) {
 	switch key {
 	case "http.auth.user.id", "http.auth.user.openid", "http.auth.user.unionid",
-		"http.auth.user.appid", "http.auth.user.sid":
+		"http.auth.user.appid", "http.auth.user.sid", "http.auth.user.platform":
 		return "", true
 	}
 	return nil, false

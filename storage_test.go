@@ -1,16 +1,20 @@
 package wechatauth
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"github.com/wxauth/caddy-wechat-auth/internal/handler"
-	"github.com/wxauth/caddy-wechat-auth/internal/testclock"
+	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 
+	"github.com/wxauth/caddy-wechat-auth/internal/handler"
+	"github.com/wxauth/caddy-wechat-auth/internal/testclock"
 	"github.com/wxauth/caddy-wechat-auth/store"
 	"github.com/wxauth/caddy-wechat-auth/store/bolt"
 	"github.com/wxauth/caddy-wechat-auth/store/storetest"
@@ -143,5 +147,104 @@ func TestRevocationsReloadForWiderWindow(t *testing.T) {
 	}
 	if long != short || !long.Revoked(s.ID) {
 		t.Fatalf("after a 2h handler asked: same list %v, revoked %v; want the shared list with the revocation", long == short, long.Revoked(s.ID))
+	}
+}
+
+// TestSharedDBSecretsWithoutStore: the generated secrets a config loaded
+// are opened again by the next config (a reload) without the store, so a
+// reload works while the database is unreachable; a config with another
+// app secret is sent to the store, which refuses it.
+func TestSharedDBSecretsWithoutStore(t *testing.T) {
+	const app = "wxsecretcache"
+	d, st, _, _ := newTestSharedDB(t, app)
+	ctx := context.Background()
+	a, err := handler.NewSealer("app-secret-A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := d.generatedSecret(ctx, a, app, handler.SecretSigningKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := handler.NewSealer("app-secret-B")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.generatedSecret(ctx, b, app, handler.SecretSigningKey, nil); !errors.Is(err, handler.ErrSecretMismatch) {
+		t.Fatalf("another app secret: %v, want ErrSecretMismatch", err)
+	}
+	if err := st.Close(); err != nil { // the database goes away
+		t.Fatal(err)
+	}
+	again, err := d.generatedSecret(ctx, a, app, handler.SecretSigningKey, nil)
+	if err != nil || !bytes.Equal(again, first) {
+		t.Fatalf("reload without the store: %v (same value: %v)", err, bytes.Equal(again, first))
+	}
+	if _, err := d.generatedSecret(ctx, a, app, handler.SecretRefresh, nil); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("a secret never loaded, without the store: %v, want ErrClosed", err)
+	}
+}
+
+// TestUsersGaugeIsTheStoresFigure: the users gauge is counted from the
+// store in the background, and again on every sweep, so users that other
+// instances create show in it.
+func TestUsersGaugeIsTheStoresFigure(t *testing.T) {
+	app := fmt.Sprintf("wxusersgauge%04d", metricsTestRuns.Add(1))
+	d, st, _, clk := newTestSharedDB(t, app)
+	ctx := context.Background()
+	gauge := metricUsers.WithLabelValues(app)
+	d.countUsers(app)
+	d.bg.Wait() // the background count ends once the store has answered
+	if got := testutil.ToFloat64(gauge); got != 1 {
+		t.Fatalf("users gauge %v, want 1 (the store's user)", got)
+	}
+	d.countUsers(app) // a reload: nothing new to count
+
+	// Another instance sharing the store creates two users.
+	now := clk.Now()
+	for i, openid := range []string{"o2", "o3"} {
+		sess := store.Session{ID: "sid-" + openid, AppID: app, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		tok := store.RefreshToken{Hash: [32]byte{byte(i + 1)}, SessionID: sess.ID, IssuedAt: now, ExpiresAt: now.Add(time.Hour), AccessID: "a" + openid, AccessIssuedAt: now}
+		if _, _, _, err := st.Login(ctx, app, store.NewUser{OpenID: openid}, sess, tok, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.recountUsers(ctx)
+	if got := testutil.ToFloat64(gauge); got != 3 {
+		t.Fatalf("users gauge after the sweep's count: %v, want 3", got)
+	}
+}
+
+// failingStats is a store whose Stats fails while fails is above zero.
+type failingStats struct {
+	store.Store
+	mu    sync.Mutex
+	fails int
+	calls int
+}
+
+func (f *failingStats) Stats(ctx context.Context, app string, now time.Time) (store.Stats, error) {
+	f.mu.Lock()
+	f.calls++
+	fail := f.fails > 0
+	f.fails--
+	f.mu.Unlock()
+	if fail {
+		return store.Stats{}, store.ErrUnavailable
+	}
+	return f.Store.Stats(ctx, app, now)
+}
+
+// TestUsersGaugeSeedRetries: while the store does not answer, the first
+// count is retried in the background until it does.
+func TestUsersGaugeSeedRetries(t *testing.T) {
+	app := fmt.Sprintf("wxusersretry%04d", metricsTestRuns.Add(1))
+	d, st, _, _ := newTestSharedDB(t, app)
+	fs := &failingStats{Store: st, fails: 3}
+	d.store, d.countRetry = fs, time.Millisecond
+	d.countUsers(app)
+	d.bg.Wait()
+	if got := testutil.ToFloat64(metricUsers.WithLabelValues(app)); got != 1 || fs.calls != 4 {
+		t.Fatalf("users gauge %v after %d counts, want 1 after 4", got, fs.calls)
 	}
 }

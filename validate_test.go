@@ -32,6 +32,23 @@ func TestValidateSecurityBounds(t *testing.T) {
 		{"leeway negative", func(m *WeChatAuth) { l := dur(-1); m.Leeway = &l }, false},
 		{"timeout negative", func(m *WeChatAuth) { m.Timeout = dur(-1) }, false},
 		{"refresh_ttl negative", func(m *WeChatAuth) { m.RefreshTTL = dur(-1) }, false},
+		// refresh_ttl at least access_ttl + leeway, defaults counted.
+		{"refresh_ttl = default access_ttl + leeway", func(m *WeChatAuth) { m.RefreshTTL = dur(15*time.Minute + 30*time.Second) }, true},
+		{"refresh_ttl 1ns under default access_ttl + leeway", func(m *WeChatAuth) { m.RefreshTTL = dur(15*time.Minute + 30*time.Second - 1) }, false},
+		{"refresh_ttl = access_ttl + leeway", func(m *WeChatAuth) {
+			l := dur(time.Minute)
+			m.AccessTTL, m.RefreshTTL, m.Leeway = dur(time.Hour), dur(time.Hour+time.Minute), &l
+		}, true},
+		{"refresh_ttl 1ns under access_ttl + leeway", func(m *WeChatAuth) {
+			l := dur(time.Minute)
+			m.AccessTTL, m.RefreshTTL, m.Leeway = dur(time.Hour), dur(time.Hour+time.Minute-1), &l
+		}, false},
+		{"refresh_ttl = access_ttl, leeway 0", func(m *WeChatAuth) {
+			l := dur(0)
+			m.AccessTTL, m.RefreshTTL, m.Leeway = dur(time.Hour), dur(time.Hour), &l
+		}, true},
+		{"refresh_ttl under access_ttl", func(m *WeChatAuth) { m.AccessTTL, m.RefreshTTL = dur(24*time.Hour), dur(time.Hour) }, false},
+		{"refresh_ttl default with access_ttl 24h", func(m *WeChatAuth) { m.AccessTTL = dur(24 * time.Hour) }, true},
 		{"login limit 1 per 1ns", func(m *WeChatAuth) { m.LoginRateLimit = &LoginRateLimit{Requests: 1, Window: dur(1)} }, true},
 		{"login limit 0 requests", func(m *WeChatAuth) { m.LoginRateLimit = &LoginRateLimit{Requests: 0, Window: dur(time.Minute)} }, false},
 		{"login limit zero window", func(m *WeChatAuth) { m.LoginRateLimit = &LoginRateLimit{Requests: 5, Window: 0} }, false},

@@ -269,7 +269,7 @@ func BenchmarkRevocationPropagation(b *testing.B) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		got := make(chan store.Revocation, logouts)
-		if err := a.WatchRevocations(ctx, func(r store.Revocation) { got <- r }); err != nil {
+		if err := a.WatchRevocations(ctx, func(r store.Revocation) { got <- r }, nil); err != nil {
 			b.Fatal(err)
 		}
 		now := time.Now()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the guard benchmarks side by side in one run and prints the ratios
-# SPEC §10 sets goals for. Usage: bench/ratios.sh [benchtime] [count]
+# the project sets goals for. Usage: bench/ratios.sh [benchtime] [count]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 benchtime=${1:-1s}

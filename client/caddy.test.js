@@ -62,7 +62,9 @@ function httpCall(method, url, { headers, body } = {}) {
 /**
  * A wx object over HTTP: login mints a code for openid at the emulator's
  * POST /emulator/code, request uses node's http client, storage is a Map.
- * Every request is recorded in log as "METHOD path".
+ * Every request is recorded in log as "METHOD path". loseAnswer(path), when
+ * set and true, makes a request the server answered fail as if the answer
+ * had been lost on the way.
  */
 function httpWx(emulatorURL, openid) {
   const w = { storage: new Map(), logins: 0, log: [] };
@@ -84,9 +86,16 @@ function httpWx(emulatorURL, openid) {
       body = typeof o.data === 'string' ? o.data : JSON.stringify(o.data);
       if (!Object.keys(headers).some((k) => k.toLowerCase() === 'content-type')) headers['Content-Type'] = 'application/json';
     }
-    w.log.push(method + ' ' + new URL(o.url).pathname);
+    const pathname = new URL(o.url).pathname;
+    w.log.push(method + ' ' + pathname);
     httpCall(method, o.url, { headers, body }).then(
-      (r) => o.success({ statusCode: r.status, data: r.body, header: r.headers, errMsg: 'request:ok' }),
+      (r) => {
+        if (w.loseAnswer && w.loseAnswer(pathname)) {
+          o.fail({ errMsg: 'request:fail the answer was lost' });
+          return;
+        }
+        o.success({ statusCode: r.status, data: r.body, header: r.headers, errMsg: 'request:ok' });
+      },
       (err) => o.fail({ errMsg: 'request:fail ' + err.message }),
     );
   };
@@ -202,6 +211,7 @@ test('the client against a real Caddy: login, call, expiry, refresh, reuse, re-l
   const caddy = await startCaddy(t, dir, bin);
   try {
     await scenario(caddy);
+    await lostRefreshScenario(caddy);
   } catch (err) {
     err.message += '\n--- caddy output ---\n' + caddy.output();
     throw err;
@@ -326,4 +336,40 @@ async function scenario({ siteURL, emulatorURL }) {
   assert.equal(wx2.storage.size, 0);
 
   assert.deepEqual(events, ['refresh', 'refresh', 'logout', 'relogin', 'logout']);
+}
+
+/**
+ * A refresh whose answer is lost after the server rotated the refresh
+ * token, then logout({all: true}) with the access token expired by the
+ * phone's clock: the client can only send the refresh token the server just
+ * spent, which the server accepts within its retry window (refresh_grace,
+ * 10s by default). Every session of the user ends, and the client says so.
+ */
+async function lostRefreshScenario({ siteURL, emulatorURL }) {
+  const openid = 'node-e2e-lost-refresh';
+  const wx = httpWx(emulatorURL, openid);
+  let skew = 0;
+  const client = createClient({ baseURL: siteURL, wx, refreshAhead: 0, now: () => Date.now() + skew });
+  await client.login();
+  const otherWx = httpWx(emulatorURL, openid);
+  const other = createClient({ baseURL: siteURL, wx: otherWx });
+  await other.login();
+  const spent = wx.getStorageSync('wechat_auth_refresh_token');
+
+  wx.loseAnswer = (p) => p === '/wx/refresh';
+  await assert.rejects(client.refresh(), { error: 'network_error' });
+  wx.loseAnswer = null;
+  assert.equal(wx.getStorageSync('wechat_auth_refresh_token'), spent, 'the client still holds the spent token');
+
+  skew = 60000; // the access token has expired by the phone's clock
+  wx.log.length = 0;
+  assert.deepEqual(await client.logout({ all: true }), { status: 'success' });
+  assert.deepEqual(wx.log, ['POST /wx/logout']);
+  assert.equal(wx.storage.size, 0);
+  const r = await httpCall('POST', siteURL + '/wx/refresh', {
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ refresh_token: otherWx.getStorageSync('wechat_auth_refresh_token') }),
+  });
+  assert.equal(r.status, 401, 'the other device\'s session ended');
+  assert.equal(r.body.error, 'invalid_grant');
 }

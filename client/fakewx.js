@@ -25,6 +25,7 @@ function fakeServer() {
     refreshAnswer: null, // function(req) -> response, replacing the normal refresh
     loginAnswer: null, // function(req) -> response, replacing the normal login
     hold: null, // function(req) -> promise the answer waits for, or undefined
+    holdAnswer: null, // like hold, but the server handles the request first (a refresh rotates), then the answer waits
     failPaths: new Set(), // paths whose requests fail at the network level
   };
 
@@ -168,7 +169,10 @@ function fakeWx(server) {
           return;
         }
         const res = server.handle(req);
-        o.success({ statusCode: res.statusCode, data: res.data, header: res.header, errMsg: 'request:ok' });
+        const answerHeld = server.holdAnswer ? server.holdAnswer(req) : undefined;
+        Promise.resolve(answerHeld).then(() => {
+          o.success({ statusCode: res.statusCode, data: res.data, header: res.header, errMsg: 'request:ok' });
+        });
       });
     });
   };

@@ -8,7 +8,8 @@
  *   var auth = createClient({ baseURL: 'https://api.example.com' });
  *   auth.request({ url: '/orders' }).then(function (res) { ... });
  *
- * The client logs in with wx.login(), keeps the tokens in the mini-program's
+ * The client logs in with the platform's login call (wx.login, qq.login,
+ * tt.login, my.getAuthCode or swan.login), keeps the tokens in the mini-program's
  * storage, sends the access token on every request to baseURL, refreshes it
  * before it expires, and recovers from a rejected token with one refresh
  * (shared by every request that was rejected with the same token) or, when
@@ -17,7 +18,7 @@
  *
  * Written in ES5 with Promise, so it runs on every mini-program base library
  * without "enhanced compile"; uni-app and Taro work by passing their
- * wx-like object as the `wx` option.
+ * wx-like object as the `wx` option and the platform as `platform`.
  */
 'use strict';
 
@@ -28,7 +29,9 @@ var DEFAULT_PATHS = {
   logout: '/wx/logout',
   profile: '/wx/profile',
   phone: '/wx/phone',
-  decrypt: '/wx/decrypt'
+  decrypt: '/wx/decrypt',
+  webTicket: '/wx/web/ticket',
+  avatar: '/wx/avatar'
 };
 
 /** Default storage key prefix. */
@@ -59,10 +62,82 @@ function authError(status, code, message) {
   return err;
 }
 
-/** The global wx object of a mini-program, if there is one. */
-function globalWx() {
-  /* global wx */
-  return typeof wx !== 'undefined' ? wx : undefined;
+/** The platforms, and the call each one logs in with. */
+var LOGIN_CALLS = {
+  wechat: 'wx.login',
+  qq: 'qq.login',
+  douyin: 'tt.login',
+  alipay: 'my.getAuthCode',
+  baidu: 'swan.login'
+};
+
+/**
+ * The global host objects of the mini-program platforms, in the order the
+ * client looks for them: tt, my, swan and qq come before wx because some
+ * hosts also provide a wx alias.
+ */
+function globalHosts() {
+  /* global tt, my, swan, qq, wx */
+  return [
+    ['douyin', typeof tt !== 'undefined' ? tt : undefined],
+    ['alipay', typeof my !== 'undefined' ? my : undefined],
+    ['baidu', typeof swan !== 'undefined' ? swan : undefined],
+    ['qq', typeof qq !== 'undefined' ? qq : undefined],
+    ['wechat', typeof wx !== 'undefined' ? wx : undefined]
+  ];
+}
+
+/**
+ * Picks the host object and the platform: both as given; a given host
+ * object whose platform is found by which global it is (else wechat, as
+ * for uni-app and Taro, whose calls are wx-shaped); a given platform's
+ * global; or the first global found.
+ */
+function resolveHost(host, platform) {
+  if (platform !== undefined && !Object.prototype.hasOwnProperty.call(LOGIN_CALLS, platform)) {
+    throw new TypeError('wechat-auth: unknown platform "' + platform + '"; known: ' + Object.keys(LOGIN_CALLS).join(', '));
+  }
+  var globals = globalHosts();
+  for (var i = 0; i < globals.length; i++) {
+    var g = globals[i];
+    if (!g[1]) continue;
+    if (host ? host === g[1] && platform === undefined : platform === undefined || platform === g[0]) {
+      return { api: host || g[1], platform: platform || g[0] };
+    }
+  }
+  return { api: host, platform: platform || 'wechat' };
+}
+
+/**
+ * Alipay's my object in the wx shape the client speaks: login through
+ * my.getAuthCode({scopes: 'auth_base'}) (a silent login), requests with
+ * headers/status, storage with {key, data}. Every other function is my's.
+ */
+function alipayHost(my) {
+  var a = Object.create(my);
+  a.login = function (o) {
+    return my.getAuthCode({
+      scopes: 'auth_base',
+      success: function (res) { o.success({ code: res && res.authCode }); },
+      fail: o.fail
+    });
+  };
+  a.request = function (o) {
+    var opts = without(o, ['header', 'success', 'fail']);
+    opts.headers = o.header;
+    opts.success = function (res) {
+      o.success({ statusCode: res.status !== undefined ? res.status : res.statusCode, data: res.data, header: res.headers || res.header || {} });
+    };
+    opts.fail = o.fail;
+    return my.request(opts);
+  };
+  a.getStorageSync = function (k) {
+    var r = my.getStorageSync({ key: k });
+    return r && r.data !== undefined && r.data !== null ? r.data : '';
+  };
+  a.setStorageSync = function (k, v) { my.setStorageSync({ key: k, data: v }); };
+  a.removeStorageSync = function (k) { my.removeStorageSync({ key: k }); };
+  return a;
 }
 
 /** Reports whether s is an absolute http(s) URL. */
@@ -74,6 +149,16 @@ function isAbsolute(s) {
 function originOf(url) {
   var m = /^(https?:\/\/[^\/?#]*)/i.exec(url);
   return m ? m[1].toLowerCase() : '';
+}
+
+/**
+ * Reports whether s is a path on the site: it starts with one "/" (not
+ * "//" or "/\", which browsers read as another host) and holds no control
+ * characters.
+ */
+function isSitePath(s) {
+  return typeof s === 'string' && s.charAt(0) === '/' && s.charAt(1) !== '/' && s.charAt(1) !== '\\' &&
+    !/[\u0000-\u001f\u007f]/.test(s);
 }
 
 /** The value of header name in a header object, matched case-insensitively. */
@@ -151,9 +236,15 @@ function settle(p) {
  * @param {string} options.baseURL Absolute URL of the site, such as
  *   "https://api.example.com". Relative request URLs are resolved against
  *   it, and the access token is only ever sent to its origin. Required.
- * @param {object} [options.wx] The object providing login, request,
- *   getStorageSync, setStorageSync and removeStorageSync: uni-app's `uni`,
- *   Taro's `Taro`, or a test double. Default: the global `wx`.
+ * @param {object} [options.wx] The host object providing login, request,
+ *   getStorageSync, setStorageSync and removeStorageSync: wx, qq, tt, swan,
+ *   Alipay's my (adapted: it logs in with my.getAuthCode), uni-app's `uni`,
+ *   Taro's `Taro`, or a test double. Default: the global of the platform:
+ *   tt, my, swan, qq or wx, the first one found.
+ * @param {string} [options.platform] The platform whose login the server
+ *   block serves: "wechat", "qq", "douyin", "alipay" or "baidu". Pass it
+ *   with uni-app or Taro (from their compile-time platform). Default: the
+ *   platform of the host object.
  * @param {string} [options.storagePrefix] Prefix of the storage keys:
  *   `<prefix>token`, `<prefix>refresh_token`, `<prefix>expires_at` and
  *   `<prefix>refresh_at` (milliseconds since the epoch, by the phone's
@@ -161,9 +252,11 @@ function settle(p) {
  *   first) and `<prefix>user_id`. Default: "wechat_auth_".
  * @param {object} [options.paths] Endpoint paths, for a server configured
  *   with other login_path, refresh_path, logout_path, profile_path,
- *   phone_path or decrypt_path: any of {login, refresh, logout, profile,
- *   phone, decrypt}. Default: /wx/login, /wx/refresh, /wx/logout,
- *   /wx/profile, /wx/phone, /wx/decrypt.
+ *   phone_path, decrypt_path or avatar_path, or another web path: any of
+ *   {login, refresh, logout, profile, phone, decrypt, webTicket, avatar}.
+ *   Default: /wx/login, /wx/refresh, /wx/logout, /wx/profile, /wx/phone,
+ *   /wx/decrypt, /wx/web/ticket (webTicket is the web block's path plus
+ *   /ticket), /wx/avatar.
  * @param {number} [options.refreshAhead] Seconds before the access token
  *   expires (by its expires_in, counted from when it was requested) at which
  *   request() refreshes it before sending; at most half the token's
@@ -176,7 +269,8 @@ function settle(p) {
  * @param {function(): number} [options.now] The clock, in milliseconds since
  *   the epoch; for tests. Default: Date.now.
  * @returns {object} the client: login, request, refresh, logout, profile,
- *   updateProfile, bindPhone, decrypt, onAuthChange, isLoggedIn.
+ *   updateProfile, uploadAvatar, bindPhone, decrypt, webViewURL,
+ *   onAuthChange, isLoggedIn.
  */
 function createClient(options) {
   if (!options || typeof options !== 'object') {
@@ -189,9 +283,14 @@ function createClient(options) {
   baseURL = baseURL.replace(/\/+$/, '');
   var origin = originOf(baseURL);
 
-  var api = options.wx || globalWx();
+  var host = resolveHost(options.wx, options.platform);
+  var api = host.api;
+  var platform = host.platform;
   if (!api || typeof api !== 'object' && typeof api !== 'function') {
     throw new TypeError('wechat-auth: no wx object; pass options.wx (uni, Taro or wx)');
+  }
+  if (typeof api.login !== 'function' && typeof api.getAuthCode === 'function') {
+    api = alipayHost(api);
   }
   var needed = ['login', 'request', 'getStorageSync', 'setStorageSync', 'removeStorageSync'];
   for (var i = 0; i < needed.length; i++) {
@@ -295,8 +394,12 @@ function createClient(options) {
     var expiresAt = issuedAt + life;
     var refreshAt = issuedAt + Math.max(life - refreshAhead * 1000, life / 2);
     try {
-      api.setStorageSync(key('token'), body.token);
+      // The refresh token first: the server has already spent the old one,
+      // so if the mini-program is killed between two writes, the stored
+      // refresh token must be the new one (an old access token next to it
+      // still works until a refresh replaces it).
       api.setStorageSync(key('refreshToken'), body.refresh_token);
+      api.setStorageSync(key('token'), body.token);
       api.setStorageSync(key('expiresAt'), expiresAt);
       api.setStorageSync(key('refreshAt'), refreshAt);
       if (userId !== undefined) api.setStorageSync(key('userId'), userId);
@@ -399,6 +502,20 @@ function createClient(options) {
     throw answerError(res);
   }
 
+  /**
+   * The {token, refreshToken, expiresAt} of a login or refresh answer
+   * requested at issuedAt, or null when it carries no tokens.
+   */
+  function credentials(body, issuedAt) {
+    if (!body || typeof body.token !== 'string' || body.token === '' ||
+        typeof body.refresh_token !== 'string' || body.refresh_token === '') {
+      return null;
+    }
+    var expiresIn = Number(body.expires_in);
+    var life = isFinite(expiresIn) && expiresIn > 0 ? expiresIn * 1000 : 0;
+    return { token: body.token, refreshToken: body.refresh_token, expiresAt: issuedAt + life };
+  }
+
   /** A copy of a login or refresh answer without its tokens. */
   function publicAnswer(body) {
     return without(body, ['token', 'refresh_token']);
@@ -406,13 +523,22 @@ function createClient(options) {
 
   // ---- login -----------------------------------------------------------
 
+  /**
+   * The platform's login call (wx.login, qq.login, tt.login, swan.login,
+   * my.getAuthCode): resolves with the code and, on Douyin, the
+   * anonymousCode.
+   */
   function wxLogin() {
     return new Promise(function (resolve, reject) {
       var settled = false;
       function fail(res) {
         if (settled) return;
         settled = true;
-        reject(authError(0, 'wx_login_failed', 'wx.login failed: ' + (res && res.errMsg || 'no code')));
+        var why = res && res.errMsg || res && res.errorMessage || 'no code';
+        if (platform === 'douyin' && res && res.anonymousCode && !res.code) {
+          why = 'no code: the user is not logged in to the Douyin app';
+        }
+        reject(authError(0, 'wx_login_failed', LOGIN_CALLS[platform] + ' failed: ' + why));
       }
       try {
         api.login({
@@ -423,7 +549,7 @@ function createClient(options) {
               return;
             }
             settled = true;
-            resolve(res.code);
+            resolve({ code: res.code, anonymousCode: typeof res.anonymousCode === 'string' ? res.anonymousCode : '' });
           },
           fail: fail
         });
@@ -440,7 +566,7 @@ function createClient(options) {
   function loginShared(event, fields) {
     if (loginFlight) return loginFlight;
     var startEpoch = epoch;
-    var flight = wxLogin().then(function (code) {
+    var flight = wxLogin().then(function (got) {
       var data = {};
       if (fields) {
         var allowed = ['nickname', 'avatar_url', 'gender'];
@@ -448,7 +574,8 @@ function createClient(options) {
           if (fields[allowed[i]] !== undefined) data[allowed[i]] = fields[allowed[i]];
         }
       }
-      data.code = code;
+      data.code = got.code;
+      if (got.anonymousCode) data.anonymous_code = got.anonymousCode;
       var issuedAt = now();
       return callEndpoint(paths.login, 'POST', data).then(expectSuccess).then(function (body) {
         if (epoch !== startEpoch) {
@@ -487,8 +614,8 @@ function createClient(options) {
     }
     var startEpoch = epoch;
     var issuedAt = now();
-    var promise = callEndpoint(paths.refresh, 'POST', { refresh_token: a.refreshToken })
-      .then(expectSuccess)
+    var answered = callEndpoint(paths.refresh, 'POST', { refresh_token: a.refreshToken }).then(expectSuccess);
+    var promise = answered
       .then(function (body) {
         if (epoch !== startEpoch) {
           // A logout or a login happened meanwhile: keep what it left.
@@ -509,7 +636,20 @@ function createClient(options) {
         }
         throw err;
       });
-    var flight = { key: rejected, promise: promise };
+    // spent and fresh are for a logout that starts while this refresh is
+    // in flight: the server may already have spent a.refreshToken, so the
+    // logout waits for fresh, the new tokens (or null when the refresh
+    // failed), even when this refresh no longer stores them.
+    var flight = {
+      key: rejected,
+      promise: promise,
+      spent: a.refreshToken,
+      fresh: answered.then(function (body) {
+        return credentials(body, issuedAt);
+      }, function () {
+        return null;
+      })
+    };
     refreshFlight = flight;
     promise.then(function () {
       if (refreshFlight === flight) refreshFlight = null;
@@ -662,9 +802,14 @@ function createClient(options) {
 
   /**
    * Ends the session on the server ({all: true}: every session of the user)
-   * and forgets it on the phone. The stored tokens are cleared even when the
-   * server cannot be reached; the promise then rejects with network_error,
-   * since the session may still be live on the server.
+   * and forgets it on the phone. The stored tokens are cleared at once, even
+   * when the server cannot be reached; the promise then rejects with
+   * network_error, since the session may still be live on the server. A
+   * refresh in flight is waited for first, so the logout is sent with the
+   * session's newest tokens. A plain logout the server answers with
+   * invalid_grant (it no longer knows the session) resolves: the session is
+   * over. With all: true it rejects with invalid_grant instead, since the
+   * user's other sessions were not ended.
    */
   function logout(opts) {
     if (opts !== undefined && (opts === null || typeof opts !== 'object')) {
@@ -672,33 +817,48 @@ function createClient(options) {
     }
     var all = !!(opts && opts.all);
     var a = readAuth();
+    // Only a refresh of the stored session counts; one of an older session
+    // that a login replaced meanwhile does not.
+    var flight = refreshFlight && a.refreshToken && refreshFlight.spent === a.refreshToken ? refreshFlight : null;
     epoch++;
     clearAuth();
     emit('logout');
     if (!a.token && !a.refreshToken) {
       return Promise.resolve({ status: 'success' });
     }
+    return (flight ? flight.fresh : Promise.resolve(null)).then(function (fresh) {
+      return sendLogout(fresh || a, all);
+    });
+  }
+
+  /**
+   * Sends the logout with cred ({token, refreshToken, expiresAt}): the
+   * access token while it has not expired by the phone's clock, else (or
+   * when the server refuses it) the refresh token.
+   */
+  function sendLogout(cred, all) {
     var data = all ? { all: true } : {};
-    var useToken = a.token && a.expiresAt > now();
+    var useToken = cred.token && cred.expiresAt > now();
     var first;
     if (useToken) {
-      first = callEndpoint(paths.logout, 'POST', data, a.token);
+      first = callEndpoint(paths.logout, 'POST', data, cred.token);
     } else {
-      data.refresh_token = a.refreshToken;
+      data.refresh_token = cred.refreshToken;
       first = callEndpoint(paths.logout, 'POST', data);
     }
     return first.then(function (res) {
       // An access token the server already refuses (expired by its clock):
       // log out with the refresh token instead, once.
-      if (useToken && isTokenRejection(res) && a.refreshToken) {
+      if (useToken && isTokenRejection(res) && cred.refreshToken) {
         var d = all ? { all: true } : {};
-        d.refresh_token = a.refreshToken;
+        d.refresh_token = cred.refreshToken;
         return callEndpoint(paths.logout, 'POST', d);
       }
       return res;
     }).then(function (res) {
-      // A session the server no longer knows is as logged out as it gets.
-      if (res.statusCode === 401 && (jsonBody(res.data) || {}).error === 'invalid_grant') {
+      // A session the server no longer knows is as logged out as it gets,
+      // but then the server ended no other session of the user.
+      if (!all && res.statusCode === 401 && (jsonBody(res.data) || {}).error === 'invalid_grant') {
         return { status: 'success' };
       }
       return expectSuccess(res);
@@ -726,6 +886,66 @@ function createClient(options) {
       return Promise.reject(authError(0, 'invalid_request', 'updateProfile needs an object'));
     }
     return endpoint(paths.profile, 'PUT', patch);
+  }
+
+  /**
+   * Uploads the avatar the user chose: the temporary file path that
+   * <button open-type="chooseAvatar"> hands to its bindchooseavatar
+   * handler (e.detail.avatarUrl). It is sent with wx.uploadFile (the file
+   * in the part named "file") and the access token, with the same rules
+   * as request(): a refresh ahead of expiry, and on 401 invalid_token one
+   * shared refresh (or one silent re-login), then one replay. The server
+   * checks, scales and re-encodes the image and stores it. Resolves with
+   * {status, user}; user.avatar_url is the image's path on the site
+   * (prefix it with baseURL to show it). Rejects with {status, error,
+   * message}: invalid_request (not an image, or larger than 4096×4096
+   * pixels), payload_too_large, busy (try again after a moment).
+   */
+  function uploadAvatar(tempFilePath) {
+    if (typeof tempFilePath !== 'string' || tempFilePath === '') {
+      return Promise.reject(authError(0, 'invalid_request', 'uploadAvatar needs the temporary file path from chooseAvatar'));
+    }
+    if (typeof api.uploadFile !== 'function') {
+      return Promise.reject(authError(0, 'invalid_request', 'options.wx has no uploadFile() function'));
+    }
+    var url = baseURL + paths.avatar;
+    var budget = { ahead: false, login: false };
+
+    function upload(token) {
+      return new Promise(function (resolve, reject) {
+        var header = {};
+        if (token) header.Authorization = 'Bearer ' + token;
+        try {
+          api.uploadFile({
+            url: url,
+            filePath: tempFilePath,
+            name: 'file',
+            header: header,
+            success: resolve,
+            fail: function (res) {
+              reject(authError(0, 'network_error', 'upload failed: ' + (res && res.errMsg || 'network error')));
+            }
+          });
+        } catch (e) {
+          reject(authError(0, 'network_error', 'upload failed: ' + (e && e.message || 'network error')));
+        }
+      });
+    }
+
+    function attempt(replay) {
+      var sentWith;
+      return prepare(budget).then(function () {
+        sentWith = readAuth().token;
+        return upload(sentWith);
+      }).then(function (res) {
+        if (!isTokenRejection(res)) return res;
+        if (replay) throw answerError(res);
+        return recover(sentWith, budget).then(function () {
+          return attempt(true);
+        });
+      });
+    }
+    return attempt(false).then(expectSuccess);
   }
 
   /**
@@ -761,6 +981,31 @@ function createClient(options) {
   }
 
   /**
+   * The URL to open in a <web-view> so that the site's pages there are
+   * logged in as this user. It asks the site for a one-time ticket (POST
+   * paths.webTicket with the access token, under the same refresh-and-replay
+   * rules as request()) and resolves with the absolute URL of the ticket's
+   * enter link (baseURL + the answer's url). That URL logs the web-view in
+   * once, within 60 seconds, by setting the site's cookies, then goes on to
+   * next: a path on the site such as "/orders?id=1" (default: the site's
+   * "/"). Open it at once, and ask for a new one each time. Rejects with
+   * invalid_request for a next that is not a path on the site, and with
+   * {status: 404} when the site has no web block.
+   */
+  function webViewURL(next) {
+    if (next !== undefined && !isSitePath(next)) {
+      return Promise.reject(authError(0, 'invalid_request', 'webViewURL: next must be a path on the site, starting with one "/"'));
+    }
+    var data = next === undefined ? {} : { next: next };
+    return endpoint(paths.webTicket, 'POST', data).then(function (body) {
+      var url = body.url;
+      if (isSitePath(url)) return baseURL + url;
+      if (typeof url === 'string' && isAbsolute(url) && originOf(url) === origin) return url;
+      throw authError(502, 'unexpected_response', 'the ticket answer has no url on the site');
+    });
+  }
+
+  /**
    * Calls cb with the new auth state ({event, loggedIn, userId, expiresAt};
    * event is "login", "relogin", "refresh" or "logout") after each change.
    * Returns a function that unsubscribes cb.
@@ -789,8 +1034,10 @@ function createClient(options) {
     logout: logout,
     profile: profile,
     updateProfile: updateProfile,
+    uploadAvatar: uploadAvatar,
     bindPhone: bindPhone,
     decrypt: decrypt,
+    webViewURL: webViewURL,
     onAuthChange: onAuthChange,
     isLoggedIn: isLoggedIn
   };

@@ -372,10 +372,124 @@ test('a logout during a refresh does not bring the session back', T, async () =>
   const pending = client.refresh();
   await new Promise((r) => setImmediate(r));
   await new Promise((r) => setImmediate(r));
-  await client.logout();
+  const refreshed = assert.rejects(pending, { error: 'invalid_grant' });
+  const out = client.logout();
+  assert.equal(wx.storage.size, 0, 'logout clears the phone at once');
+  assert.equal(client.isLoggedIn(), false);
   release();
-  await assert.rejects(pending, { error: 'invalid_grant' });
+  await out;
+  await refreshed;
   assert.equal(wx.storage.size, 0);
+  // The logout waited for the refresh and ended the session with its new token.
+  assert.deepEqual(server.calls.map((c) => c.path), ['/wx/refresh', '/wx/logout']);
+  assert.equal(server.calls[1].header.Authorization, 'Bearer at-2');
+  assert.ok(server.revoked.has('s1'));
+});
+
+/** Lets the fake server and the client run until nothing is pending. */
+async function ticks(n) {
+  for (let i = 0; i < (n || 10); i++) await new Promise((r) => setImmediate(r));
+}
+
+test('logout({all: true}) rejects with invalid_grant when the server ended nothing; a plain logout resolves', T, async () => {
+  for (const all of [true, false]) {
+    // The server no longer knows the stored session (its refresh token was
+    // rotated by a refresh whose answer never arrived, say); the access
+    // token has expired, so the refresh token is sent.
+    const { client, server, wx, clock } = await loggedIn();
+    clock.advance(901 * 1000);
+    server.refreshTokens.delete('rt-1');
+    const out = client.logout(all ? { all: true } : undefined);
+    if (all) {
+      await assert.rejects(out, { status: 401, error: 'invalid_grant' });
+    } else {
+      assert.deepEqual(await out, { status: 'success' });
+    }
+    assert.equal(wx.storage.size, 0, 'the phone forgets the session either way');
+    assert.deepEqual(server.calls[0].data, all ? { all: true, refresh_token: 'rt-1' } : { refresh_token: 'rt-1' });
+  }
+
+  // The access token refused, then the refresh token unknown: the same.
+  const { client, server } = await loggedIn();
+  server.accessTokens.delete('at-1');
+  server.refreshTokens.delete('rt-1');
+  await assert.rejects(client.logout({ all: true }), { error: 'invalid_grant' });
+  assert.equal(server.count('/wx/logout'), 2);
+});
+
+test('logout({all: true}) racing a refresh the server already rotated waits and uses the new tokens', T, async () => {
+  const { client, server, wx, clock } = await loggedIn();
+  // Another device of the same user.
+  const other = createClient({ baseURL: BASE, wx: fakeWx(server), now: clock.now });
+  await other.login();
+  clock.advance(901 * 1000); // the access token has expired: the refresh token would be sent
+  let release;
+  const gate = new Promise((r) => (release = r));
+  server.holdAnswer = (req) => (req.url.endsWith('/wx/refresh') ? gate : undefined);
+  const pending = client.refresh();
+  await ticks();
+  assert.ok(!server.refreshTokens.has('rt-1'), 'the server has rotated rt-1; its answer is on the way');
+  const refreshed = assert.rejects(pending, { error: 'invalid_grant' });
+  const out = client.logout({ all: true });
+  assert.equal(wx.storage.size, 0);
+  await ticks();
+  assert.equal(server.count('/wx/logout'), 0, 'the logout waits for the refresh in flight');
+  release();
+  assert.deepEqual(await out, { status: 'success' });
+  await refreshed;
+  const logout = server.calls.filter((c) => c.path === '/wx/logout');
+  assert.equal(logout.length, 1);
+  assert.equal(logout[0].header.Authorization, 'Bearer at-3', 'sent with the refreshed access token');
+  assert.ok(server.revoked.has('s1') && server.revoked.has('s2'), 'every session of the user ended');
+});
+
+test('logout does not wait for a refresh of a session a login already replaced', T, async () => {
+  const { client, server, clock } = await loggedIn();
+  clock.advance(901 * 1000);
+  let release;
+  const gate = new Promise((r) => (release = r));
+  server.hold = (req) => (req.url.endsWith('/wx/refresh') ? gate : undefined);
+  const pending = client.refresh().catch(() => {});
+  await ticks();
+  await client.login(); // session s2, stored
+  const out = client.logout();
+  await ticks();
+  assert.equal(server.count('/wx/logout'), 1, 'sent at once, with the stored session');
+  assert.equal(server.calls.find((c) => c.path === '/wx/logout').header.Authorization, 'Bearer at-2');
+  await out;
+  assert.ok(server.revoked.has('s2'));
+  release();
+  await pending;
+});
+
+test('a refresh stores the new refresh token before anything else', T, async () => {
+  const { client, server, wx, clock } = await loggedIn();
+  // Snapshots of the storage after every write of the refresh: a
+  // mini-program killed between two writes restarts with one of them.
+  const snapshots = [];
+  const set = wx.setStorageSync;
+  wx.setStorageSync = (k, v) => {
+    set(k, v);
+    snapshots.push(new Map(wx.storage));
+  };
+  clock.advance(901 * 1000);
+  await client.refresh();
+  assert.ok(snapshots.length >= 2);
+  for (const snap of snapshots) {
+    assert.equal(snap.get('wechat_auth_refresh_token'), 'rt-2', 'a spent refresh token is never stored after the refresh');
+  }
+
+  // Killed right after the first write: the restarted client refreshes
+  // with the live token, without a new wx.login.
+  const wx2 = fakeWx(server);
+  wx2.storage = new Map(snapshots[0]);
+  const restarted = createClient({ baseURL: BASE, wx: wx2, now: clock.now });
+  clock.advance(901 * 1000);
+  server.calls.length = 0;
+  const res = await restarted.request({ url: '/a' });
+  assert.equal(res.statusCode, 200);
+  assert.equal(wx2.logins, 0);
+  assert.deepEqual(server.calls.filter((c) => c.path === '/wx/refresh').map((c) => c.data), [{ refresh_token: 'rt-2' }]);
 });
 
 test('onAuthChange reports login, refresh, logout and relogin without tokens, and unsubscribes', T, async () => {

@@ -26,6 +26,7 @@ var apiPaths = map[string]bool{
 	pathStableToken:    true,
 	pathPhoneNumber:    true,
 	pathCheckSession:   true,
+	pathMsgSecCheck:    true,
 }
 
 // WeChat errcodes the emulator answers with.
@@ -118,6 +119,8 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, path string)
 		e.getUserPhoneNumber(w, r, now)
 	case pathCheckSession:
 		e.checkSession(w, r, now)
+	case pathMsgSecCheck:
+		e.msgSecCheck(w, r, now)
 	}
 	return nil
 }

@@ -31,9 +31,17 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    code_ttl   <duration>
 //	    token_ttl  <duration>
 //	    unionid    <openid> <unionid>
+//	    oauth_app  <appid> <secret>
+//	    platform   wechat|qq|douyin|alipay|baidu
+//	    alipay_app_public_key_file <pem>
+//	    alipay_key_file            <pem>
 //	}
 //
-// unionid may be repeated, once per openid. Every subdirective is optional, and so is the block: a bare
+// unionid may be repeated, once per openid. oauth_app may be repeated, once
+// per appid: it names an Official Account or Open Platform website app the
+// web OAuth pages and API serve, and the secret /sns/oauth2/access_token
+// expects (a placeholder such as {env.OA_SECRET} is resolved at provision);
+// without any oauth_app every appid and secret is accepted. Every subdirective is optional, and so is the block: a bare
 // `wechat_emulator` accepts any appid and secret. app_id and app_secret may
 // be placeholders such as {env.WECHAT_APPID}, resolved at provision.
 // Durations use Caddy's syntax (5m, 2h, 1d).
@@ -45,7 +53,7 @@ func (e *Emulator) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := make(map[string]bool)
 	for d.NextBlock(0) {
 		sub := d.Val()
-		if seen[sub] && sub != "unionid" {
+		if seen[sub] && sub != "unionid" && sub != "oauth_app" {
 			return d.Errf("%s specified more than once", sub)
 		}
 		seen[sub] = true
@@ -94,10 +102,52 @@ func (e *Emulator) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				e.UnionIDs = make(map[string]string)
 			}
 			e.UnionIDs[openid] = unionid
+		case "oauth_app":
+			if err := e.unmarshalOAuthApp(d); err != nil {
+				return err
+			}
+		case "platform", "alipay_app_public_key_file", "alipay_key_file":
+			var v string
+			if !d.AllArgs(&v) || v == "" {
+				return d.ArgErr()
+			}
+			switch sub {
+			case "platform":
+				e.Platform = v
+			case "alipay_app_public_key_file":
+				e.AlipayAppPublicKeyFile = v
+			default:
+				e.AlipayKeyFile = v
+			}
 		default:
 			return d.Errf("unrecognized wechat_emulator subdirective '%s'", sub)
 		}
 	}
+	if err := e.validatePlatform(); err != nil {
+		return d.Errf("%v", err)
+	}
+	return nil
+}
+
+// unmarshalOAuthApp reads the arguments of one oauth_app subdirective.
+func (e *Emulator) unmarshalOAuthApp(d *caddyfile.Dispenser) error {
+	var appid, secret string
+	if !d.AllArgs(&appid, &secret) {
+		return d.ArgErr()
+	}
+	if !validID(appid) {
+		return d.Errf("oauth_app: appid must be 1 to 128 characters of A-Z a-z 0-9 - _")
+	}
+	if secret == "" {
+		return d.Errf("oauth_app %s: secret must not be empty", appid)
+	}
+	if _, dup := e.OAuthApps[appid]; dup {
+		return d.Errf("oauth_app %s given twice", appid)
+	}
+	if e.OAuthApps == nil {
+		e.OAuthApps = make(map[string]string)
+	}
+	e.OAuthApps[appid] = secret
 	return nil
 }
 

@@ -3,6 +3,7 @@ package emulator
 import (
 	"bytes"
 	"context"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/wxauth/caddy-wechat-auth/internal/platform"
 )
 
 func init() {
@@ -40,9 +43,11 @@ var (
 
 // Emulator is an HTTP middleware that answers, from memory, the WeChat server
 // API calls a mini-program backend makes (jscode2session, stable_token,
-// getuserphonenumber, checksession), with WeChat's shapes and errcodes, plus
-// emulator-only helper endpoints under /emulator/ to mint codes, encrypt open
-// data and inject faults. Every other request is passed to the next handler.
+// getuserphonenumber, checksession, msg_sec_check) and WeChat's web OAuth
+// (the authorize and QR login pages, sns/oauth2, sns/userinfo), with
+// WeChat's shapes and errcodes, plus emulator-only helper endpoints under
+// /emulator/ to mint codes, encrypt open data and inject faults. Every
+// other request is passed to the next handler.
 //
 // It is for local development and tests only: see the package documentation.
 type Emulator struct {
@@ -71,14 +76,44 @@ type Emulator struct {
 	// given to POST /emulator/code overrides it. Default: none.
 	UnionIDs map[string]string `json:"unionids,omitempty"`
 
-	appID     string // AppID with placeholders resolved
-	appSecret string // AppSecret with placeholders resolved
+	// The mini-program platform whose code exchange is emulated, at its
+	// real path and in its real shapes, beside WeChat's API: wechat, qq
+	// (WeChat's /sns/jscode2session), douyin (/api/apps/v2/jscode2session),
+	// alipay (/gateway.do) or baidu (/oauth/jscode2sessionkey). Codes from
+	// POST /emulator/code are that platform's codes. Default: wechat
+	Platform string `json:"platform,omitempty"`
+
+	// Alipay only: the app's RSA public key (PEM or bare base64), which
+	// verifies the RSA2 signature of every gateway call. Default: none
+	// (the sign parameter must be present but is not verified)
+	AlipayAppPublicKeyFile string `json:"alipay_app_public_key_file,omitempty"`
+
+	// Alipay only: the RSA private key the emulator signs its answers
+	// with; its public half is served at GET /emulator/alipay/public_key.
+	// Default: a key generated at start
+	AlipayKeyFile string `json:"alipay_key_file,omitempty"`
+
+	// OAuthApps maps the appids of Official Accounts and Open Platform
+	// website apps to their secrets, for the web OAuth pages and API
+	// (/connect/oauth2/authorize, /connect/qrconnect, /sns/oauth2/*,
+	// /sns/userinfo). When set, only these appids are served, and
+	// /sns/oauth2/access_token checks the secret (40013, 40125). Secrets
+	// may be placeholders such as {env.OA_SECRET}, resolved at provision.
+	// Default: none (any appid and any secret accepted).
+	OAuthApps map[string]string `json:"oauth_apps,omitempty"`
+
+	appID     string            // AppID with placeholders resolved
+	appSecret string            // AppSecret with placeholders resolved
+	oauthApps map[string]string // OAuthApps with placeholders resolved
 
 	now    func() time.Time                                 // clock; time.Now unless a test sets it
 	sleep  func(ctx context.Context, d time.Duration) error // waits out fault delays
 	state  *state
 	faults *faultQueue
 	logger *zap.Logger
+
+	alipayKey    *rsa.PrivateKey // signs Alipay answers
+	alipayAppKey *rsa.PublicKey  // verifies Alipay requests; nil: not checked
 }
 
 // CaddyModule returns the Caddy module information.
@@ -102,6 +137,9 @@ func (e *Emulator) Provision(ctx caddy.Context) error {
 	if e.appSecret, err = repl.ReplaceOrErr(e.AppSecret, true, true); err != nil {
 		return fmt.Errorf("resolving app_secret: %v", err)
 	}
+	if err := e.provisionOAuth(repl); err != nil {
+		return err
+	}
 
 	if e.CodeTTL == 0 {
 		e.CodeTTL = caddy.Duration(DefaultCodeTTL)
@@ -123,8 +161,17 @@ func (e *Emulator) Provision(ctx caddy.Context) error {
 		e.state.setUnionID(openid, unionid)
 	}
 	e.faults = new(faultQueue)
+	if e.platformName() == platform.Alipay {
+		if err := e.provisionAlipay(); err != nil {
+			return err
+		}
+		if e.alipayAppKey == nil {
+			e.logger.Warn("emulated Alipay gateway does not verify request signatures: set alipay_app_public_key_file")
+		}
+	}
 
 	e.logger.Warn("WeChat API emulator enabled: for local development and tests only, never for production",
+		zap.String("platform", e.platformName()),
 		zap.Bool("app_id_checked", e.appID != ""),
 		zap.Bool("app_secret_checked", e.appSecret != ""))
 	return nil
@@ -138,7 +185,7 @@ func (e *Emulator) Validate() error {
 	if time.Duration(e.TokenTTL) < time.Second {
 		return fmt.Errorf("token_ttl must be at least 1s, got %s", time.Duration(e.TokenTTL))
 	}
-	return nil
+	return e.validatePlatform()
 }
 
 // ServeHTTP answers the emulated WeChat API paths, the /emulator/ helper
@@ -148,12 +195,24 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyh
 	if isPlaygroundPath(path) {
 		return e.servePlayground(w, r)
 	}
-	isAPI, isHelper := apiPaths[path], helperPaths[path]
-	if !isAPI && !isHelper {
+	isAPI, isHelper, isOAuth := apiPaths[path], helperPaths[path], isOAuthPath(path)
+	isPlatform := platformPaths[path] != "" || path == pathAlipayPublicKey
+	if !isAPI && !isHelper && !isOAuth && !isPlatform {
 		return next.ServeHTTP(w, r)
 	}
 	if e.state == nil {
 		return caddyhttp.Error(http.StatusInternalServerError, errors.New("wechat_emulator used before provisioning"))
+	}
+	if isPlatform {
+		if served, err := e.servePlatform(w, r, path); served || err != nil {
+			return err
+		}
+		if !isAPI && !isHelper && !isOAuth {
+			return next.ServeHTTP(w, r) // another platform's path
+		}
+	}
+	if isOAuth {
+		return e.serveOAuth(w, r, path)
 	}
 	if isAPI {
 		return e.serveAPI(w, r, path)

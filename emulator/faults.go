@@ -49,8 +49,8 @@ type faultRequest struct {
 
 // toFault validates a fault request.
 func (fr faultRequest) toFault() (fault, error) {
-	if fr.Path != "" && !apiPaths[fr.Path] {
-		return fault{}, fmt.Errorf("path %q is not an emulated WeChat API path", fr.Path)
+	if fr.Path != "" && !apiPaths[fr.Path] && !oauthAPIPaths[fr.Path] && platformPaths[fr.Path] == "" {
+		return fault{}, fmt.Errorf("path %q is not an emulated API path", fr.Path)
 	}
 	if fr.Times < 0 {
 		return fault{}, errors.New("times must not be negative")
@@ -189,6 +189,8 @@ func errmsgFor(errcode int) string {
 		return "invalid appid"
 	case 40125:
 		return "invalid appsecret"
+	case 48001:
+		return "api unauthorized"
 	default:
 		return "emulated fault"
 	}

@@ -188,7 +188,7 @@ func (e *Emulator) encrypt(w http.ResponseWriter, r *http.Request, now time.Time
 	if appid == "" {
 		appid = e.appID
 	}
-	sealed, err := sealOpenData(key, data, appid, now)
+	sealed, err := e.sealPlatformOpenData(key, data, appid, now)
 	if err != nil {
 		writeHelperError(w, http.StatusInternalServerError, "encrypting open data failed")
 		return

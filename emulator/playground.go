@@ -26,8 +26,9 @@ var playgroundFiles embed.FS
 const playgroundIndex = "index.html"
 
 // playgroundCSP keeps the page to its own scripts and styles; it may call
-// any http(s) site, since the protected site's URL is typed into the page.
-const playgroundCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+// any http(s) site, since the protected site's URL is typed into the page,
+// and show images from it (the avatars the site serves).
+const playgroundCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: http: https:; " +
 	"connect-src 'self' http: https:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // playgroundTypes are the Content-Types of the playground's files, by

@@ -85,6 +85,7 @@ type state struct {
 	users      map[string]*user        // by openid
 	tokens     map[string]*accessToken // by token value
 	latest     map[string]string       // appid → latest token value
+	oauth      oauthState              // web OAuth codes and tokens (oauth_state.go)
 	lastSweep  time.Time
 }
 
@@ -99,6 +100,7 @@ func newState(codeTTL, tokenTTL time.Duration) *state {
 		users:      make(map[string]*user),
 		tokens:     make(map[string]*accessToken),
 		latest:     make(map[string]string),
+		oauth:      newOAuthState(),
 	}
 }
 
@@ -132,10 +134,19 @@ func (s *state) setUnionID(openid, unionid string) {
 }
 
 // exchangeCode redeems a login code for appid: it marks the code used and
-// gives the openid a new session_key.
+// gives the openid a new 16-byte session_key.
 func (s *state) exchangeCode(now time.Time, code, appid string) (session, error) {
-	key := make([]byte, sessionKeyBytes)
-	_, _ = rand.Read(key) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return s.exchangeCodeKey(now, code, appid, sessionKeyBytes)
+}
+
+// exchangeCodeKey is exchangeCode with a session key of keyLen bytes (24
+// on Baidu; 0 on Alipay, which has none).
+func (s *state) exchangeCodeKey(now time.Time, code, appid string, keyLen int) (session, error) {
+	var key []byte
+	if keyLen > 0 {
+		key = make([]byte, keyLen)
+		_, _ = rand.Read(key) // crypto/rand.Read never fails (Go ≥ 1.24)
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -266,6 +277,7 @@ func (s *state) sweepLocked(now time.Time) {
 		return
 	}
 	s.lastSweep = now
+	s.sweepOAuthLocked(now)
 	for k, c := range s.codes {
 		if !now.Before(c.expires) {
 			delete(s.codes, k)

@@ -233,8 +233,8 @@ type Store interface {
 
 	// Export calls fn with every record of app: its secrets, then its
 	// users, then the openids linked to users besides their own (see
-	// OpenIDRecord), then its sessions each followed by its refresh
-	// tokens. A session's sealed session_key is exported as stored
+	// OpenIDRecord), then its avatars (see AvatarRecord), then its
+	// sessions each followed by its refresh tokens. A session's sealed session_key is exported as stored
 	// (sealed).
 	Export(ctx context.Context, app string, fn func(Record) error) error
 	// Import writes records (as Export gives them) into app, all or
@@ -258,8 +258,51 @@ type Store interface {
 	// afterwards: next, or whatever another caller put there first.
 	ReplaceSecret(ctx context.Context, app, name string, old, next []byte) ([]byte, error)
 
+	// SetAvatar stores a (when no record of that hash exists yet) and
+	// makes it the user's avatar, with avatarURL as the user's AvatarURL,
+	// in one durable write: until it returns the user keeps the old
+	// avatar. The avatar the user had before is deleted in that write when
+	// no other user of the app refers to it. ErrNotFound for an unknown
+	// user; an a that fails Avatar.Check is refused (ErrInvalidAvatar).
+	// UpdateUser with an AvatarURL also moves the user off its stored
+	// avatar, deleting it the same way.
+	SetAvatar(ctx context.Context, app string, userID uint64, a Avatar, avatarURL string, now time.Time) (User, error)
+	// Avatar returns the app's stored avatar by hash (ErrNotFound).
+	Avatar(ctx context.Context, app, hash string) (Avatar, error)
+	// CreateTicket stores a one-time web-view ticket (only its hash).
+	// Tickets that expired before now may be deleted on the way. The
+	// session t.SessionID must exist and be live (ErrNotFound, ErrRevoked
+	// or ErrExpired otherwise); t.Hash must be new.
+	CreateTicket(ctx context.Context, app string, t Ticket, now time.Time) error
+	// RedeemTicket consumes the ticket with hash, atomically: of
+	// concurrent calls with one hash, at most one succeeds, and a ticket is
+	// deleted by its first redemption whatever its outcome. When the
+	// ticket is unexpired at now and the session that asked for it is
+	// still live (neither revoked nor expired) and its user not banned, s
+	// and its first refresh token tok are stored as a new session of that
+	// user (the store fills s.UserID, s.OpenID and s.UnionID from the
+	// asking session) in the same write. Errors: ErrNotFound (unknown or
+	// already redeemed), ErrExpired (the ticket or its session expired),
+	// ErrRevoked (the asking session ended), ErrBanned; on every error no
+	// session is stored.
+	RedeemTicket(ctx context.Context, app string, hash [32]byte, s Session, tok RefreshToken, now time.Time) (Ticket, Session, error)
+
 	// Close releases the store. Calls after Close return ErrClosed.
 	Close() error
+}
+
+// Ticket is a one-time web-view ticket: a mini-program session asks for
+// one and a browser (the web-view) redeems it for a cookie session of the
+// same user. Only the ticket's hash is stored.
+type Ticket struct {
+	Hash [32]byte `json:"hash"`
+	// SessionID is the session that asked for the ticket; the ticket is
+	// refused once that session has ended.
+	SessionID string    `json:"session_id"`
+	UserID    uint64    `json:"user_id"`
+	Next      string    `json:"next"` // the page to open, a same-origin path
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // Stats are an app's counts, for operators.
@@ -270,7 +313,7 @@ type Stats struct {
 
 // Record is one line of an export: exactly one of its fields is set. As
 // JSON it is an object with one key naming the kind: "secret", "user",
-// "openid", "session" or "refresh_token".
+// "openid", "avatar", "session" or "refresh_token".
 type Record struct {
 	Secret *SecretRecord `json:"secret,omitempty"`
 	User   *User         `json:"user,omitempty"`
@@ -279,6 +322,9 @@ type Record struct {
 	OpenID  *OpenIDRecord `json:"openid,omitempty"`
 	Session *Session      `json:"session,omitempty"`
 	Token   *RefreshToken `json:"refresh_token,omitempty"`
+	// Avatar is a stored avatar with the users whose avatar it is; Export
+	// puts it after the users.
+	Avatar *AvatarRecord `json:"avatar,omitempty"`
 }
 
 // OpenIDRecord is an openid linked to an existing user: a login with this
@@ -298,10 +344,13 @@ type SecretRecord struct {
 // (PostgreSQL). WatchRevocations delivers to fn every revocation committed
 // by any process, of any app in the store, from the moment it is called
 // until ctx is done, catching up after a lost connection; fn may see a
-// revocation more than once. It returns once watching has started, or an
-// error if it cannot start.
+// revocation more than once. After the store could not be read for long
+// enough that it may have lost track of some, it calls reload (when not
+// nil) until reload returns nil, so the caller rebuilds what it keeps from
+// the store. It returns once watching has started, or an error if it
+// cannot start.
 type RevocationWatcher interface {
-	WatchRevocations(ctx context.Context, fn func(Revocation)) error
+	WatchRevocations(ctx context.Context, fn func(Revocation), reload func(context.Context) error) error
 }
 
 // Backuper is implemented by stores that can write a consistent snapshot

@@ -104,7 +104,7 @@
   }
 
   function logExchange(e) {
-    var summary = (e.kind === 'wx.login' ? 'wx.login() → ' : '') + e.method + ' ' + pathOf(e.url) + ' → ' +
+    var summary = (/\.(login|getAuthCode)$/.test(e.kind) ? e.kind + '() → ' : '') + e.method + ' ' + pathOf(e.url) + ' → ' +
       (e.error ? 'network error' : e.status) + ' (' + e.ms + ' ms)';
     var details = 'request ' + e.method + ' ' + e.url + '\n' + pretty(redact(e.requestHeaders));
     if (e.requestBody !== undefined) details += '\n' + pretty(redact(e.requestBody));
@@ -234,7 +234,7 @@
 
   function makeClient() {
     try {
-      client = createClient({ baseURL: siteURL(), wx: wx, storagePrefix: PREFIX });
+      client = createClient({ baseURL: siteURL(), wx: platformHost(), platform: platformName(), storagePrefix: PREFIX });
     } catch (e) {
       client = null;
       showResult('Site URL', false, { error: 'invalid_site', message: e.message });
@@ -299,7 +299,10 @@
   });
 
   action('profile', 'Get profile', function () {
-    return client.profile();
+    return client.profile().then(function (res) {
+      showAvatar(res.user);
+      return res;
+    });
   });
 
   action('refresh', 'Refresh', function () {
@@ -385,10 +388,113 @@
     return emulatorCall('DELETE');
   });
 
+  // ---- avatar and nickname ----------------------------------------------
+
+  /** Shows the avatar of user as the site serves it (avatar_url is a path on the site). */
+  function showAvatar(user) {
+    var url = user && user.avatar_url;
+    if (!url) return;
+    var src = /^https?:\/\//i.test(url) ? url : siteURL() + url;
+    $('avatar-img').src = src;
+    $('avatar-caption').textContent = src;
+    $('avatar-figure').hidden = false;
+  }
+
+  action('avatar-upload', 'Upload avatar', function () {
+    var file = $('avatar-file').files[0];
+    if (!file) throw { error: 'no_file', message: 'choose an image first (the chooseAvatar stand-in)' };
+    return client.uploadAvatar(wx.chooseFile(file)).then(function (res) {
+      showAvatar(res.user);
+      return res;
+    });
+  });
+
+  action('nickname-save', 'Save nickname', function () {
+    return client.updateProfile({ nickname: $('nickname').value }).then(function (res) {
+      showAvatar(res.user);
+      return res;
+    });
+  });
+
+  // ---- web-view ----------------------------------------------------------
+
+  // Opens a page of the site the way a mini-program's <web-view> would: a
+  // one-time ticket from webViewURL(), whose enter link sets the site's
+  // cookies and goes on to the page. The tab is opened at the click (a tab
+  // opened once the ticket has arrived would be a blocked pop-up) and sent
+  // to the URL when it is known; the playground keeps no handle on it.
+  action('webview-open', 'Open as web-view', function () {
+    var note = $('webview-note');
+    note.hidden = true;
+    note.textContent = '';
+    var next = $('webview-path').value.trim() || '/';
+    if (next.charAt(0) !== '/') next = '/' + next;
+    var tab = window.open('', '_blank');
+    if (tab) tab.opener = null;
+    return client.webViewURL(next).then(function (url) {
+      if (tab) {
+        tab.location.href = url;
+        var shown = url.replace(/([?&]ticket=)([^&#]*)/, function (m, k, v) { return k + shorten(v); });
+        return { opened: 'in a new tab', page: next, url: shown };
+      }
+      // The browser blocked the tab: offer the link instead (single-use, 60 s).
+      var a = document.createElement('a');
+      a.href = url;
+      a.target = '_blank';
+      a.rel = 'noopener';
+      a.textContent = 'open ' + next + ' (once, within 60 s)';
+      note.textContent = 'The browser blocked the new tab: ';
+      note.appendChild(a);
+      note.hidden = false;
+      return { opened: 'blocked by the browser: use the link below the button', page: next };
+    }, function (err) {
+      if (tab) tab.close();
+      // Without a web block the ticket path is an ordinary page of the
+      // site: a 404, or whatever the upstream answers there (no ticket).
+      if (err && (err.status === 404 || err.error === 'unexpected_response')) {
+        note.textContent = 'The site gave no ticket (HTTP ' + err.status + ' at its ticket path): it has no web ' +
+          'block. Add web { … } to its wechat_auth block (see the browser pages guide) to open its pages as a web-view.';
+        note.hidden = false;
+        throw { status: err.status, error: 'no_web_block', message: 'the site has no web block: ' + err.message };
+      }
+      throw err;
+    });
+  });
+
   $('clear-log').addEventListener('click', function () {
     $('log').textContent = '';
   });
   $('site').addEventListener('change', makeClient);
+
+  // ---- the platform switch --------------------------------------------
+  // The client gets the host object of the chosen platform (wx, qq, tt, my
+  // or swan), all backed by this page's emulator. ?platform=<name> in the
+  // page's URL preselects one.
+
+  var PLATFORMS = ['wechat', 'qq', 'douyin', 'alipay', 'baidu'];
+
+  function platformName() {
+    var v = $('platform').value;
+    return PLATFORMS.indexOf(v) >= 0 ? v : 'wechat';
+  }
+
+  function platformHost() {
+    var p = platformName();
+    if (p === 'wechat') return wx;
+    return createPlaygroundHost(p, {
+      codeURL: CODE_URL,
+      storageNamespace: NAMESPACE,
+      openid: function () { return $('openid').value.trim(); },
+      onExchange: logExchange,
+    });
+  }
+
+  var wanted = new URLSearchParams(location.search).get('platform');
+  if (PLATFORMS.indexOf(wanted) >= 0) $('platform').value = wanted;
+  $('platform').addEventListener('change', function () {
+    addLog('auth', 'platform: ' + platformName() + ' (the emulator and the site must serve the same platform)');
+    makeClient();
+  });
 
   lastRefresh = stored('refresh_token') || '';
   makeClient();

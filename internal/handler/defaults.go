@@ -65,6 +65,7 @@ func DefaultPaths() Paths {
 		Phone:   "/wx/phone",
 		Decrypt: "/wx/decrypt",
 		JWKS:    "/.well-known/jwks.json",
+		Avatar:  "/wx/avatar",
 	}
 }
 

@@ -9,7 +9,15 @@
 // access token, puts the identity on the request and tells the module
 // whether to call the next handler (see Serve for the order).
 //
-// Every endpoint answers JSON. Success bodies carry "status":"success";
+// With Config.Web the handler also serves browser pages (web.go and the
+// web_*.go files): cookie sessions of the same users, reached through a
+// web-view ticket or WeChat's web OAuth, and a guard that reads the access
+// cookie, renews an expired one inline from the refresh cookie, sends an
+// unauthenticated page load to the login and refuses cross-origin requests
+// that carry only the cookie. Those endpoints answer a short HTML page
+// instead of JSON unless the request asks for JSON.
+//
+// Every other endpoint answers JSON. Success bodies carry "status":"success";
 // errors are {"status":"error","error":"<code>","message":"<text>"} with the
 // codes listed in errors.go. Nothing here ever writes a WeChat session_key, the app
 // secret, a login code or a token to a log.

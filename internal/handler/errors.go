@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/wxauth/caddy-wechat-auth/internal/platform"
 	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
 	"github.com/wxauth/caddy-wechat-auth/store"
 )
@@ -17,16 +18,23 @@ const (
 	CodeUnsupportedMediaType = "unsupported_media_type"
 	CodePayloadTooLarge      = "payload_too_large"
 	CodeMethodNotAllowed     = "method_not_allowed"
-	CodeInvalidCode          = "invalid_code"
-	CodeUserBlocked          = "user_blocked"
-	CodeRateLimited          = "rate_limited"
-	CodeWeChatUnavailable    = "wechat_unavailable"
-	CodeWeChatError          = "wechat_error"
-	CodeInvalidToken         = "invalid_token"
-	CodeInvalidGrant         = "invalid_grant"
-	CodeUserBanned           = "user_banned"
-	CodeStoreUnavailable     = "store_unavailable"
-	CodeInternalError        = "internal_error"
+	// CodeNotFound: an endpoint the block's platform does not have, or no
+	// stored avatar of that name.
+	CodeNotFound          = "not_found"
+	CodeInvalidCode       = "invalid_code"
+	CodeUserBlocked       = "user_blocked"
+	CodeRateLimited       = "rate_limited"
+	CodeWeChatUnavailable = "wechat_unavailable"
+	CodeWeChatError       = "wechat_error"
+	CodeInvalidToken      = "invalid_token"
+	CodeInvalidGrant      = "invalid_grant"
+	CodeUserBanned        = "user_banned"
+	CodeStoreUnavailable  = "store_unavailable"
+	CodeInternalError     = "internal_error"
+	// CodeContentRejected: WeChat's content check did not pass a nickname.
+	CodeContentRejected = "content_rejected"
+	// CodeBusy: as many images as allowed are being processed; retry.
+	CodeBusy = "busy"
 )
 
 // Error is an error answer: an HTTP status, an error code and a message
@@ -85,30 +93,40 @@ func methodNotAllowed(allow string) *Error {
 	return e
 }
 
-// wechatError maps an error of the WeChat client to an answer: a bad or
-// used code is 400 invalid_code, WeChat busy or unreachable 503, anything
-// else 502 wechat_error (see the cases below).
-func wechatError(err error) *Error {
+// wechatError maps an error of the WeChat client to an answer, as
+// platformError does for WeChat.
+func wechatError(err error) *Error { return platformError(err, platform.WeChat) }
+
+// platformError maps an error of a platform's API (the WeChat client or a
+// code exchange) to an answer whose message names the platform: a bad or
+// used code is 400 invalid_code, the platform busy or unreachable 503, its
+// rate limit 429, anything else (an Alipay answer whose signature does not
+// verify included) 502 wechat_error. The error codes are shared by every
+// platform.
+func platformError(err error, name string) *Error {
 	e := &Error{Err: err}
+	p := platform.DisplayName(name)
 	switch {
 	case errors.Is(err, wechat.ErrInvalidCode):
-		e.Status, e.Code, e.Message = http.StatusBadRequest, CodeInvalidCode, "the code is invalid, expired or already used; call wx.login again"
+		e.Status, e.Code, e.Message = http.StatusBadRequest, CodeInvalidCode, "the code is invalid, expired or already used; call "+platform.LoginCall(name)+" again"
 	case errors.Is(err, wechat.ErrUserBlocked):
-		e.Status, e.Code, e.Message = http.StatusForbidden, CodeUserBlocked, "WeChat refused this user"
+		e.Status, e.Code, e.Message = http.StatusForbidden, CodeUserBlocked, p+" refused this user"
 	case errors.Is(err, wechat.ErrRateLimited):
-		e.Status, e.Code, e.Message = http.StatusTooManyRequests, CodeRateLimited, "too many requests to WeChat; try again later"
+		e.Status, e.Code, e.Message = http.StatusTooManyRequests, CodeRateLimited, "too many requests to "+p+"; try again later"
 		e.RetryAfter = retryAfter(err, 10*time.Second)
 	case errors.Is(err, wechat.ErrUnavailable):
-		e.Status, e.Code, e.Message = http.StatusServiceUnavailable, CodeWeChatUnavailable, "WeChat is unavailable; try again later"
+		e.Status, e.Code, e.Message = http.StatusServiceUnavailable, CodeWeChatUnavailable, p+" is unavailable; try again later"
 		e.RetryAfter = retryAfter(err, 5*time.Second)
+	case errors.Is(err, platform.ErrBadSignature):
+		e.Status, e.Code, e.Message = http.StatusBadGateway, CodeWeChatError, p+"'s answer could not be verified"
 	default:
-		e.Status, e.Code, e.Message = http.StatusBadGateway, CodeWeChatError, "WeChat returned an error"
+		e.Status, e.Code, e.Message = http.StatusBadGateway, CodeWeChatError, p+" returned an error"
 	}
 	return e
 }
 
 func retryAfter(err error, def time.Duration) time.Duration {
-	if d := wechat.RetryAfter(err); d > 0 {
+	if d := platform.RetryAfter(err); d > 0 {
 		return d
 	}
 	return def

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"strings"
 
 	"github.com/wxauth/caddy-wechat-auth/internal/token"
@@ -105,6 +106,14 @@ func hasFoldedPrefix(name, prefix string) bool {
 
 // findToken returns the first token found in the configured sources.
 func (h *Handler) findToken(r *http.Request) string {
+	v, _ := h.findTokenSource(r)
+	return v
+}
+
+// findTokenSource returns the first token found in the configured sources
+// and whether it came from a cookie. The web block's access cookie is not
+// one of them: only the guard reads it (see Serve).
+func (h *Handler) findTokenSource(r *http.Request) (string, bool) {
 	for _, s := range h.cfg.Sources {
 		var v string
 		switch s.From {
@@ -133,10 +142,10 @@ func (h *Handler) findToken(r *http.Request) string {
 			v = r.URL.Query().Get(s.Name)
 		}
 		if v != "" {
-			return v
+			return v, s.From == SourceCookie
 		}
 	}
-	return ""
+	return "", false
 }
 
 // cutScheme returns what follows "<scheme> " in v, the scheme matched
@@ -199,30 +208,78 @@ func (r Result) Next() bool {
 //  1. Client-sent identity headers are removed (always, so a spoofed
 //     identity never reaches the upstream).
 //  2. A CORS preflight passes unauthenticated: ResultPreflight.
-//  3. An endpoint path is answered: ResultEndpoint.
-//  4. Otherwise the access token is checked. A valid one puts the identity
+//  3. An endpoint path, or a path below the avatar path (a stored
+//     avatar, public), is answered: ResultEndpoint.
+//  4. With browser sessions on, the module's cookies are taken off the
+//     request (the upstream never sees them); the access cookie is a token
+//     source after the configured ones. A request authenticated by a
+//     cookie (or about to be, by the refresh cookie) whose method changes
+//     something and which a browser marks cross-origin is refused: 403
+//     csrf_rejected, counted as invalid.
+//  5. Otherwise the access token is checked. A valid one puts the identity
 //     headers on r and returns ResultOK with its claims; no token in
-//     optional mode returns ResultAnonymous.
-//  5. A failure is answered 401 with the RFC 6750 challenge. With
-//     Config.CaddyErrors the JSON body is not written: Serve sets the
+//     optional mode returns ResultAnonymous. With browser sessions on, a
+//     missing, expired or invalid access cookie next to a refresh cookie
+//     rotates the session inline: the new cookies go on the answer and
+//     the request goes on with the new token.
+//  6. A failure is answered 401 with the RFC 6750 challenge; with browser
+//     sessions on, a page navigation instead gets a redirect to the login
+//     page (when an OAuth app is configured) or a 401 page. With
+//     Config.CaddyErrors the body is not written: Serve sets the
 //     WWW-Authenticate header and returns the *Error, for the caller to
 //     hand to the server's own error handling.
 //
 // The error is non-nil only in that last case. Serve reads no storage
-// except at endpoints.
+// except at endpoints and for an inline rotation.
 func (h *Handler) Serve(w http.ResponseWriter, r *http.Request) (Result, *token.Claims, error) {
 	h.stripHeaders(r.Header)
 	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 		return ResultPreflight, nil, nil
 	}
-	if fn, ok := h.endpoints[r.URL.Path]; ok {
+	fn, ok := h.endpoints[r.URL.Path]
+	if !ok && h.avatarPrefix != "" && strings.HasPrefix(r.URL.Path, h.avatarPrefix) {
+		// Stored avatars, public: every name below the upload path.
+		fn, ok = h.avatarServe, true
+	}
+	if ok {
 		if e := fn(w, r); e != nil {
 			h.logError(r, e)
 			WriteError(w, e)
 		}
 		return ResultEndpoint, nil, nil
 	}
-	c, err := h.authenticate(r)
+	raw, fromCookie := h.findTokenSource(r)
+	var refresh string
+	if h.web != nil {
+		var access string
+		access, refresh = h.web.cfg.Cookies.Take(r.Header)
+		if raw == "" && access != "" {
+			raw, fromCookie = access, true
+		}
+		if (fromCookie || (raw == "" && refresh != "")) && !safeMethod(r.Method) {
+			if err := h.web.csrf.Check(r); err != nil {
+				h.metrics.Guard(ResultInvalid)
+				e := csrfError(err)
+				if h.cfg.CaddyErrors {
+					return ResultInvalid, nil, e
+				}
+				WriteError(w, e)
+				return ResultInvalid, nil, nil
+			}
+		}
+	}
+	var c *token.Claims
+	var err error
+	if raw == "" {
+		err = errNoToken
+	} else {
+		c, err = h.verifyAccess(raw)
+	}
+	if err != nil && refresh != "" && (raw == "" || fromCookie) && !errors.Is(err, errRevoked) {
+		// The access cookie is gone (it lives as long as its token) or
+		// stale: rotate the session from the refresh cookie.
+		c, err = h.rotateCookies(w, r, refresh, err)
+	}
 	if err == nil {
 		h.setIdentity(r.Header, c)
 		h.metrics.Guard(ResultOK)
@@ -237,6 +294,20 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request) (Result, *token.
 		return res, nil, nil
 	}
 	e := guardError(err)
+	if h.web != nil && isNavigation(r) {
+		if h.web.hasOAuth() {
+			redirect(w, h.web.loginPath+"?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
+			return res, nil, nil
+		}
+		if h.cfg.CaddyErrors {
+			w.Header().Set("WWW-Authenticate", e.Challenge)
+			return res, nil, e
+		}
+		w.Header().Set("WWW-Authenticate", e.Challenge)
+		writePage(w, r, page{Status: http.StatusUnauthorized, Code: e.Code, Title: "Please log in",
+			Text: "This page needs a WeChat login. Open it from the mini-program."}, 0)
+		return res, nil, nil
+	}
 	if h.cfg.CaddyErrors {
 		w.Header().Set("WWW-Authenticate", e.Challenge)
 		return res, nil, e
@@ -245,10 +316,16 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request) (Result, *token.
 	return res, nil, nil
 }
 
-// authenticate finds the request's access token, verifies it and checks
-// that its session is not revoked. It reads no storage.
+// safeMethod reports whether a method only reads (GET, HEAD, OPTIONS).
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// authenticate finds the request's access token in the configured sources,
+// verifies it and checks that its session is not revoked. It reads no
+// storage.
 func (h *Handler) authenticate(r *http.Request) (*token.Claims, error) {
-	raw := h.findToken(r)
+	raw, _ := h.findTokenSource(r)
 	if raw == "" {
 		return nil, errNoToken
 	}
@@ -279,6 +356,9 @@ func (h *Handler) verifySignature(raw string) (*token.Claims, error) {
 	}
 	if c.AppID != h.cfg.AppID {
 		return nil, fmt.Errorf("%w: token for another app", token.ErrInvalidToken)
+	}
+	if c.Platform != h.claim {
+		return nil, fmt.Errorf("%w: token of another platform", token.ErrInvalidToken)
 	}
 	if c.IssuedAt == nil || c.ExpiresAt.Sub(c.IssuedAt.Time) > h.cfg.Tokens.AccessTTL() {
 		return nil, fmt.Errorf("%w: lifetime longer than the access TTL", token.ErrInvalidToken)
@@ -321,12 +401,13 @@ func guardError(err error) *Error {
 // setIdentity puts the verified identity on the request headers for the
 // upstream (the client's own identity headers were stripped before).
 func (h *Handler) setIdentity(hdr http.Header, c *token.Claims) {
-	// One backing array for the four one-value slices: one allocation.
-	v := [...]string{c.Subject, c.OpenID, c.AppID, c.UnionID}
+	// One backing array for the five one-value slices: one allocation.
+	v := [...]string{c.Subject, c.OpenID, c.AppID, c.UnionID, h.cfg.Platform}
 	vals := v[:]
 	hdr[h.hdrUserID] = vals[0:1:1]
 	hdr[h.hdrOpenID] = vals[1:2:2]
 	hdr[h.hdrAppID] = vals[2:3:3]
+	hdr[h.hdrPlat] = vals[4:5:5]
 	if c.UnionID != "" {
 		hdr[h.hdrUnion] = vals[3:4:4]
 	}

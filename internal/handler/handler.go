@@ -7,10 +7,13 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/wxauth/caddy-wechat-auth/internal/avatar"
+	"github.com/wxauth/caddy-wechat-auth/internal/platform"
 	"github.com/wxauth/caddy-wechat-auth/internal/token"
 	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
 	"github.com/wxauth/caddy-wechat-auth/store"
@@ -36,6 +39,9 @@ type Store interface {
 	RevokeUserSessions(ctx context.Context, app string, userID uint64, reason string, now time.Time) ([]store.Session, error)
 	Ban(ctx context.Context, app string, userID uint64, reason string, now time.Time) (store.User, []store.Session, error)
 	Unban(ctx context.Context, app string, userID uint64, now time.Time) (store.User, error)
+	UserByOpenID(ctx context.Context, app, openID string) (store.User, error)
+	SetAvatar(ctx context.Context, app string, userID uint64, a store.Avatar, avatarURL string, now time.Time) (store.User, error)
+	Avatar(ctx context.Context, app, hash string) (store.Avatar, error)
 }
 
 // Paths are the endpoint paths. An empty path disables that endpoint.
@@ -47,15 +53,25 @@ type Paths struct {
 	Phone   string
 	Decrypt string
 	JWKS    string
+	// Avatar is the upload path (POST); the images are served below it,
+	// at Avatar/<hash>.<ext>. It must not be "/" nor end in "/".
+	Avatar string
 }
 
-// Config is everything a Handler needs. Store, Tokens, WeChat, Sealer,
-// Revocations, AppID and RefreshSecret are required.
+// Config is everything a Handler needs. Store, Tokens, Sealer,
+// Revocations, AppID and RefreshSecret are required, and WeChat or
+// Exchanger (WeChat alone on the WeChat platform when phone_path is served).
 type Config struct {
-	AppID         string
-	Store         Store
-	Tokens        *token.Service
-	WeChat        WeChat
+	AppID  string
+	Store  Store
+	Tokens *token.Service
+	WeChat WeChat
+	// Platform is the mini-program platform of the block (platform.Names).
+	// Default: wechat.
+	Platform string
+	// Exchanger exchanges login codes. Default: WeChat's jscode2session
+	// through WeChat.
+	Exchanger     platform.Exchanger
 	Sealer        *Sealer
 	Revocations   *Revocations
 	RefreshSecret []byte        // derives a rotation's child refresh token from its parent
@@ -76,6 +92,23 @@ type Config struct {
 	Now     func() time.Time
 	Logger  *zap.Logger
 
+	// AvatarMaxSize is the largest avatar upload in bytes, at most
+	// MaxAvatarMaxSize. Default (0): DefaultAvatarMaxSize.
+	AvatarMaxSize int64
+	// Avatars checks, scales and re-encodes uploads; sharing one bounds
+	// the decodes in flight across handlers. Default: a processor of the
+	// handler's own with avatar.DefaultConcurrency slots.
+	Avatars AvatarProcessor
+	// ContentCheck, when set, checks every nickname a login (of a new
+	// user) or a profile update would store; see nickname.go. Default:
+	// none (nicknames are not checked).
+	ContentCheck ContentChecker
+	// Web turns on cookie sessions for browser pages: the browser
+	// endpoints, the access cookie as a token source after Sources,
+	// inline rotation from the refresh cookie, login redirects and CSRF
+	// refusal. Default (nil): none of it.
+	Web *WebConfig
+
 	// RefreshGrace is the retry window of rotated refresh tokens, at most
 	// MaxRefreshGrace; 0 means none (a second presentation is reuse).
 	// Default (nil): DefaultRefreshGrace.
@@ -94,10 +127,18 @@ type Handler struct {
 	hdrOpenID string
 	hdrUnion  string
 	hdrAppID  string
+	hdrPlat   string
 	jwksBody  []byte // the JWK Set, nil with symmetric keys only
+
+	exchanger platform.Exchanger
+	claim     string // the platform claim of this block's tokens: "" for WeChat
 
 	grace  time.Duration // retry window of rotated refresh tokens
 	logins loginSharer   // logins in flight, by code
+
+	avatars      AvatarProcessor
+	avatarPrefix string // Paths.Avatar + "/": the served images; "" when off
+	web          *web   // browser sessions; nil without Config.Web
 }
 
 // New checks cfg and builds a Handler.
@@ -109,8 +150,8 @@ func New(cfg Config) (*Handler, error) {
 		return nil, errors.New("handler: missing store")
 	case cfg.Tokens == nil:
 		return nil, errors.New("handler: missing token service")
-	case cfg.WeChat == nil:
-		return nil, errors.New("handler: missing WeChat client")
+	case cfg.WeChat == nil && cfg.Exchanger == nil:
+		return nil, errors.New("handler: missing code exchange (WeChat client or Exchanger)")
 	case cfg.Sealer == nil:
 		return nil, errors.New("handler: missing sealer")
 	case cfg.Revocations == nil:
@@ -118,9 +159,30 @@ func New(cfg Config) (*Handler, error) {
 	case len(cfg.RefreshSecret) < MinSecretLen:
 		return nil, fmt.Errorf("handler: refresh secret shorter than %d bytes", MinSecretLen)
 	}
+	if cfg.Platform == "" {
+		cfg.Platform = platform.WeChat
+	}
+	if !platform.Valid(cfg.Platform) {
+		return nil, fmt.Errorf("handler: unknown platform %q", cfg.Platform)
+	}
+	// The default exchanger is derived, not stored in cfg, so that a copy
+	// of the config with another WeChat client gets its own.
+	exchanger := cfg.Exchanger
+	if exchanger == nil {
+		exchanger = platform.NewWeChat(cfg.WeChat)
+	}
+	if exchanger.Name() != cfg.Platform {
+		return nil, fmt.Errorf("handler: a %s code exchange for a %s block", exchanger.Name(), cfg.Platform)
+	}
+	if cfg.WeChat == nil && cfg.Platform == platform.WeChat && cfg.Paths.Phone != "" {
+		return nil, errors.New("handler: the phone endpoint needs the WeChat client")
+	}
 	if cfg.RefreshTTL <= 0 {
 		cfg.RefreshTTL = DefaultRefreshTTL
 	}
+	// The app's list may be shared with handlers whose tokens live less
+	// long: make it keep entries as long as this handler's tokens live.
+	cfg.Revocations.Widen(revocationWindow(cfg.Tokens.AccessTTL(), cfg.Tokens.Leeway()))
 	if g := cfg.RefreshGrace; g != nil && (*g < 0 || *g > MaxRefreshGrace) {
 		return nil, fmt.Errorf("handler: refresh grace %s is outside 0 to %s", *g, MaxRefreshGrace)
 	}
@@ -140,6 +202,15 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.HeaderPrefix == "" {
 		cfg.HeaderPrefix = DefaultHeaderPrefix
 	}
+	if cfg.AvatarMaxSize == 0 {
+		cfg.AvatarMaxSize = DefaultAvatarMaxSize
+	}
+	if cfg.AvatarMaxSize < MinAvatarMaxSize || cfg.AvatarMaxSize > MaxAvatarMaxSize {
+		return nil, fmt.Errorf("handler: avatar max size %d is outside %s to %s", cfg.AvatarMaxSize, FormatSize(MinAvatarMaxSize), FormatSize(MaxAvatarMaxSize))
+	}
+	if a := cfg.Paths.Avatar; a != "" && (a == "/" || strings.HasSuffix(a, "/")) {
+		return nil, fmt.Errorf("handler: avatar path %q must not end in /", a)
+	}
 	h := &Handler{
 		cfg:       cfg,
 		now:       cfg.Now,
@@ -149,11 +220,19 @@ func New(cfg Config) (*Handler, error) {
 		hdrOpenID: textproto.CanonicalMIMEHeaderKey(cfg.HeaderPrefix + "OpenID"),
 		hdrUnion:  textproto.CanonicalMIMEHeaderKey(cfg.HeaderPrefix + "UnionID"),
 		hdrAppID:  textproto.CanonicalMIMEHeaderKey(cfg.HeaderPrefix + "AppID"),
+		hdrPlat:   textproto.CanonicalMIMEHeaderKey(cfg.HeaderPrefix + "Platform"),
+		exchanger: exchanger,
+	}
+	if cfg.Platform != platform.WeChat {
+		h.claim = cfg.Platform
 	}
 	if h.now == nil {
 		h.now = time.Now
 	}
 	h.logins = newLoginFlights()
+	if h.avatars = cfg.Avatars; h.avatars == nil {
+		h.avatars = avatar.NewProcessor(avatar.DefaultConcurrency)
+	}
 	h.grace = DefaultRefreshGrace
 	if cfg.RefreshGrace != nil {
 		h.grace = *cfg.RefreshGrace
@@ -179,6 +258,13 @@ func New(cfg Config) (*Handler, error) {
 		return nil
 	}
 	p := cfg.Paths
+	phone, decrypt := h.phone, h.decrypt
+	if !platform.HasPhone(cfg.Platform) {
+		phone = h.notServed("phone numbers are WeChat's alone; this endpoint is not served on " + platform.DisplayName(cfg.Platform))
+	}
+	if !platform.HasOpenData(cfg.Platform) {
+		decrypt = h.notServed(platform.DisplayName(cfg.Platform) + " has no encrypted open data; this endpoint is not served")
+	}
 	for _, e := range []struct {
 		path string
 		fn   func(http.ResponseWriter, *http.Request) *Error
@@ -187,10 +273,19 @@ func New(cfg Config) (*Handler, error) {
 		{p.Refresh, h.refresh},
 		{p.Logout, h.logout},
 		{p.Profile, h.profile},
-		{p.Phone, h.phone},
-		{p.Decrypt, h.decrypt},
+		{p.Phone, phone},
+		{p.Decrypt, decrypt},
+		{p.Avatar, h.avatarUpload},
 	} {
 		if err := add(e.path, e.fn); err != nil {
+			return nil, err
+		}
+	}
+	if p.Avatar != "" {
+		h.avatarPrefix = p.Avatar + "/"
+	}
+	if cfg.Web != nil {
+		if err := h.newWeb(cfg.Web, add); err != nil {
 			return nil, err
 		}
 	}
@@ -201,6 +296,14 @@ func New(cfg Config) (*Handler, error) {
 		}
 	}
 	return h, nil
+}
+
+// notServed answers an endpoint the block's platform lacks: 404, whatever
+// the method, so a client learns at once that it is not there.
+func (h *Handler) notServed(msg string) func(http.ResponseWriter, *http.Request) *Error {
+	return func(http.ResponseWriter, *http.Request) *Error {
+		return newError(http.StatusNotFound, CodeNotFound, msg)
+	}
 }
 
 // logError logs failures that an operator must see: internal errors and

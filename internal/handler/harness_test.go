@@ -87,13 +87,20 @@ func newHarness(t testing.TB) *harness {
 
 func newHarnessWith(t testing.TB, st store.Store, clk *testClock, revs *Revocations) *harness {
 	t.Helper()
+	return newHarnessTTL(t, st, clk, revs, 15*time.Minute, 30*time.Second)
+}
+
+// newHarnessTTL is newHarnessWith with access tokens living accessTTL,
+// accepted with leeway.
+func newHarnessTTL(t testing.TB, st store.Store, clk *testClock, revs *Revocations, accessTTL, leeway time.Duration) *harness {
+	t.Helper()
 	key, err := token.NewHMACKey([]byte(testSigningKey), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	tokens, err := token.New(token.Config{
 		Keys: []*token.Key{key}, Issuer: "caddy-wechat-auth", Audience: testApp,
-		AccessTTL: 15 * time.Minute, Leeway: 30 * time.Second, Now: clk.Now,
+		AccessTTL: accessTTL, Leeway: leeway, Now: clk.Now,
 	})
 	if err != nil {
 		t.Fatal(err)

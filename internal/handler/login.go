@@ -10,8 +10,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/wxauth/caddy-wechat-auth/internal/platform"
 	"github.com/wxauth/caddy-wechat-auth/internal/token"
-	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
 	"github.com/wxauth/caddy-wechat-auth/store"
 )
 
@@ -21,6 +21,9 @@ const maxCodeLen = 256
 type loginRequest struct {
 	Code   string `json:"code"`
 	JSCode string `json:"jscode"`
+	// AnonymousCode is Douyin's anonymousCode from tt.login, passed on to
+	// its exchange; other platforms ignore it.
+	AnonymousCode string `json:"anonymous_code"`
 	profileFields
 }
 
@@ -53,9 +56,11 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) *Error {
 		code = req.JSCode
 	}
 	switch {
+	case code == "" && h.cfg.Platform == platform.Douyin:
+		return badRequest("missing code: the user is not logged in to the Douyin app (tt.login gave only an anonymousCode); log in to the host app, then call tt.login again")
 	case code == "":
-		return badRequest("missing code (from wx.login)")
-	case len(code) > maxCodeLen:
+		return badRequest("missing code (from " + platform.LoginCall(h.cfg.Platform) + ")")
+	case len(code) > maxCodeLen || len(req.AnonymousCode) > maxCodeLen:
 		return badRequest("code is too long")
 	case req.Code != "" && req.JSCode != "" && req.Code != req.JSCode:
 		return badRequest("code and jscode differ")
@@ -71,7 +76,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) *Error {
 	// others.
 	ctx := context.WithoutCancel(r.Context())
 	ans, err := h.logins.do(r.Context(), code, func() loginAnswer {
-		body, e := h.loginOnce(ctx, code, profile)
+		body, e := h.loginOnce(ctx, code, platform.Extra{AnonymousCode: req.AnonymousCode}, profile)
 		return loginAnswer{body: body, err: e}
 	})
 	if err != nil {
@@ -86,17 +91,20 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) *Error {
 	return nil
 }
 
-// loginOnce does the login of code: the exchange at WeChat, the user and
-// session in one durable write, the token pair. It returns the 200 body.
-func (h *Handler) loginOnce(ctx context.Context, code string, profile store.ProfilePatch) ([]byte, *Error) {
-	ws, err := h.cfg.WeChat.Code2Session(ctx, code)
+// loginOnce does the login of code: the exchange at the platform, the user
+// and session in one durable write, the token pair. It returns the 200 body.
+func (h *Handler) loginOnce(ctx context.Context, code string, extra platform.Extra, profile store.ProfilePatch) ([]byte, *Error) {
+	ws, err := h.exchanger.Exchange(ctx, code, extra)
 	if err != nil {
-		return nil, wechatError(err)
+		return nil, platformError(err, h.cfg.Platform)
 	}
 	if ws.OpenID == "" {
-		return nil, wechatError(fmt.Errorf("%w: empty openid", wechat.ErrBadResponse))
+		return nil, platformError(fmt.Errorf("%w: empty openid", platform.ErrBadResponse), h.cfg.Platform)
 	}
 
+	if e := h.checkLoginNickname(ctx, ws.OpenID, profile); e != nil {
+		return nil, e
+	}
 	nu := store.NewUser{OpenID: ws.OpenID, UnionID: ws.UnionID, LinkByUnionID: h.cfg.LinkUnionID}
 	if profile.Nickname != nil {
 		nu.Nickname = *profile.Nickname
@@ -179,6 +187,7 @@ func (h *Handler) pair(sess store.Session, refresh string, rt store.RefreshToken
 		OpenID:    sess.OpenID,
 		UnionID:   sess.UnionID,
 		AppID:     sess.AppID,
+		Platform:  h.claim,
 	}
 	access, exp, err := h.cfg.Tokens.Issue(sub, rt.AccessID, rt.AccessIssuedAt)
 	if err != nil {

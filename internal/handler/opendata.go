@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/wxauth/caddy-wechat-auth/internal/platform"
 	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
 	"github.com/wxauth/caddy-wechat-auth/store"
 )
@@ -82,12 +83,12 @@ func (h *Handler) decrypt(w http.ResponseWriter, r *http.Request) *Error {
 			Challenge: `Bearer error="invalid_token"`,
 			Message:   "the session's WeChat session key is unavailable; log in again"}
 	}
-	if req.Signature != "" && !wechat.VerifyRawSignature(req.RawData, key, req.Signature) {
+	if req.Signature != "" && !platform.VerifyRawSignature(req.RawData, key, req.Signature) {
 		return badRequest("signature does not match raw_data")
 	}
-	data, err := wechat.DecryptOpenData(key, req.EncryptedData, req.IV, h.cfg.AppID)
+	data, err := platform.DecryptOpenData(h.cfg.Platform, key, req.EncryptedData, req.IV, h.cfg.AppID)
 	switch {
-	case errors.Is(err, wechat.ErrWatermark):
+	case errors.Is(err, platform.ErrWatermark):
 		return badRequest("the data was made for another app")
 	case err != nil:
 		return badRequest("encrypted_data could not be decrypted with this session's key; it may come from an older wx.login")

@@ -119,9 +119,17 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request) *Error {
 		if e := decodeBody(w, r, &body, true, false); e != nil {
 			return e
 		}
+		if e := h.keepStoredAvatar(ctx, c.UserID, &body); e != nil {
+			return e
+		}
 		patch, e := body.validate()
 		if e != nil {
 			return e
+		}
+		if patch.Nickname != nil {
+			if e := h.checkNickname(ctx, c.OpenID, *patch.Nickname); e != nil {
+				return e
+			}
 		}
 		u, err = h.cfg.Store.UpdateUser(ctx, h.cfg.AppID, c.UserID, patch, h.now())
 	}

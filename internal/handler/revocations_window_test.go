@@ -2,8 +2,12 @@ package handler
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/wxauth/caddy-wechat-auth/internal/testclock"
+	"github.com/wxauth/caddy-wechat-auth/store/bolt"
 )
 
 // TestRevocationWindowBoundary: a logged-out session stays on the list for
@@ -64,32 +68,109 @@ func TestLoadRevocationsWindowBoundary(t *testing.T) {
 	want(t, hs2.guard(access), 401, CodeInvalidToken)
 }
 
-// TestRevocationsKeepLongestAndSweepAfter: Add never shortens an entry,
-// and Sweep drops an entry only once its time has passed.
+// TestRevocationsKeepLongestAndSweepAfter: an entry is kept for the
+// window from the later of its revocation and its receipt; Add never
+// shortens an entry, Widen lengthens every entry and never narrows, and
+// Sweep drops an entry only once its time has passed.
 func TestRevocationsKeepLongestAndSweepAfter(t *testing.T) {
 	t1 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	t2 := t1.Add(time.Minute)
 	r := NewRevocations()
+	r.Widen(time.Minute)
+	r.Widen(time.Second) // narrower: ignored
+	if r.Window() != time.Minute {
+		t.Fatalf("window %v after widening to 1m and then asking for 1s", r.Window())
+	}
 	if r.Revoked("s") {
 		t.Fatal("empty list reports a revocation")
 	}
-	r.Add("s", t2)
-	r.Add("s", t1) // shorter: ignored
-	r.Add("other", t1)
+	r.Add("s", t2, t1)              // revoked at t2 (the revoker's clock ahead): kept from t2
+	r.Add("s", t1, t1)              // earlier: ignored
+	r.Add("other", t1, time.Time{}) // the receipt time is zero: from t1
 	if !r.Revoked("s") || !r.Revoked("other") || r.Revoked("s2") || r.Len() != 2 {
 		t.Fatalf("after Add: s=%v other=%v s2=%v len=%d", r.Revoked("s"), r.Revoked("other"), r.Revoked("s2"), r.Len())
 	}
-	if n := r.Sweep(t1); n != 0 {
-		t.Fatalf("sweep at t1 dropped %d", n)
+	if n := r.Sweep(t2); n != 0 {
+		t.Fatalf("sweep at t1+window dropped %d", n)
 	}
-	if n := r.Sweep(t1.Add(time.Nanosecond)); n != 1 || !r.Revoked("s") || r.Revoked("other") {
-		t.Fatalf("sweep after t1 dropped %d; s=%v other=%v", n, r.Revoked("s"), r.Revoked("other"))
+	if n := r.Sweep(t2.Add(time.Nanosecond)); n != 1 || !r.Revoked("s") || r.Revoked("other") {
+		t.Fatalf("sweep after t1+window dropped %d; s=%v other=%v", n, r.Revoked("s"), r.Revoked("other"))
 	}
-	r.Add("s", t2.Add(time.Minute)) // longer: extends
-	if n := r.Sweep(t2.Add(time.Nanosecond)); n != 0 || !r.Revoked("s") {
+	r.Add("s", t1, t2.Add(time.Minute)) // revoked at t1, heard of a minute after t2: extends
+	if n := r.Sweep(t2.Add(time.Minute + time.Nanosecond)); n != 0 || !r.Revoked("s") {
 		t.Fatalf("extended entry dropped at its old time (%d)", n)
 	}
-	if n := r.Sweep(t2.Add(time.Minute + time.Nanosecond)); n != 1 || r.Len() != 0 || r.Revoked("s") {
-		t.Fatalf("extended entry: dropped %d, len %d", n, r.Len())
+	r.Widen(time.Hour) // lengthens the entries already on the list
+	if n := r.Sweep(t2.Add(time.Minute + time.Hour)); n != 0 || !r.Revoked("s") {
+		t.Fatalf("widening did not lengthen an entry (%d dropped)", n)
+	}
+	if n := r.Sweep(t2.Add(time.Minute + time.Hour + time.Nanosecond)); n != 1 || r.Len() != 0 || r.Revoked("s") {
+		t.Fatalf("widened entry: dropped %d, len %d", n, r.Len())
+	}
+}
+
+// TestRevocationsFromLaterOfRevokedAndNow: a revocation stamped by a clock
+// far behind this process's (another instance's, or the database's) is
+// kept for the full window from the moment it arrives, and one stamped
+// ahead is kept from its own time.
+func TestRevocationsFromLaterOfRevokedAndNow(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	window := revocationWindow(15*time.Minute, 30*time.Second)
+	r := NewRevocations()
+	r.Widen(window)
+	r.Add("behind", now.Add(-time.Hour), now)
+	r.Add("ahead", now.Add(time.Hour), now)
+	if n := r.Sweep(now.Add(window)); n != 0 {
+		t.Fatalf("sweep at now+window dropped %d; want both kept", n)
+	}
+	if n := r.Sweep(now.Add(window + time.Nanosecond)); n != 1 || r.Revoked("behind") || !r.Revoked("ahead") {
+		t.Fatalf("sweep after now+window dropped %d; behind=%v ahead=%v", n, r.Revoked("behind"), r.Revoked("ahead"))
+	}
+	if n := r.Sweep(now.Add(time.Hour + window + time.Nanosecond)); n != 1 || r.Len() != 0 {
+		t.Fatalf("sweep after the ahead entry's time dropped %d, %d left", n, r.Len())
+	}
+}
+
+// TestSharedListKeepsWidestWindow: two handlers of one app share one
+// revocation list, one with 15m access tokens, one with 2h tokens. A
+// logout through the short one (by the long one's refresh token) is still
+// refused by the long one after the short window has passed, up to the
+// last instant the long token could pass verification.
+func TestSharedListKeepsWidestWindow(t *testing.T) {
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "h.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	clk := testclock.New(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+	revs := NewRevocations()
+	long := newHarnessTTL(t, st, clk, revs, 2*time.Hour, 30*time.Second)
+	short := newHarnessTTL(t, st, clk, revs, 15*time.Minute, 30*time.Second)
+	start := clk.Now()
+
+	access, refresh := long.login("o1")
+	want(t, long.guard(access), 200, "")
+	want(t, short.call("POST", "/wx/logout", `{"refresh_token":"`+refresh+`"}`), 200, "")
+	want(t, long.guard(access), 401, CodeInvalidToken)
+
+	// Past the short handler's window (15m + 30s + 1s), the long token is
+	// still within its own lifetime: the entry must still be there.
+	clk.Set(start.Add(time.Hour))
+	if n := revs.Sweep(clk.Now()); n != 0 {
+		t.Fatalf("sweep after the short window dropped %d entries while the 2h token is valid", n)
+	}
+	want(t, long.guard(access), 401, CodeInvalidToken)
+
+	lastAccepted := start.Add(2*time.Hour + 30*time.Second - time.Nanosecond)
+	clk.Set(lastAccepted)
+	if n := revs.Sweep(clk.Now()); n != 0 {
+		t.Fatalf("sweep at the long token's last accepted instant dropped %d entries", n)
+	}
+	want(t, long.guard(access), 401, CodeInvalidToken)
+
+	// The widest window is kept, never narrowed by a handler with a
+	// shorter one.
+	if w := revs.Window(); w != revocationWindow(2*time.Hour, 30*time.Second) {
+		t.Fatalf("shared list window %v, want the long handler's", w)
 	}
 }

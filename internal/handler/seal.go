@@ -22,7 +22,8 @@ type Sealer struct {
 // NewSealer derives the sealing keys from the app secret with HMAC-SHA256.
 // Rotating the app secret makes stored session_keys unreadable: their
 // sessions keep working for tokens, and open-data decryption asks the user
-// to log in again. Generated secrets are then replaced (GeneratedSecret).
+// to log in again. Generated secrets sealed with another app secret are
+// refused, never replaced (GeneratedSecret); RotateSecret reseals them.
 func NewSealer(appSecret string) (*Sealer, error) {
 	if appSecret == "" {
 		return nil, errors.New("sealer: empty app secret")

@@ -89,15 +89,15 @@ func TestGeneratedSecretSizeBoundary(t *testing.T) {
 	hs := newHarness(t)
 	s := hs.h.cfg.Sealer
 	ctx := context.Background()
-	b, err := s.GeneratedSecret(ctx, hs.st, testApp, "sixteen", 16, nil)
+	b, _, err := s.GeneratedSecret(ctx, hs.st, testApp, "sixteen", 16, nil)
 	if err != nil || len(b) != 16 {
 		t.Fatalf("16 bytes: %d bytes, %v", len(b), err)
 	}
-	again, err := s.GeneratedSecret(ctx, hs.st, testApp, "sixteen", 16, nil)
+	again, _, err := s.GeneratedSecret(ctx, hs.st, testApp, "sixteen", 16, nil)
 	if err != nil || !bytes.Equal(again, b) {
 		t.Fatalf("second call: %v (same value: %v)", err, bytes.Equal(again, b))
 	}
-	if _, err := s.GeneratedSecret(ctx, hs.st, testApp, "fifteen", 15, nil); err == nil {
+	if _, _, err := s.GeneratedSecret(ctx, hs.st, testApp, "fifteen", 15, nil); err == nil {
 		t.Fatal("15 bytes accepted")
 	}
 	errCreate := errors.New("create called")

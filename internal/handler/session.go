@@ -29,21 +29,33 @@ func (h *Handler) refresh(w http.ResponseWriter, r *http.Request) *Error {
 	if e := decodePost(w, r, &req, false); e != nil {
 		return e
 	}
-	switch {
-	case req.RefreshToken == "":
+	if req.RefreshToken == "" {
 		return badRequest("missing refresh_token")
-	case len(req.RefreshToken) > maxRefreshLen:
-		return h.refreshRefused("invalid refresh token")
 	}
-	ctx := r.Context()
+	pair, e := h.rotateRefresh(r.Context(), req.RefreshToken)
+	if e != nil {
+		return e
+	}
+	writeJSON(w, http.StatusOK, pair)
+	return nil
+}
+
+// rotateRefresh rotates the presented refresh token and returns the new
+// pair: the refresh endpoint's work, also done inline by the cookie guard.
+// A retry within the grace window gets the same pair; a later replay
+// revokes the whole session. Every outcome is counted.
+func (h *Handler) rotateRefresh(ctx context.Context, presented string) (tokenPair, *Error) {
+	if len(presented) > maxRefreshLen {
+		return tokenPair{}, h.refreshRefused("invalid refresh token")
+	}
 	now := h.now()
-	hash := token.HashRefreshToken(req.RefreshToken)
+	hash := token.HashRefreshToken(presented)
 	// The child is derived from the parent, so a retried rotation can hand
 	// out the same child without its plaintext ever being stored.
-	child := token.DeriveRefreshToken(h.cfg.RefreshSecret, req.RefreshToken)
+	child := token.DeriveRefreshToken(h.cfg.RefreshSecret, presented)
 	jti, err := token.NewID()
 	if err != nil {
-		return internalError(err)
+		return tokenPair{}, internalError(err)
 	}
 	next := store.RefreshToken{ // the store fills in SessionID from the presented token
 		Hash:           token.HashRefreshToken(child),
@@ -55,32 +67,31 @@ func (h *Handler) refresh(w http.ResponseWriter, r *http.Request) *Error {
 	res, err := h.cfg.Store.Rotate(ctx, h.cfg.AppID, hash, next, now, h.grace)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return h.refreshRefused("invalid refresh token")
+		return tokenPair{}, h.refreshRefused("invalid refresh token")
 	case errors.Is(err, store.ErrExpired):
-		return h.refreshRefused("refresh token expired; log in again")
+		return tokenPair{}, h.refreshRefused("refresh token expired; log in again")
 	case errors.Is(err, store.ErrRevoked):
-		return h.refreshRefused("the session has ended; log in again")
+		return tokenPair{}, h.refreshRefused("the session has ended; log in again")
 	case err != nil:
-		return internalError(fmt.Errorf("rotating refresh token: %w", err))
+		return tokenPair{}, internalError(fmt.Errorf("rotating refresh token: %w", err))
 	}
 	switch res.Outcome {
 	case store.Rotated, store.Retried:
 		if res.Token.Hash != next.Hash {
 			// Only possible when the derivation secret changed between
 			// the rotation and its retry.
-			return h.refreshRefused("invalid refresh token")
+			return tokenPair{}, h.refreshRefused("invalid refresh token")
 		}
 		pair, e := h.pair(res.Session, child, res.Token, now)
 		if e != nil {
-			return e
+			return tokenPair{}, e
 		}
-		writeJSON(w, http.StatusOK, pair)
 		if res.Outcome == store.Rotated {
 			h.metrics.Refresh(RefreshOK)
 		} else {
 			h.metrics.Refresh(RefreshRetry)
 		}
-		return nil
+		return pair, nil
 	case store.Reused:
 		h.markRevoked(res.Session)
 		h.metrics.Refresh(RefreshReuseDetected)
@@ -88,9 +99,9 @@ func (h *Handler) refresh(w http.ResponseWriter, r *http.Request) *Error {
 		if ce := h.log.Check(zap.WarnLevel, "wechat_auth refresh token reused; session revoked"); ce != nil {
 			ce.Write(zap.Uint64("user_id", res.Session.UserID))
 		}
-		return invalidGrant("refresh token already used; the session has been revoked")
+		return tokenPair{}, invalidGrant("refresh token already used; the session has been revoked")
 	default:
-		return internalError(fmt.Errorf("rotating refresh token: unknown outcome %d", res.Outcome))
+		return tokenPair{}, internalError(fmt.Errorf("rotating refresh token: unknown outcome %d", res.Outcome))
 	}
 }
 
@@ -117,7 +128,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) *Error {
 	var sid string
 	var uid uint64
 	var ended bool // the session was revoked before this call
-	raw := h.findToken(r)
+	raw, _ := h.findTokenSource(r)
 	var accessErr error
 	if raw != "" {
 		// A token of an already revoked session may log out again.
@@ -131,18 +142,13 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) *Error {
 	case sid != "":
 	case req.RefreshToken != "":
 		// No usable access token (none, or an expired one): the refresh
-		// token in the body names the session. Only the session's current
-		// refresh token may end it: a spent (rotated) or expired one is
-		// refused, so an old token found somewhere cannot log anyone out.
+		// token in the body names the session.
 		if len(req.RefreshToken) > maxRefreshLen {
 			return invalidGrant("invalid refresh token")
 		}
-		rec, err := h.cfg.Store.RefreshToken(ctx, h.cfg.AppID, token.HashRefreshToken(req.RefreshToken))
-		if err != nil {
-			return storeError(err, invalidGrant("invalid refresh token"))
-		}
-		if !rec.RotatedAt.IsZero() || !now.Before(rec.ExpiresAt) {
-			return invalidGrant("invalid refresh token")
+		rec, e := h.logoutRefreshToken(ctx, req.RefreshToken, now)
+		if e != nil {
+			return e
 		}
 		s, err := h.cfg.Store.Session(ctx, h.cfg.AppID, rec.SessionID)
 		if err != nil {
@@ -185,19 +191,50 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) *Error {
 	return nil
 }
 
-// markRevoked puts a revoked session on the in-memory list for as long as
-// one of its access tokens could still be accepted.
-func (h *Handler) markRevoked(s store.Session) {
-	at := s.RevokedAt
-	if at.IsZero() {
-		at = h.now()
+// logoutRefreshToken returns the record of a refresh token presented to
+// log out, if it may end its session: the session's current token, or one
+// rotated within the retry window (Config.RefreshGrace) whose child is
+// still current (a logout that crossed a refresh in flight: a retried
+// refresh would hand its presenter the current pair anyway). A token
+// spent longer ago, or an expired one, is refused, so an old token found
+// somewhere cannot log anyone out.
+func (h *Handler) logoutRefreshToken(ctx context.Context, presented string, now time.Time) (store.RefreshToken, *Error) {
+	refused := invalidGrant("invalid refresh token")
+	rec, err := h.cfg.Store.RefreshToken(ctx, h.cfg.AppID, token.HashRefreshToken(presented))
+	if err != nil {
+		return rec, storeError(err, refused)
 	}
-	h.cfg.Revocations.Add(s.ID, at.Add(revocationWindow(h.cfg.Tokens.AccessTTL(), h.cfg.Tokens.Leeway())))
+	if !now.Before(rec.ExpiresAt) {
+		return rec, refused
+	}
+	if rec.RotatedAt.IsZero() {
+		return rec, nil
+	}
+	if now.After(rec.RotatedAt.Add(h.grace)) {
+		return rec, refused
+	}
+	child, err := h.cfg.Store.RefreshToken(ctx, h.cfg.AppID, rec.Child)
+	switch {
+	case err != nil:
+		return rec, storeError(err, refused)
+	case child.SessionID != rec.SessionID || !child.RotatedAt.IsZero() || !now.Before(child.ExpiresAt):
+		return rec, refused
+	}
+	return rec, nil
+}
+
+// markRevoked puts a revoked session on the in-memory list for as long as
+// one of its access tokens could still be accepted by any handler of the
+// app.
+func (h *Handler) markRevoked(s store.Session) {
+	h.cfg.Revocations.Add(s.ID, s.RevokedAt, h.now())
 }
 
 // LoadRevocations fills the revocation list from the store: every session
-// revoked recently enough that one of its access tokens could still be
-// accepted at now.
+// revoked recently enough that an access token of it, living accessTTL
+// with leeway, could still be accepted at now. Once the store has answered
+// the list's window is widened to cover such tokens; a failed load leaves
+// the list as it was.
 func LoadRevocations(ctx context.Context, st interface {
 	Revocations(ctx context.Context, app string, since time.Time) ([]store.Revocation, error)
 }, app string, revs *Revocations, accessTTL, leeway time.Duration, now time.Time) error {
@@ -206,17 +243,11 @@ func LoadRevocations(ctx context.Context, st interface {
 	if err != nil {
 		return fmt.Errorf("loading revocations: %w", err)
 	}
+	revs.Widen(window)
 	for _, rv := range rs {
-		revs.Add(rv.SessionID, rv.RevokedAt.Add(window))
+		revs.Add(rv.SessionID, rv.RevokedAt, now)
 	}
 	return nil
-}
-
-// NoteRevocation puts a revocation made elsewhere (by another process
-// sharing the store) on the list, for as long as LoadRevocations would
-// keep it.
-func NoteRevocation(revs *Revocations, rv store.Revocation, accessTTL, leeway time.Duration) {
-	revs.Add(rv.SessionID, rv.RevokedAt.Add(revocationWindow(accessTTL, leeway)))
 }
 
 // revokedAt reports whether s was revoked at now, the time this call asked

@@ -198,8 +198,8 @@ func TestLogoutAllNeedsALiveSession(t *testing.T) {
 }
 
 // TestLogoutRefreshTokenMustBeCurrent: only the session's current refresh
-// token ends it; a spent (rotated) one is refused and changes nothing,
-// with or without "all".
+// token ends it; one spent (rotated) longer ago than the retry window is
+// refused and changes nothing, with or without "all".
 func TestLogoutRefreshTokenMustBeCurrent(t *testing.T) {
 	hs := newHarness(t)
 	_, spent := hs.login("o1")
@@ -207,6 +207,7 @@ func TestLogoutRefreshTokenMustBeCurrent(t *testing.T) {
 	want(t, r, 200, "")
 	access, current := r.body["token"].(string), r.body["refresh_token"].(string)
 	other, _ := hs.login("o1")
+	hs.clock.Advance(DefaultRefreshGrace + time.Nanosecond)
 	for _, body := range []string{`{"refresh_token":"` + spent + `"}`, `{"refresh_token":"` + spent + `","all":true}`} {
 		want(t, hs.call("POST", "/wx/logout", body), 401, CodeInvalidGrant)
 	}
@@ -230,4 +231,67 @@ func TestLogoutExpiredAccessTokenFallsBackToRefreshToken(t *testing.T) {
 	access2, _ := hs.login("o2")
 	hs.clock.Advance(20 * time.Minute)
 	want(t, hs.call("POST", "/wx/logout", `{}`, "Authorization", "Bearer "+access2), 401, CodeInvalidToken)
+}
+
+// TestLogoutRefreshTokenRotatedWithinGrace: a logout that crossed a
+// refresh in flight presents the token the refresh just spent. Within the
+// retry window, while its child is the session's current token, it ends
+// the session (and with "all" every session of the user); after the
+// window, or once the child was rotated too, it is refused.
+func TestLogoutRefreshTokenRotatedWithinGrace(t *testing.T) {
+	// rotated logs o1 in twice (the second session is the "other
+	// device"), rotates the first session's refresh token and returns the
+	// spent token, the new access token and the other session's.
+	rotated := func(hs *harness) (spent, access, other string) {
+		_, spent = hs.login("o1")
+		other, _ = hs.login("o1")
+		r := hs.refresh(spent)
+		want(t, r, 200, "")
+		return spent, r.body["token"].(string), other
+	}
+	for _, tt := range []struct {
+		name  string
+		grace *time.Duration // nil: the default
+		after time.Duration  // from the rotation to the logout
+		ok    bool
+	}{
+		{name: "at once", after: 0, ok: true},
+		{name: "inside the default window", after: DefaultRefreshGrace - time.Second, ok: true},
+		{name: "at the end of the default window", after: DefaultRefreshGrace, ok: true},
+		{name: "a nanosecond after the default window", after: DefaultRefreshGrace + time.Nanosecond},
+		{name: "no window, at once", grace: durPtr(0), after: 0, ok: true},
+		{name: "no window, a nanosecond later", grace: durPtr(0), after: time.Nanosecond},
+		{name: "30s window, 29s later", grace: durPtr(30 * time.Second), after: 29 * time.Second, ok: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			hs := newHarness(t)
+			if tt.grace != nil {
+				hs.withGrace(*tt.grace)
+			}
+			spent, access, other := rotated(hs)
+			hs.clock.Advance(tt.after)
+			r := hs.call("POST", "/wx/logout", `{"refresh_token":"`+spent+`","all":true}`)
+			if !tt.ok {
+				want(t, r, 401, CodeInvalidGrant)
+				want(t, hs.guard(access), 200, "")
+				want(t, hs.guard(other), 200, "")
+				return
+			}
+			want(t, r, 200, "")
+			want(t, hs.guard(access), 401, CodeInvalidToken)
+			want(t, hs.guard(other), 401, CodeInvalidToken)
+		})
+	}
+
+	t.Run("child rotated as well", func(t *testing.T) {
+		hs := newHarness(t)
+		_, spent := hs.login("o1")
+		r := hs.refresh(spent)
+		want(t, r, 200, "")
+		// The client refreshed again: spent's child is spent too.
+		r = hs.refresh(r.body["refresh_token"].(string))
+		want(t, r, 200, "")
+		want(t, hs.call("POST", "/wx/logout", `{"refresh_token":"`+spent+`"}`), 401, CodeInvalidGrant)
+		want(t, hs.guard(r.body["token"].(string)), 200, "")
+	})
 }

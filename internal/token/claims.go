@@ -21,6 +21,10 @@ type Subject struct {
 	UnionID string
 	// AppID is the mini-program's app id ("appid"). Required.
 	AppID string
+	// Platform is the mini-program platform the user logged in on
+	// ("platform"): "qq", "douyin", "alipay" or "baidu"; empty for WeChat,
+	// whose tokens carry no platform claim.
+	Platform string
 }
 
 // Claims is the claim set of an access token. The registered claims are iss,
@@ -40,6 +44,8 @@ type Claims struct {
 	UnionID string `json:"unionid,omitempty"`
 	// AppID is the "appid" claim.
 	AppID string `json:"appid"`
+	// Platform is the "platform" claim; empty (absent) for WeChat.
+	Platform string `json:"platform,omitempty"`
 	// UserID is the user id parsed from sub by Verify. It is not
 	// serialised; Issue writes it as sub.
 	UserID uint64 `json:"-"`

@@ -175,6 +175,7 @@ func (s *Service) Issue(sub Subject, id string, issuedAt time.Time) (tok string,
 		OpenID:    sub.OpenID,
 		UnionID:   sub.UnionID,
 		AppID:     sub.AppID,
+		Platform:  sub.Platform,
 	}
 	t := &jwt.Token{
 		Header: map[string]any{"alg": k.alg, "typ": TokenType, "kid": k.id},

@@ -50,6 +50,7 @@ var keyUserCount = []byte("users")
 // appBuckets are the nested buckets of one app, from one transaction.
 type appBuckets struct {
 	name          string
+	root          *bbolt.Bucket // the app's bucket (avatars.go nests optional buckets in it)
 	users         *bbolt.Bucket // id (8 bytes BE) -> user record; Sequence = last id
 	openID        *bbolt.Bucket // openid -> id
 	unionID       *bbolt.Bucket // unionid -> id
@@ -82,7 +83,7 @@ func readApp(tx *bbolt.Tx, app string) (*appBuckets, error) {
 	if root == nil {
 		return nil, nil
 	}
-	b := &appBuckets{name: app}
+	b := &appBuckets{name: app, root: root}
 	for _, nb := range b.fields() {
 		*nb.dst = root.Bucket(nb.name)
 		if *nb.dst == nil {
@@ -103,7 +104,7 @@ func writeApp(tx *bbolt.Tx, app string) (*appBuckets, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating bucket of app %q: %w", app, err)
 	}
-	b := &appBuckets{name: app}
+	b := &appBuckets{name: app, root: root}
 	for _, nb := range b.fields() {
 		if *nb.dst, err = root.CreateBucketIfNotExists(nb.name); err != nil {
 			return nil, fmt.Errorf("creating bucket %q of app %q: %w", nb.name, app, err)

@@ -14,7 +14,7 @@ import (
 // Export calls fn with every record of app from one read transaction (a
 // consistent snapshot): its secrets (by name), then its users (by id),
 // then the openids linked to a user besides its own (by openid), then its
-// sessions (by id) each followed by its refresh tokens (by hash).
+// avatars (by hash, each with its users), then its sessions (by id) each followed by its refresh tokens (by hash).
 // Sealed session keys are exported as stored. An error from fn stops the
 // export and is returned wrapped. The read transaction stays open while fn
 // runs, so a slow fn delays the reuse of freed pages, not other calls.
@@ -48,6 +48,9 @@ func (s *Store) Export(ctx context.Context, app string, fn func(store.Record) er
 			return err
 		}
 		if err := exportLinkedOpenIDs(b, fn); err != nil {
+			return err
+		}
+		if err := exportAvatars(b, fn); err != nil {
 			return err
 		}
 		return b.sessions.ForEach(func(k, _ []byte) error {
@@ -135,7 +138,7 @@ func checkRecords(app string, recs []store.Record) error {
 	ofApp := func(a string) bool { return a == "" || a == app }
 	for i, r := range recs {
 		n := 0
-		for _, set := range []bool{r.Secret != nil, r.User != nil, r.OpenID != nil, r.Session != nil, r.Token != nil} {
+		for _, set := range []bool{r.Secret != nil, r.User != nil, r.OpenID != nil, r.Session != nil, r.Token != nil, r.Avatar != nil} {
 			if set {
 				n++
 			}
@@ -143,7 +146,7 @@ func checkRecords(app string, recs []store.Record) error {
 		var bad string
 		switch {
 		case n != 1:
-			bad = "a record holds exactly one of secret, user, openid, session, refresh_token"
+			bad = "a record holds exactly one of secret, user, openid, avatar, session, refresh_token"
 		case r.Secret != nil:
 			if !validKey(r.Secret.Name) || len(r.Secret.Value) == 0 {
 				bad = "a secret needs a name and a value"
@@ -160,6 +163,8 @@ func checkRecords(app string, recs []store.Record) error {
 			if !validKey(r.OpenID.OpenID) || r.OpenID.UserID == 0 {
 				bad = "a linked openid needs an openid and a user id"
 			}
+		case r.Avatar != nil:
+			bad = checkAvatarRecord(r.Avatar)
 		case r.Session != nil:
 			ss := r.Session
 			switch {
@@ -223,6 +228,8 @@ func importRecord(b *appBuckets, app string, r store.Record, maxID *uint64) erro
 		if err := b.openID.Put([]byte(o.OpenID), idKey(o.UserID)); err != nil {
 			return fmt.Errorf("indexing linked openid: %w", err)
 		}
+	case r.Avatar != nil:
+		return importAvatar(b, r.Avatar)
 	case r.Session != nil:
 		sess := normSession(*r.Session)
 		sess.AppID = app

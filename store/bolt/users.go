@@ -155,6 +155,9 @@ func (s *Store) UpdateUser(ctx context.Context, app string, id uint64, patch sto
 		}
 		if patch.AvatarURL != nil {
 			u.AvatarURL = *patch.AvatarURL
+			if err := releaseUserAvatar(b, id); err != nil {
+				return u, nil, err
+			}
 		}
 		if patch.Gender != nil {
 			u.Gender = *patch.Gender

@@ -51,13 +51,22 @@
 // Every revocation (logout, logout_all, reuse, ban, admin, and imported
 // revoked sessions) appends a row to wechat_auth_revocations in the same
 // transaction and sends NOTIFY wechat_auth_revocations, which PostgreSQL
-// delivers at commit. WatchRevocations (store.RevocationWatcher) keeps a
-// dedicated connection, not a pooled one, in LISTEN with application_name
-// wechat_auth_listener, reconnecting after a loss with a backoff of 250ms
-// up to 2s; it reads the feed by sequence number after every notification,
-// after every (re)connect and every Options.PollInterval (default 2s), so a
-// lost notification delays a revocation by that much at most. A sequence
-// number taken by a transaction that commits after a later one is read
-// again until it appears (or for a minute: a rolled-back transaction leaves
-// a hole for good). Prune drops feed rows older than its revokedBefore.
+// delivers at commit. A revocation is stamped with the database's clock
+// (clock_timestamp()), or the caller's time if that is later, so every
+// instance counts how long to refuse a session's tokens from one clock.
+// WatchRevocations (store.RevocationWatcher) keeps a dedicated connection,
+// not a pooled one, in LISTEN with application_name wechat_auth_listener,
+// reconnecting after a loss with a backoff of 250ms up to 2s; it reads the
+// feed by sequence number after every notification, after every
+// (re)connect and every Options.PollInterval (default 2s), so a lost
+// notification delays a revocation by that much at most. A sequence number
+// taken by a transaction that commits after a later one is read again
+// until it appears, or until reads that work have looked for it in vain
+// for a minute (a rolled-back transaction leaves a hole for good); time
+// while reads fail does not count. A watcher that starts on an empty feed
+// looks the same way for the numbers just below the sequence's current
+// value, which a transaction in flight may hold. After reads have failed
+// for longer than a minute, the watcher asks its caller to reload its
+// revocation lists from the sessions table. Prune drops feed rows older
+// than its revokedBefore.
 package postgres

@@ -109,8 +109,14 @@ func TestMigrateConcurrent(t *testing.T) {
 	if err := s.pool.QueryRow(context.Background(), `SELECT count(*), max(version) FROM wechat_auth_schema_migrations`).Scan(&rows, &version); err != nil {
 		t.Fatal(err)
 	}
-	if want := SchemaVersion(); rows != want || version != want {
-		t.Errorf("schema_migrations has %d rows up to version %d, want %d each", rows, version, want)
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Versions may skip numbers (a migration number can be reserved by
+	// work merged later): one row per migration file, up to the highest.
+	if rows != len(ms) || version != SchemaVersion() {
+		t.Errorf("schema_migrations has %d rows up to version %d, want %d rows up to %d", rows, version, len(ms), SchemaVersion())
 	}
 }
 
@@ -185,7 +191,7 @@ func watch(t *testing.T, s *Store) (<-chan store.Revocation, func()) {
 	t.Helper()
 	ch := make(chan store.Revocation, 256)
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := s.WatchRevocations(ctx, func(r store.Revocation) { ch <- r }); err != nil {
+	if err := s.WatchRevocations(ctx, func(r store.Revocation) { ch <- r }, nil); err != nil {
 		cancel()
 		t.Fatalf("WatchRevocations: %v", err)
 	}
@@ -365,7 +371,7 @@ func TestWatchAfterClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.WatchRevocations(context.Background(), func(store.Revocation) {}); err != nil {
+	if err := s.WatchRevocations(context.Background(), func(store.Revocation) {}, nil); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -378,7 +384,7 @@ func TestWatchAfterClose(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not return within 5s with a watcher running")
 	}
-	err = s.WatchRevocations(context.Background(), func(store.Revocation) {})
+	err = s.WatchRevocations(context.Background(), func(store.Revocation) {}, nil)
 	if !errors.Is(err, store.ErrClosed) {
 		t.Errorf("WatchRevocations after Close: %v, want ErrClosed", err)
 	}

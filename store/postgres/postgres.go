@@ -82,6 +82,10 @@ type Store struct {
 	// listening, when set (by tests), is told the backend PID of every
 	// LISTEN connection a watcher opens.
 	listening func(pid uint32)
+
+	// now is the watchers' clock, which ages the holes in the feed and
+	// measures read outages: time.Now, or a test's clock.
+	now func() time.Time
 }
 
 // IsDSN reports whether s is a PostgreSQL connection URL (postgres:// or
@@ -129,7 +133,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "wechat_auth"
 	}
-	s := &Store{addr: addr, timeout: opts.Timeout, poll: opts.PollInterval}
+	s := &Store{addr: addr, timeout: opts.Timeout, poll: opts.PollInterval, now: time.Now}
 	if s.timeout <= 0 {
 		s.timeout = DefaultTimeout
 	}

@@ -365,14 +365,23 @@ func rotateTx(ctx context.Context, tx pgx.Tx, app string, hash [32]byte, next st
 	return store.RotateResult{Outcome: store.Reused, Session: sess, Token: tok}, nil
 }
 
-// revokeTx marks an active session revoked and appends the revocation to
-// the feed, notifying listeners at commit.
+// revokedAtSQL is the time a revocation is stamped with: the database's
+// clock when the statement runs, or the caller's now if that is later.
+// Every instance sharing the database then counts a revocation's window
+// from one clock, so an instance whose clock is behind cannot shorten how
+// long the others refuse the session's tokens; a clock ahead only makes
+// them refuse longer. $3 is the caller's now.
+const revokedAtSQL = `GREATEST(clock_timestamp(), $3::timestamptz)`
+
+// revokeTx marks an active session revoked, stamped by revokedAtSQL, and
+// appends the revocation to the feed, notifying listeners at commit.
 func revokeTx(ctx context.Context, tx pgx.Tx, sess *store.Session, reason string, now time.Time) error {
-	if _, err := tx.Exec(ctx, `UPDATE wechat_auth_sessions SET revoked_at = $3, revoke_reason = $4
-		WHERE app_id = $1 AND id = $2`, sess.AppID, sess.ID, now, reason); err != nil {
+	var at time.Time
+	if err := tx.QueryRow(ctx, `UPDATE wechat_auth_sessions SET revoked_at = `+revokedAtSQL+`, revoke_reason = $4
+		WHERE app_id = $1 AND id = $2 RETURNING revoked_at`, sess.AppID, sess.ID, now, reason).Scan(&at); err != nil {
 		return fmt.Errorf("revoking session: %w", err)
 	}
-	sess.RevokedAt, sess.RevokeReason = now, reason
+	sess.RevokedAt, sess.RevokeReason = at.UTC(), reason
 	return feedTx(ctx, tx, []store.Session{*sess})
 }
 
@@ -401,8 +410,9 @@ func feedTx(ctx context.Context, tx pgx.Tx, ss []store.Session) error {
 	return nil
 }
 
-// RevokeSession revokes the app's session id at now with reason. Revoking
-// a revoked session returns it unchanged.
+// RevokeSession revokes the app's session id with reason, stamped with the
+// database's clock or now, whichever is later. Revoking a revoked session
+// returns it unchanged.
 func (s *Store) RevokeSession(ctx context.Context, app, id, reason string, now time.Time) (store.Session, error) {
 	if now.IsZero() {
 		return store.Session{}, errors.New("revoking session: zero time")
@@ -463,11 +473,12 @@ func (s *Store) RevokeUserSessions(ctx context.Context, app string, userID uint6
 	return out, nil
 }
 
-// revokeUserTx revokes every active session of a user and returns them,
-// in session id order.
+// revokeUserTx revokes every active session of a user, all stamped with
+// one time (revokedAtSQL), and returns them, in session id order.
 func revokeUserTx(ctx context.Context, tx pgx.Tx, app string, userID uint64, reason string, now time.Time) ([]store.Session, error) {
-	rows, err := tx.Query(ctx, `UPDATE wechat_auth_sessions s SET revoked_at = $3, revoke_reason = $4
-		WHERE s.app_id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL RETURNING `+sessionColumns,
+	rows, err := tx.Query(ctx, `WITH at AS (SELECT `+revokedAtSQL+` AS t)
+		UPDATE wechat_auth_sessions s SET revoked_at = at.t, revoke_reason = $4
+		FROM at WHERE s.app_id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL RETURNING `+sessionColumns,
 		app, int64(userID), now, reason)
 	if err != nil {
 		return nil, fmt.Errorf("revoking sessions: %w", err)

@@ -13,7 +13,8 @@ import (
 
 // Export calls fn with every record of app from one consistent snapshot:
 // its secrets (by name), then its users (by id), then the openids linked
-// to a user besides its own (by openid, bytewise), then its sessions
+// to a user besides its own (by openid, bytewise), then its avatars (by
+// hash, each with its users), then its sessions
 // (oldest first) each followed by its refresh tokens (oldest first). Sealed
 // session keys are exported as stored. An error from fn stops the export
 // and is returned wrapped. Export is bounded by ctx only, not by the
@@ -80,6 +81,9 @@ func (s *Store) Export(ctx context.Context, app string, fn func(store.Record) er
 				return emit(store.Record{OpenID: &o})
 			})
 		if err != nil {
+			return err
+		}
+		if err := exportAvatars(ctx, tx, app, emit); err != nil {
 			return err
 		}
 		last := ""
@@ -183,6 +187,7 @@ type importSet struct {
 	openids  []store.OpenIDRecord
 	sessions []store.Session
 	tokens   []store.RefreshToken
+	avatars  []store.AvatarRecord
 	maxID    uint64
 }
 
@@ -202,13 +207,13 @@ func checkImport(app string, recs []store.Record) (importSet, error) {
 	ofApp := func(a string) bool { return a == "" || a == app }
 	for i, r := range recs {
 		n := 0
-		for _, set := range []bool{r.Secret != nil, r.User != nil, r.OpenID != nil, r.Session != nil, r.Token != nil} {
+		for _, set := range []bool{r.Secret != nil, r.User != nil, r.OpenID != nil, r.Session != nil, r.Token != nil, r.Avatar != nil} {
 			if set {
 				n++
 			}
 		}
 		if n != 1 {
-			return set, fmt.Errorf("record %d: %w: a record holds exactly one of secret, user, openid, session, refresh_token", i+1, errInvalid)
+			return set, fmt.Errorf("record %d: %w: a record holds exactly one of secret, user, openid, avatar, session, refresh_token", i+1, errInvalid)
 		}
 		switch {
 		case r.Secret != nil:
@@ -250,6 +255,11 @@ func checkImport(app string, recs []store.Record) (importSet, error) {
 			}
 			openids[o.OpenID] = true
 			set.openids = append(set.openids, o)
+		case r.Avatar != nil:
+			if err := checkAvatarRecord(r.Avatar); err != nil {
+				return set, fmt.Errorf("record %d: %w", i+1, err)
+			}
+			set.avatars = append(set.avatars, *r.Avatar)
 		case r.Session != nil:
 			sess := normSession(*r.Session)
 			switch {
@@ -341,6 +351,9 @@ func (s *Store) Import(ctx context.Context, app string, recs []store.Record) err
 			if err := indexUnionID(ctx, tx, app, u.UnionID, u.ID); err != nil {
 				return err
 			}
+		}
+		if err := importAvatars(ctx, tx, app, set.avatars); err != nil {
+			return err
 		}
 		if err := copyRows(ctx, tx, "wechat_auth_sessions", []string{"app_id", "id", "user_id", "openid", "unionid", "sealed_session_key", "created_at", "expires_at", "refreshed_at", "revoked_at", "revoke_reason"}, len(set.sessions), func(i int) []any {
 			ss := set.sessions[i]

@@ -265,18 +265,32 @@ func (s *Store) UpdateUser(ctx context.Context, app string, id uint64, patch sto
 		}
 	}
 	var u store.User
-	err := s.call(ctx, "updating user", func(ctx context.Context) error {
+	update := func(ctx context.Context, q interface {
+		QueryRow(context.Context, string, ...any) pgx.Row
+	}) error {
 		if !validKey(app) || id == 0 || id > maxID {
 			return store.ErrNotFound
 		}
 		var err error
-		u, err = scanUser(s.pool.QueryRow(ctx, `UPDATE wechat_auth_users u SET
+		u, err = scanUser(q.QueryRow(ctx, `UPDATE wechat_auth_users u SET
 			nickname = coalesce($3, nickname), avatar_url = coalesce($4, avatar_url),
 			gender = coalesce($5, gender), phone = coalesce($6, phone), updated_at = $7
 			WHERE app_id = $1 AND id = $2 RETURNING `+userColumns,
 			app, int64(id), patch.Nickname, patch.AvatarURL, patch.Gender, patch.Phone, norm(now)))
 		return err
-	})
+	}
+	var err error
+	if patch.AvatarURL != nil {
+		// A new avatar_url moves the user off its stored avatar (avatars.go).
+		err = s.inTx(ctx, "updating user", func(ctx context.Context, tx pgx.Tx) error {
+			if err := update(ctx, tx); err != nil {
+				return err
+			}
+			return releaseUserAvatar(ctx, tx, app, id)
+		})
+	} else {
+		err = s.call(ctx, "updating user", func(ctx context.Context) error { return update(ctx, s.pool) })
+	}
 	if err != nil {
 		return store.User{}, err
 	}

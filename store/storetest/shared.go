@@ -33,6 +33,7 @@ func RunShared(t *testing.T, openPair func(t *testing.T) (a, b store.Store)) {
 		{"LinkByUnionID", testSharedUnionID},
 		{"Secret/FirstWriterWins", testSharedSecret},
 		{"WatchRevocations", testSharedWatch},
+		{"Ticket/OtherInstance", testSharedTicket},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -335,7 +336,7 @@ func testSharedWatch(t *testing.T, p *pair) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	got := make(chan store.Revocation, 16)
-	if err := w.WatchRevocations(ctx, func(r store.Revocation) { got <- r }); err != nil {
+	if err := w.WatchRevocations(ctx, func(r store.Revocation) { got <- r }, nil); err != nil {
 		t.Fatalf("WatchRevocations: %v", err)
 	}
 	if _, err := p.b.s.RevokeSession(p.b.ctx, "app", "s1", store.ReasonLogout, at(time.Minute)); err != nil {

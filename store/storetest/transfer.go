@@ -102,6 +102,8 @@ func kind(r store.Record) string {
 		return "session"
 	case r.Token != nil:
 		return "token"
+	case r.Avatar != nil:
+		return "avatar"
 	}
 	return "empty"
 }

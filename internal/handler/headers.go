@@ -1,0 +1,15 @@
+package handler
+
+// FoldHeaderPrefix returns an identity header prefix in the form
+// HasHeaderPrefix compares with: lower-cased, with '_' read as '-'.
+func FoldHeaderPrefix(prefix string) string { return foldHeaderName(prefix) }
+
+// HasHeaderPrefix reports whether the header name, lower-cased with '_'
+// read as '-', starts with folded (a FoldHeaderPrefix result). It does not
+// allocate.
+func HasHeaderPrefix(name, folded string) bool { return hasFoldedPrefix(name, folded) }
+
+// FoldedHeaderPrefix returns the handler's identity header prefix as
+// FoldHeaderPrefix gives it: every header with it is removed from a
+// request the handler serves before anything else happens.
+func (h *Handler) FoldedHeaderPrefix() string { return h.prefix }

@@ -1,0 +1,174 @@
+package platform
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
+)
+
+// Open-data errors, shared with the WeChat client.
+var (
+	// ErrBadData: open data that cannot be decrypted or is not a JSON object.
+	ErrBadData = wechat.ErrBadData
+	// ErrWatermark: open data made for another app (WeChat, QQ, Douyin:
+	// watermark.appid; Baidu: the trailing app_key).
+	ErrWatermark = wechat.ErrWatermark
+	// ErrNoOpenData: the platform has no encrypted open data (Alipay).
+	ErrNoOpenData = errors.New("platform: no open data on this platform")
+)
+
+// maxOpenDataBytes bounds the base64 encrypted data accepted.
+const maxOpenDataBytes = 1 << 20
+
+// baiduRandomBytes and baiduLengthBytes frame Baidu's plaintext: 16 random
+// bytes, then the data's length as a 4-byte big-endian integer, then the
+// data, then the app_key.
+const (
+	baiduRandomBytes = 16
+	baiduLengthBytes = 4
+)
+
+// DecryptOpenData decrypts open data of the platform with the session's key
+// and returns the plaintext JSON object. WeChat, QQ and Douyin use
+// WeChat's scheme (AES-128-CBC, the watermark.appid must be appID); Baidu
+// uses AES-192-CBC with a 24-byte key, its plaintext framed as 16 random
+// bytes, a 4-byte big-endian length, the data and the app_key, which must
+// be appID (Baidu's AppKey). Alipay has none (ErrNoOpenData). Errors match
+// ErrBadData or ErrWatermark; it never panics, whatever the input.
+func DecryptOpenData(name string, key []byte, encryptedData, iv, appID string) (json.RawMessage, error) {
+	switch name {
+	case WeChat, QQ, Douyin:
+		return wechat.DecryptOpenData(key, encryptedData, iv, appID)
+	case Baidu:
+		return decryptBaidu(key, encryptedData, iv, appID)
+	}
+	return nil, fmt.Errorf("decrypting open data: %w", ErrNoOpenData)
+}
+
+func decryptBaidu(key []byte, encryptedData, iv, appKey string) (json.RawMessage, error) {
+	if len(key) != baiduSessionKeyBytes {
+		return nil, fmt.Errorf("decrypting open data: session key is %d bytes, want %d: %w", len(key), baiduSessionKeyBytes, ErrBadData)
+	}
+	if len(encryptedData) > maxOpenDataBytes {
+		return nil, fmt.Errorf("decrypting open data: encrypted data longer than %d bytes: %w", maxOpenDataBytes, ErrBadData)
+	}
+	ivb, err := base64.StdEncoding.DecodeString(iv)
+	if err != nil || len(ivb) != aes.BlockSize {
+		return nil, fmt.Errorf("decrypting open data: iv is not 16 bytes of base64: %w", ErrBadData)
+	}
+	ct, err := base64.StdEncoding.DecodeString(encryptedData)
+	if err != nil {
+		return nil, fmt.Errorf("decrypting open data: encrypted data is not valid base64: %w", ErrBadData)
+	}
+	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
+		return nil, fmt.Errorf("decrypting open data: encrypted data is %d bytes, not a positive multiple of 16: %w", len(ct), ErrBadData)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("decrypting open data: %w", ErrBadData)
+	}
+	pt := make([]byte, len(ct))
+	cipher.NewCBCDecrypter(block, ivb).CryptBlocks(pt, ct)
+	n, ok := pkcs7Unpad(pt)
+	if !ok {
+		return nil, fmt.Errorf("decrypting open data: bad padding (wrong session key or iv?): %w", ErrBadData)
+	}
+	pt = pt[:n]
+	if len(pt) < baiduRandomBytes+baiduLengthBytes {
+		return nil, fmt.Errorf("decrypting open data: plaintext too short: %w", ErrBadData)
+	}
+	size := binary.BigEndian.Uint32(pt[baiduRandomBytes:])
+	rest := pt[baiduRandomBytes+baiduLengthBytes:]
+	if uint64(size) > uint64(len(rest)) {
+		return nil, fmt.Errorf("decrypting open data: data length %d exceeds the plaintext: %w", size, ErrBadData)
+	}
+	data, tail := rest[:size], rest[size:]
+	if len(tail) != len(appKey) || subtle.ConstantTimeCompare(tail, []byte(appKey)) != 1 {
+		return nil, fmt.Errorf("decrypting open data: app_key is not this app's: %w", ErrWatermark)
+	}
+	if !utf8.Valid(data) {
+		return nil, fmt.Errorf("decrypting open data: data is not valid UTF-8: %w", ErrBadData)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(data, &obj); err != nil || obj == nil {
+		return nil, fmt.Errorf("decrypting open data: data is not a JSON object: %w", ErrBadData)
+	}
+	return json.RawMessage(bytes.TrimSpace(data)), nil
+}
+
+// EncryptBaiduOpenData is Baidu's side of DecryptOpenData, for the emulator
+// and tests: it frames data with 16 random bytes, its length and appKey,
+// and encrypts it with AES-192-CBC under the 24-byte key and a fresh iv.
+func EncryptBaiduOpenData(key, data []byte, appKey string) (encryptedData, iv string, err error) {
+	if len(key) != baiduSessionKeyBytes {
+		return "", "", fmt.Errorf("encrypting open data: session key is %d bytes, want %d: %w", len(key), baiduSessionKeyBytes, ErrBadData)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return "", "", fmt.Errorf("encrypting open data: %w", ErrBadData)
+	}
+	pt := make([]byte, baiduRandomBytes+baiduLengthBytes, baiduRandomBytes+baiduLengthBytes+len(data)+len(appKey)+aes.BlockSize)
+	ivb := make([]byte, aes.BlockSize)
+	_, _ = rand.Read(pt[:baiduRandomBytes]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	_, _ = rand.Read(ivb)
+	binary.BigEndian.PutUint32(pt[baiduRandomBytes:], uint32(len(data)))
+	pt = append(pt, data...)
+	pt = append(pt, appKey...)
+	pad := aes.BlockSize - len(pt)%aes.BlockSize
+	for range pad {
+		pt = append(pt, byte(pad))
+	}
+	cipher.NewCBCEncrypter(block, ivb).CryptBlocks(pt, pt)
+	return base64.StdEncoding.EncodeToString(pt), base64.StdEncoding.EncodeToString(ivb), nil
+}
+
+// VerifyRawSignature checks the signature beside open data: lower-case hex
+// SHA-1 of rawData followed by the session key as the platform hands it out
+// (standard base64). The comparison is constant-time; a malformed signature
+// or an empty key is simply false.
+func VerifyRawSignature(rawData string, key []byte, signature string) bool {
+	if len(key) == 0 {
+		return false
+	}
+	got, err := hex.DecodeString(signature)
+	if err != nil || len(got) != sha1.Size {
+		return false
+	}
+	h := sha1.New()
+	h.Write([]byte(rawData))
+	h.Write([]byte(base64.StdEncoding.EncodeToString(key)))
+	return subtle.ConstantTimeCompare(h.Sum(nil), got) == 1
+}
+
+// pkcs7Unpad checks strict PKCS #7 padding on b (a non-empty multiple of
+// the block size) and returns the unpadded length, in time independent of
+// the padding bytes' values.
+func pkcs7Unpad(b []byte) (int, bool) {
+	if len(b) == 0 || len(b)%aes.BlockSize != 0 {
+		return 0, false
+	}
+	last := b[len(b)-1]
+	pad := int(last)
+	good := subtle.ConstantTimeLessOrEq(1, pad) & subtle.ConstantTimeLessOrEq(pad, aes.BlockSize)
+	tail := b[len(b)-aes.BlockSize:]
+	for i := range aes.BlockSize {
+		inPad := subtle.ConstantTimeLessOrEq(aes.BlockSize, i+pad)
+		good &= subtle.ConstantTimeSelect(inPad, subtle.ConstantTimeByteEq(tail[i], last), 1)
+	}
+	if good != 1 {
+		return 0, false
+	}
+	return len(b) - pad, true
+}

@@ -1,0 +1,126 @@
+package wechatauth
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/wxauth/caddy-wechat-auth/internal/handler"
+)
+
+func init() {
+	caddy.RegisterModule(Strip{})
+}
+
+// Strip removes identity headers a client sent from every request it sees,
+// so that no request of the site reaches an upstream with a forged
+// X-WeChat-User-ID, including requests the wechat_auth handler's matcher
+// does not send to the guard. A header is removed when its name,
+// lower-cased with '_' read as '-', starts with the prefix: both
+// X-WeChat-User-ID and X_WeChat_User_ID go.
+//
+// The wechat_auth Caddyfile directive adds one ahead of its route, with no
+// matcher. In JSON, put it first in the site's routes (no matcher), once
+// for every header_prefix the site's wechat_auth handlers use:
+//
+//	{"handler": "wechat_auth_strip", "header_prefix": "X-WeChat-"}
+//
+// Headers a wechat_auth handler set earlier in the same request stay: that
+// handler removed the client's headers with its prefix before setting its
+// own, so what carries its prefix afterwards came from the site's
+// configuration, never from the client.
+type Strip struct {
+	// Prefix of the identity headers to remove; the header_prefix of the
+	// wechat_auth handlers it stands in front of. Placeholders such as
+	// {env.*} are resolved at provision. Default: X-WeChat-
+	HeaderPrefix string `json:"header_prefix,omitempty"`
+
+	prefix string // folded: lower-case, '_' as '-'
+}
+
+// CaddyModule returns the Caddy module information.
+func (Strip) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.wechat_auth_strip",
+		New: func() caddy.Module { return new(Strip) },
+	}
+}
+
+// Provision resolves the prefix.
+func (s *Strip) Provision(caddy.Context) error {
+	p := s.HeaderPrefix
+	if p == "" {
+		p = handler.DefaultHeaderPrefix
+	}
+	p = caddy.NewReplacer().ReplaceKnown(p, "")
+	if err := checkField("header_prefix", p); err != nil {
+		return fmt.Errorf("header_prefix: %w", err)
+	}
+	s.prefix = handler.FoldHeaderPrefix(p)
+	return nil
+}
+
+// Validate checks the prefix when it has no placeholders.
+func (s *Strip) Validate() error {
+	if s.HeaderPrefix == "" || strings.Contains(s.HeaderPrefix, "{") {
+		return nil
+	}
+	if err := checkField("header_prefix", s.HeaderPrefix); err != nil {
+		return fmt.Errorf("header_prefix: %w", err)
+	}
+	return nil
+}
+
+// ServeHTTP removes the identity headers and calls next.
+func (s *Strip) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	stripIdentityHeaders(r, s.prefix)
+	return next.ServeHTTP(w, r)
+}
+
+// guardMarkPrefix starts the name of the request variable a wechat_auth
+// handler sets when it serves a request; the rest of the name is its
+// folded header prefix.
+const guardMarkPrefix = "wechat_auth.stripped:"
+
+// guardMark is the request variable a wechat_auth handler with the folded
+// header prefix sets.
+func guardMark(folded string) string { return guardMarkPrefix + folded }
+
+// stripIdentityHeaders removes from r every header with the folded prefix
+// unless it also carries the prefix of a wechat_auth handler that already
+// served r (which removed the client's such headers first).
+func stripIdentityHeaders(r *http.Request, folded string) {
+	var vars map[string]any
+	for k := range r.Header {
+		if !handler.HasHeaderPrefix(k, folded) {
+			continue
+		}
+		if vars == nil {
+			vars, _ = r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any)
+		}
+		if !setByGuard(vars, k) {
+			delete(r.Header, k)
+		}
+	}
+}
+
+// setByGuard reports whether name carries the prefix of a wechat_auth
+// handler recorded in vars as having served the request.
+func setByGuard(vars map[string]any, name string) bool {
+	for key := range vars {
+		if g, ok := strings.CutPrefix(key, guardMarkPrefix); ok && handler.HasHeaderPrefix(name, g) {
+			return true
+		}
+	}
+	return false
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Strip)(nil)
+	_ caddy.Validator             = (*Strip)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Strip)(nil)
+)
