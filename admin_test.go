@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/wxauth/caddy-wechat-auth/store"
+	"github.com/wxauth/caddy-wechat-auth/store/storetest"
 )
 
 // provisionForAdmin starts a wechat_auth handler for app with its store
@@ -41,7 +42,7 @@ func seedUser(t *testing.T, m *WeChatAuth, openid, sid string) store.User {
 	t.Helper()
 	ctx, now := context.Background(), time.Now()
 	st, app := m.live.st, m.handler.AppID()
-	u, _, err := st.LoginUser(ctx, app, store.NewUser{OpenID: openid, UnionID: "u-" + openid}, now)
+	u, _, err := storetest.CreateUser(ctx, st, app, store.NewUser{OpenID: openid, UnionID: "u-" + openid}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func seedUser(t *testing.T, m *WeChatAuth, openid, sid string) store.User {
 	}
 	s := store.Session{ID: sid, AppID: app, UserID: u.ID, OpenID: openid, SealedSessionKey: []byte("SEALED-KEY"), CreatedAt: now}
 	tok := store.RefreshToken{Hash: sha256.Sum256([]byte(sid)), SessionID: sid, IssuedAt: now, ExpiresAt: now.Add(time.Hour), AccessID: "jti-" + sid}
-	if err := st.CreateSession(ctx, s, tok); err != nil {
+	if err := storetest.CreateSession(ctx, st, s, tok); err != nil {
 		t.Fatal(err)
 	}
 	return u

@@ -20,6 +20,7 @@ import (
 	"github.com/wxauth/caddy-wechat-auth/store"
 	"github.com/wxauth/caddy-wechat-auth/store/bolt"
 	"github.com/wxauth/caddy-wechat-auth/store/postgres"
+	"github.com/wxauth/caddy-wechat-auth/store/storetest"
 )
 
 // runCmd runs a transfer command with args and stdin, returning its
@@ -68,7 +69,7 @@ func seedBolt(t *testing.T, path, app string) {
 			t.Fatal(err)
 		}
 	}
-	if u, created, err := st.LoginUser(ctx, app, store.NewUser{OpenID: "o1-linked", UnionID: "u-o1", LinkByUnionID: true}, now); err != nil || created || u.ID != 1 {
+	if u, created, err := storetest.CreateUser(ctx, st, app, store.NewUser{OpenID: "o1-linked", UnionID: "u-o1", LinkByUnionID: true}, now); err != nil || created || u.ID != 1 {
 		t.Fatalf("linking o1-linked to user 1: user %d, created %v, %v", u.ID, created, err)
 	}
 	if _, err := st.SetAvatar(ctx, app, 1, seedAvatar(), "/wx/avatar/"+seedAvatar().Hash+".png", now); err != nil {
@@ -90,8 +91,8 @@ func checkLinked(t *testing.T, st store.Store, app string) {
 		t.Errorf("UserByOpenID(o1-linked) = user %d, %v; want user 1", u.ID, err)
 	}
 	now := time.Date(2030, 1, 2, 4, 0, 0, 0, time.UTC)
-	if u, created, err := st.LoginUser(ctx, app, store.NewUser{OpenID: "o1-linked"}, now); err != nil || created || u.ID != 1 {
-		t.Errorf("LoginUser(o1-linked) = user %d, created %v, %v; want existing user 1", u.ID, created, err)
+	if u, created, err := storetest.LoginUser(ctx, st, app, store.NewUser{OpenID: "o1-linked"}, now); err != nil || created || u.ID != 1 {
+		t.Errorf("Login(o1-linked) = user %d, created %v, %v; want existing user 1", u.ID, created, err)
 	}
 }
 

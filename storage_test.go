@@ -17,6 +17,7 @@ import (
 	"github.com/wxauth/caddy-wechat-auth/internal/testclock"
 	"github.com/wxauth/caddy-wechat-auth/store"
 	"github.com/wxauth/caddy-wechat-auth/store/bolt"
+	"github.com/wxauth/caddy-wechat-auth/store/storetest"
 )
 
 // newTestSharedDB is a shared store on a fresh bbolt file, whose clock is
@@ -30,7 +31,7 @@ func newTestSharedDB(t *testing.T, app string) (d *sharedDB, st store.Store, u s
 	clk = testclock.New(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	d = newSharedDB(bs, zap.NewNop(), clk.Now)
 	t.Cleanup(func() { _ = d.Destruct() })
-	u, _, err = bs.LoginUser(context.Background(), app, store.NewUser{OpenID: "o1"}, clk.Now())
+	u, _, err = storetest.CreateUser(context.Background(), bs, app, store.NewUser{OpenID: "o1"}, clk.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +49,7 @@ func TestSharedDBSweep(t *testing.T) {
 	mk := func(sid string, ttl time.Duration) {
 		s := store.Session{ID: sid, AppID: app, UserID: u.ID, OpenID: "o1", CreatedAt: now, ExpiresAt: now.Add(ttl)}
 		rt := store.RefreshToken{Hash: [32]byte{byte(len(sid)), sid[len(sid)-1]}, SessionID: sid, IssuedAt: now, ExpiresAt: now.Add(ttl), AccessID: "j", AccessIssuedAt: now}
-		if err := st.CreateSession(ctx, s, rt); err != nil {
+		if err := storetest.CreateSession(ctx, st, s, rt); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -127,7 +128,7 @@ func TestRevocationsReloadForWiderWindow(t *testing.T) {
 	ctx := context.Background()
 	s := store.Session{ID: "sid-old", AppID: app, UserID: u.ID, OpenID: "o1", CreatedAt: now.Add(-time.Hour), ExpiresAt: now.Add(time.Hour)}
 	rt := store.RefreshToken{Hash: [32]byte{7}, SessionID: s.ID, IssuedAt: s.CreatedAt, ExpiresAt: s.ExpiresAt, AccessID: "j", AccessIssuedAt: s.CreatedAt}
-	if err := st.CreateSession(ctx, s, rt); err != nil {
+	if err := storetest.CreateSession(ctx, st, s, rt); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.RevokeSession(ctx, app, s.ID, store.ReasonLogout, now.Add(-30*time.Minute)); err != nil {

@@ -18,9 +18,10 @@ import (
 	"github.com/wxauth/caddy-wechat-auth/internal/pgtest"
 	"github.com/wxauth/caddy-wechat-auth/store"
 	"github.com/wxauth/caddy-wechat-auth/store/postgres"
+	"github.com/wxauth/caddy-wechat-auth/store/storetest"
 )
 
-// The PostgreSQL benchmarks of SPEC §10, against the server named by
+// The PostgreSQL store benchmarks, against the server named by
 // WECHAT_AUTH_TEST_POSTGRES (each in a fresh schema): logins and refreshes
 // per second of the PostgreSQL store from 1, 4 and 16 concurrent clients,
 // against the raw rate of durable one-row transactions from as many
@@ -150,10 +151,12 @@ func benchLoginReturning(b *testing.B, clients int) {
 	s, _ := openPG(b, clients)
 	ctx := context.Background()
 	const users = 1000
-	for i := range users {
-		if _, _, err := s.LoginUser(ctx, benchApp, store.NewUser{OpenID: fmt.Sprintf("o-%d", i)}, now); err != nil {
-			b.Fatal(err)
-		}
+	openIDs := make([]string, users)
+	for i := range openIDs {
+		openIDs[i] = fmt.Sprintf("o-%d", i)
+	}
+	if _, err := storetest.CreateUsers(ctx, s, benchApp, openIDs, now); err != nil {
+		b.Fatal(err)
 	}
 	runClients(b, clients, func(i int64) error {
 		sess, tok := loginArgs(i, now)
@@ -171,7 +174,7 @@ func benchRefresh(b *testing.B, clients int) {
 	s, _ := openPG(b, clients)
 	ctx := context.Background()
 	now := time.Now()
-	u, _, err := s.LoginUser(ctx, benchApp, store.NewUser{OpenID: "o-refresh"}, now)
+	u, _, err := storetest.CreateUser(ctx, s, benchApp, store.NewUser{OpenID: "o-refresh"}, now)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -179,7 +182,7 @@ func benchRefresh(b *testing.B, clients int) {
 	for i := 1; i <= b.N; i++ {
 		sess, tok := loginArgs(int64(i), now)
 		sess.UserID, sess.OpenID = u.ID, u.OpenID
-		if err := s.CreateSession(ctx, sess, tok); err != nil {
+		if err := storetest.CreateSession(ctx, s, sess, tok); err != nil {
 			b.Fatal(err)
 		}
 		hashes[i] = tok.Hash
@@ -270,14 +273,14 @@ func BenchmarkRevocationPropagation(b *testing.B) {
 			b.Fatal(err)
 		}
 		now := time.Now()
-		u, _, err := other.LoginUser(ctx, benchApp, store.NewUser{OpenID: "o-prop"}, now)
+		u, _, err := storetest.CreateUser(ctx, other, benchApp, store.NewUser{OpenID: "o-prop"}, now)
 		if err != nil {
 			b.Fatal(err)
 		}
 		for i := range logouts {
 			sess, tok := loginArgs(int64(i), now)
 			sess.UserID, sess.OpenID = u.ID, u.OpenID
-			if err := other.CreateSession(ctx, sess, tok); err != nil {
+			if err := storetest.CreateSession(ctx, other, sess, tok); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -15,9 +15,9 @@
 // # Users
 //
 // A user is keyed by (app, openid) and has a numeric ID assigned from 1
-// upwards within its app, in creation order. LoginUser is get-or-create:
-// concurrent logins of one openid create exactly one user and all see its
-// ID. The profile of a NewUser (nickname, avatar, gender) is used only when
+// upwards within its app, in creation order. Login is get-or-create for
+// the user: concurrent logins of one openid create exactly one user and
+// all see its ID. The profile of a NewUser (nickname, avatar, gender) is used only when
 // the user is created; a later login never overwrites it. The unionid is
 // the exception: a user created without one gets it from the first login
 // that knows it. Users are also indexed by unionid; when a login sets
@@ -32,13 +32,15 @@
 // A session is one login of one user. It holds the session_key WeChat gave
 // with that login, sealed by the caller (the store never interprets it),
 // and owns a family of refresh tokens. Session IDs are random and chosen by
-// the caller; they are unique across apps. CreateSession stores a session
-// with its first refresh token atomically; the user must exist. When the
-// session's ExpiresAt is zero it is taken from the token. Login does
-// LoginUser and CreateSession in one write, all or nothing (a session that
-// cannot be stored leaves no new user behind), filling the session's user
-// fields from the user: it is what a login endpoint calls, and costs one
-// durable commit.
+// the caller; they are unique across apps. Login finds or creates the user
+// and stores a session with its first refresh token in one write, all or
+// nothing (a session that cannot be stored leaves no new user behind),
+// filling the session's user fields from the user; when the session's
+// ExpiresAt is zero it is taken from the token. It is the only way
+// sessions and users come into being besides Import, and costs one
+// durable commit. A banned user gets no session, and a ban that commits
+// while a login runs either refuses it or revokes the session it stored;
+// Rotate refuses a banned user's session as it refuses a revoked one.
 //
 // A refresh token is stored only as the SHA-256 hash of its value. Exactly
 // one token of a live session is current (RotatedAt zero). Rotate presents

@@ -169,10 +169,6 @@ type Revocation struct {
 // All lookups are scoped by app: a user or session of one app is invisible
 // to another, even in one database.
 type Store interface {
-	// LoginUser returns the app's user with nu.OpenID, creating it when
-	// missing (created=true). Concurrent calls for one openid create one
-	// user. An existing user whose UnionID is empty gets nu.UnionID.
-	LoginUser(ctx context.Context, app string, nu NewUser, now time.Time) (u User, created bool, err error)
 	// User returns the app's user by id (ErrNotFound when missing).
 	User(ctx context.Context, app string, id uint64) (User, error)
 	// UserByOpenID returns the app's user by openid (ErrNotFound).
@@ -182,17 +178,18 @@ type Store interface {
 	// UpdateUser applies patch and returns the updated user.
 	UpdateUser(ctx context.Context, app string, id uint64, patch ProfilePatch, now time.Time) (User, error)
 
-	// Login is LoginUser and CreateSession in one durable write, all or
-	// nothing: the user with nu.OpenID is found or created, then s is
-	// stored with its first refresh token tok. The store fills s.UserID,
+	// Login is one durable write, all or nothing: the app's user with
+	// nu.OpenID is found or created (created=true; concurrent logins of
+	// one openid create one user, and an existing user whose UnionID is
+	// empty gets nu.UnionID), then s is stored with its first refresh
+	// token tok (tok.SessionID == s.ID). The store fills s.UserID,
 	// s.OpenID and s.UnionID from the user. It returns the user, the
 	// session as stored and whether the user was created. If the session
-	// cannot be stored, no user is created either.
+	// cannot be stored, no user is created either. A banned user gets
+	// ErrBanned, and a ban committed while the login runs either makes
+	// it fail so or revokes the session it stored.
 	Login(ctx context.Context, app string, nu NewUser, s Session, tok RefreshToken, now time.Time) (u User, stored Session, created bool, err error)
 
-	// CreateSession stores a new session together with its first refresh
-	// token (tok.SessionID == s.ID), atomically.
-	CreateSession(ctx context.Context, s Session, tok RefreshToken) error
 	// Session returns a session by id (ErrNotFound), revoked or not.
 	Session(ctx context.Context, app, id string) (Session, error)
 	// Rotate presents the refresh token whose hash is hash. If it is the
@@ -202,8 +199,9 @@ type Store interface {
 	// session's ExpiresAt moves to next.ExpiresAt. See RotateOutcome for
 	// the other cases. Errors: ErrNotFound (unknown hash, or a session of
 	// another app), ErrExpired (token expired at now), ErrRevoked (session
-	// already revoked). Concurrent calls with one hash yield exactly one
-	// Rotated.
+	// already revoked, or its user banned: no outcome is given for a
+	// banned user's session). Concurrent calls with one hash yield exactly
+	// one Rotated.
 	Rotate(ctx context.Context, app string, hash [32]byte, next RefreshToken, now time.Time, grace time.Duration) (RotateResult, error)
 	// RefreshToken returns a refresh token record by hash (ErrNotFound).
 	RefreshToken(ctx context.Context, app string, hash [32]byte) (RefreshToken, error)

@@ -20,6 +20,7 @@ type loader struct {
 	cfg                               config
 	client                            *http.Client
 	emulator, open, hs, eddsa, es, rs string // base URLs
+	pg                                string // base URL of the PostgreSQL site; "" without -postgres
 	progress                          io.Writer
 }
 
@@ -35,6 +36,10 @@ func newLoader(cfg config, progress io.Writer) *loader {
 		DisableCompression:  true,
 	}
 	base := func(port int) string { return "http://127.0.0.1:" + strconv.Itoa(port) }
+	pgBase := ""
+	if cfg.postgres != "" {
+		pgBase = base(cfg.ports.pg)
+	}
 	return &loader{
 		cfg: cfg,
 		client: &http.Client{
@@ -48,6 +53,7 @@ func newLoader(cfg config, progress io.Writer) *loader {
 		eddsa:    base(cfg.ports.eddsa),
 		es:       base(cfg.ports.es256),
 		rs:       base(cfg.ports.rs256),
+		pg:       pgBase,
 		progress: progress,
 	}
 }

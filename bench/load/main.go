@@ -15,7 +15,13 @@
 //     default durable bbolt store; and bbolt's raw durable write rate on the
 //     same disk (one small Put per db.Update, one writer, as
 //     store/bolt's BenchmarkRawDurableWrite) with the ratio of each to it
-//     (goal ≥ 0.5, i.e. within 2×).
+//     (goal ≥ 0.5, i.e. within 2×);
+//   - with -postgres, the same logins and refreshes against a second
+//     EdDSA site whose store is PostgreSQL (a fresh schema of the given
+//     database, dropped at exit), the two sites taking turns phase by
+//     phase for -rounds rounds, with PostgreSQL's rate as a fraction of
+//     bbolt's for each (median of the per-round ratios; goal ≥ 0.6) and
+//     its returning-user rate against its new-user rate (goal ≥ 1).
 //
 // Usage, from the repository root:
 //
@@ -24,18 +30,23 @@
 //	-c 32            concurrent client workers
 //	-duration 5s     time limit of each phase
 //	-requests 200000 request limit of each phase (whichever comes first)
-//	-rounds 3        interleaved rounds of the guard phases (medians reported)
+//	-rounds 3        interleaved rounds of the guard phases, and of the
+//	                 login phases with -postgres (medians reported)
 //	-warmup 500ms    warm-up before measuring (not counted)
 //	-users 1000      size of the returning-user pool
+//	-postgres ""     PostgreSQL DSN (postgres://…): also measure the logins
+//	                 with the PostgreSQL store
+//	-guard=true      run the guard phases (-guard=false: logins only)
 //	-dir ""          parent of the temporary data directory (default: the
 //	                 system's); put it on the disk to be measured
 //	-log-level WARN  level of Caddy's default log (written to stderr)
 //	-emulator-port 18090, -open-port 18091, -hs256-port 18092, -eddsa-port 18093,
-//	-es256-port 18094, -rs256-port 18095
+//	-es256-port 18094, -rs256-port 18095, -pg-port 18096
 //
 // All sites listen on 127.0.0.1 only; the admin endpoint is off; the
 // databases live in a temporary directory removed at exit. With the
-// defaults a run takes about 70 s.
+// defaults a run takes about 70 s; -guard=false -postgres … -duration 2s
+// about 50 s.
 //
 // A login, in this measurement, is two requests: minting the code at the
 // emulator (POST /emulator/code, standing in for wx.login) and POST
@@ -63,6 +74,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -73,15 +85,20 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	_ "github.com/wxauth/caddy-wechat-auth"
 	_ "github.com/wxauth/caddy-wechat-auth/emulator"
+	"github.com/wxauth/caddy-wechat-auth/store/postgres"
 )
 
 // The goals the ratios are judged against.
 const (
 	guardGoal = 0.95 // protected req/s ÷ open req/s
 	loginGoal = 0.50 // logins/s ÷ raw durable bbolt writes/s ("within 2×")
+	pgGoal    = 0.60 // PostgreSQL logins (refreshes)/s ÷ bbolt's, each
+	pgRetGoal = 1.00 // PostgreSQL returning-user logins/s ÷ new-user logins/s
 )
 
 const (
@@ -101,6 +118,8 @@ type config struct {
 	warmup      time.Duration
 	users       int
 	dir         string
+	postgres    string // PostgreSQL DSN; "" measures bbolt only
+	guard       bool   // run the guard phases
 	logLevel    string
 	ports       ports
 	// now is the clock the phases are timed with.
@@ -109,7 +128,7 @@ type config struct {
 
 // ports are the loopback ports of the four sites.
 type ports struct {
-	emulator, open, hs256, eddsa, es256, rs256 int
+	emulator, open, hs256, eddsa, es256, rs256, pg int
 }
 
 func main() {
@@ -157,6 +176,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.warmup, "warmup", 500*time.Millisecond, "warm-up before measuring")
 	fs.IntVar(&cfg.users, "users", 1000, "size of the returning-user pool")
 	fs.StringVar(&cfg.dir, "dir", "", "parent of the temporary data directory (default: the system's)")
+	fs.StringVar(&cfg.postgres, "postgres", "", "PostgreSQL DSN (postgres://…): also measure logins with the PostgreSQL store")
+	fs.BoolVar(&cfg.guard, "guard", true, "run the guard phases")
 	fs.StringVar(&cfg.logLevel, "log-level", "WARN", "level of Caddy's default log: DEBUG, INFO, WARN or ERROR")
 	fs.IntVar(&cfg.ports.emulator, "emulator-port", 18090, "loopback port of the WeChat emulator")
 	fs.IntVar(&cfg.ports.open, "open-port", 18091, "loopback port of the unprotected site")
@@ -164,6 +185,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.ports.eddsa, "eddsa-port", 18093, "loopback port of the EdDSA-protected site")
 	fs.IntVar(&cfg.ports.es256, "es256-port", 18094, "loopback port of the ES256-protected site")
 	fs.IntVar(&cfg.ports.rs256, "rs256-port", 18095, "loopback port of the RS256-protected site")
+	fs.IntVar(&cfg.ports.pg, "pg-port", 18096, "loopback port of the site on PostgreSQL (with -postgres)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -190,6 +212,10 @@ func (c config) validate() error {
 		return fmt.Errorf("-users must be between 1 and 1000000, got %d", c.users)
 	case strings.ContainsAny(c.dir, "\"{}\\`\n\r"):
 		return fmt.Errorf("-dir must not contain quotes, braces, backslashes or newlines: %q", c.dir)
+	case c.postgres != "" && !postgres.IsDSN(c.postgres):
+		return errors.New("-postgres must be a postgres:// or postgresql:// URL")
+	case strings.ContainsAny(c.postgres, "\"{}\\`\n\r"):
+		return errors.New("-postgres must not contain quotes, braces, backslashes or newlines")
 	}
 	switch strings.ToUpper(c.logLevel) {
 	case "DEBUG", "INFO", "WARN", "ERROR":
@@ -197,7 +223,7 @@ func (c config) validate() error {
 		return fmt.Errorf("-log-level must be DEBUG, INFO, WARN or ERROR, got %q", c.logLevel)
 	}
 	seen := map[int]bool{}
-	for _, p := range []int{c.ports.emulator, c.ports.open, c.ports.hs256, c.ports.eddsa, c.ports.es256, c.ports.rs256} {
+	for _, p := range []int{c.ports.emulator, c.ports.open, c.ports.hs256, c.ports.eddsa, c.ports.es256, c.ports.rs256, c.ports.pg} {
 		if p < 1 || p > 65535 {
 			return fmt.Errorf("port %d out of range", p)
 		}
@@ -220,7 +246,19 @@ func execute(ctx context.Context, cfg config, stderr io.Writer) (rep *report, er
 			err = fmt.Errorf("removing the data directory: %w", rerr)
 		}
 	}()
-	cfgJSON, err := caddyConfig(cfg, dir, stderr)
+	pgDSN := ""
+	if cfg.postgres != "" {
+		var drop func() error
+		if pgDSN, drop, err = pgSchema(ctx, cfg.postgres); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if derr := drop(); derr != nil && err == nil {
+				err = derr
+			}
+		}()
+	}
+	cfgJSON, err := caddyConfig(cfg, dir, pgDSN, stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -237,8 +275,10 @@ func execute(ctx context.Context, cfg config, stderr io.Writer) (rep *report, er
 	l := newLoader(cfg, stderr)
 	defer l.client.CloseIdleConnections()
 	rep = &report{cfg: cfg, dir: dir}
-	if err := l.guardPhases(ctx, rep); err != nil {
-		return nil, err
+	if cfg.guard {
+		if err := l.guardPhases(ctx, rep); err != nil {
+			return nil, err
+		}
 	}
 	if err := l.loginPhases(ctx, rep); err != nil {
 		return nil, err
@@ -249,8 +289,53 @@ func execute(ctx context.Context, cfg config, stderr io.Writer) (rep *report, er
 	return rep, nil
 }
 
-// caddyConfig is the Caddyfile of the run, adapted to JSON.
-func caddyConfig(cfg config, dir string, stderr io.Writer) ([]byte, error) {
+// pgSchema creates a fresh schema in the database of dsn and returns the
+// DSN that puts the store in it, and a function that drops it.
+func pgSchema(ctx context.Context, dsn string) (string, func() error, error) {
+	suffix, err := randomHex(6)
+	if err != nil {
+		return "", nil, err
+	}
+	schema := "wxload_" + suffix
+	exec := func(ctx context.Context, sql string) error {
+		ctx, cancel := context.WithTimeout(ctx, setupBudget)
+		defer cancel()
+		// pgxpool's parser knows the pool_… settings a DSN for the store
+		// may carry; a single connection ignores them.
+		cfg, err := pgxpool.ParseConfig(dsn)
+		if err != nil {
+			return err
+		}
+		conn, err := pgx.ConnectConfig(ctx, cfg.ConnConfig)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(context.Background())
+		_, err = conn.Exec(ctx, sql)
+		return err
+	}
+	if err := exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		return "", nil, fmt.Errorf("creating schema %s in PostgreSQL: %w", schema, err)
+	}
+	drop := func() error {
+		if err := exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			return fmt.Errorf("dropping schema %s in PostgreSQL: %w", schema, err)
+		}
+		return nil
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", nil, errors.Join(fmt.Errorf("parsing -postgres: %w", err), drop())
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String(), drop, nil
+}
+
+// caddyConfig is the Caddyfile of the run, adapted to JSON. pgDSN, when
+// not empty, adds the EdDSA site on PostgreSQL.
+func caddyConfig(cfg config, dir, pgDSN string, stderr io.Writer) ([]byte, error) {
 	appSecret, err := randomHex(32)
 	if err != nil {
 		return nil, err
@@ -261,6 +346,9 @@ func caddyConfig(cfg config, dir string, stderr io.Writer) ([]byte, error) {
 	}
 	p := cfg.ports
 	site := func(port int, db, extra string) string {
+		if !postgres.IsDSN(db) {
+			db = filepath.Join(dir, db)
+		}
 		return fmt.Sprintf(`http://127.0.0.1:%d {
 	bind 127.0.0.1
 	wechat_auth {
@@ -271,7 +359,7 @@ func caddyConfig(cfg config, dir string, stderr io.Writer) ([]byte, error) {
 %s	}
 	respond %q 200
 }
-`, port, appID, appSecret, p.emulator, filepath.Join(dir, db), extra, routeBody)
+`, port, appID, appSecret, p.emulator, db, extra, routeBody)
 	}
 	caddyfile := fmt.Sprintf(`{
 	admin off
@@ -303,6 +391,9 @@ http://127.0.0.1:%d {
 `, filepath.Join(dir, "caddy"), strings.ToUpper(cfg.logLevel), p.emulator, appID, appSecret, p.open, routeBody)
 	caddyfile += "# HS256.\n" + site(p.hs256, "hs256.db", "\t\tsigning_key "+hsKey+"\n")
 	caddyfile += "\n# EdDSA: the generated default key.\n" + site(p.eddsa, "eddsa.db", "")
+	if pgDSN != "" {
+		caddyfile += "\n# EdDSA with the PostgreSQL store.\n" + site(p.pg, pgDSN, "")
+	}
 	ecKey, err := writeKey(dir, "es256.pem", func() (any, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) })
 	if err != nil {
 		return nil, err

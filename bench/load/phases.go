@@ -116,73 +116,121 @@ func (l *loader) loginMany(ctx context.Context, base, prefix string, n int) ([]s
 	return toks, err
 }
 
+// loginSite is a site whose logins and refreshes are measured.
+type loginSite struct {
+	name string // its store, as the report names it
+	base string
+}
+
+// loginResults are one site's login and refresh rates, one result per
+// round.
+type loginResults struct {
+	site                                  string
+	newLogins, returningLogins, refreshes []result
+}
+
+// loginSites are the sites the login phases measure: the EdDSA site on
+// bbolt, and with -postgres the EdDSA site on PostgreSQL.
+func (l *loader) loginSites() []loginSite {
+	sites := []loginSite{{"bbolt", l.eddsa}}
+	if l.pg != "" {
+		sites = append(sites, loginSite{"PostgreSQL", l.pg})
+	}
+	return sites
+}
+
+// loginRounds is how many rounds the login phases run: one with bbolt
+// alone; with PostgreSQL, -rounds, so that the ratios are medians of
+// rounds measured side by side.
+func (l *loader) loginRounds() int {
+	if l.pg == "" {
+		return 1
+	}
+	return l.cfg.rounds
+}
+
 // loginPhases measures new-user logins, returning-user logins and
-// refreshes on the EdDSA site.
+// refreshes on each login site, the sites taking turns phase by phase
+// (and, with several rounds, round by round) so that they run under the
+// same conditions.
 func (l *loader) loginPhases(ctx context.Context, rep *report) error {
 	n := l.cfg.concurrency
-	var seq atomic.Int64
-	r, err := l.measure(ctx, "logins of new users", n, func(ctx context.Context, _ int) error {
-		t, err := l.login(ctx, l.eddsa, "o_load_new_"+strconv.FormatInt(seq.Add(1), 10))
-		if err == nil && !t.NewUser {
-			err = errors.New("a new openid logged in as an existing user")
-		}
-		return err
-	})
-	if err != nil {
-		return err
+	sites := l.loginSites()
+	rep.logins = make([]loginResults, len(sites))
+	label := func(st loginSite, what string, round int) string {
+		return fmt.Sprintf("%s (%s, round %d/%d)", what, st.name, round+1, l.loginRounds())
 	}
-	rep.newLogins = r
-
-	fmt.Fprintf(l.progress, "load: creating %d returning users\n", l.cfg.users)
 	pool := func(i int64) string { return "o_load_pool_" + strconv.FormatInt(i%int64(l.cfg.users), 10) }
-	seq.Store(0)
-	if err := l.setup(ctx, "creating the returning users", l.cfg.users, func(ctx context.Context, _ int) error {
-		_, err := l.login(ctx, l.eddsa, pool(seq.Add(1)-1))
-		return err
-	}); err != nil {
-		return err
-	}
-	seq.Store(0)
-	r, err = l.measure(ctx, "logins of returning users", n, func(ctx context.Context, _ int) error {
-		t, err := l.login(ctx, l.eddsa, pool(seq.Add(1)))
-		if err == nil && t.NewUser {
-			err = errors.New("a returning user was created again")
-		}
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	rep.returningLogins = r
-
-	// Each worker walks its own session's refresh-token chain.
-	chains := make([]string, n)
-	login := func(ctx context.Context, w int) error {
-		t, err := l.login(ctx, l.eddsa, "o_load_refresh_"+strconv.Itoa(w))
-		if err == nil {
-			chains[w] = t.RefreshToken
-		}
-		return err
-	}
-	for w := range chains {
-		if err := login(ctx, w); err != nil {
-			return fmt.Errorf("logging in the refresh users: %w", err)
-		}
-	}
-	r, err = l.measure(ctx, "refreshes", n, func(ctx context.Context, w int) error {
-		t, err := l.refresh(ctx, l.eddsa, chains[w])
-		if err != nil {
-			// The chain may be broken: start a new one (not counted).
-			_ = login(ctx, w)
+	newSeq := make([]atomic.Int64, len(sites))
+	chains := make([][]string, len(sites))
+	for i, st := range sites {
+		rep.logins[i].site = st.name
+		fmt.Fprintf(l.progress, "load: creating %d returning users (%s)\n", l.cfg.users, st.name)
+		var seq atomic.Int64
+		if err := l.setup(ctx, "creating the returning users ("+st.name+")", l.cfg.users, func(ctx context.Context, _ int) error {
+			_, err := l.login(ctx, st.base, pool(seq.Add(1)-1))
+			return err
+		}); err != nil {
 			return err
 		}
-		chains[w] = t.RefreshToken
-		return nil
-	})
-	if err != nil {
-		return err
+		// Each worker walks its own session's refresh-token chain.
+		chains[i] = make([]string, n)
+		for w := range chains[i] {
+			t, err := l.login(ctx, st.base, "o_load_refresh_"+strconv.Itoa(w))
+			if err != nil {
+				return fmt.Errorf("logging in the refresh users (%s): %w", st.name, err)
+			}
+			chains[i][w] = t.RefreshToken
+		}
 	}
-	rep.refreshes = r
+
+	for round := range l.loginRounds() {
+		for i, st := range sites {
+			r, err := l.measure(ctx, label(st, "logins of new users", round), n, func(ctx context.Context, _ int) error {
+				t, err := l.login(ctx, st.base, "o_load_new_"+strconv.FormatInt(newSeq[i].Add(1), 10))
+				if err == nil && !t.NewUser {
+					err = errors.New("a new openid logged in as an existing user")
+				}
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			rep.logins[i].newLogins = append(rep.logins[i].newLogins, r)
+		}
+		for i, st := range sites {
+			var seq atomic.Int64
+			r, err := l.measure(ctx, label(st, "logins of returning users", round), n, func(ctx context.Context, _ int) error {
+				t, err := l.login(ctx, st.base, pool(seq.Add(1)))
+				if err == nil && t.NewUser {
+					err = errors.New("a returning user was created again")
+				}
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			rep.logins[i].returningLogins = append(rep.logins[i].returningLogins, r)
+		}
+		for i, st := range sites {
+			r, err := l.measure(ctx, label(st, "refreshes", round), n, func(ctx context.Context, w int) error {
+				t, err := l.refresh(ctx, st.base, chains[i][w])
+				if err != nil {
+					// The chain may be broken: start a new one (not counted).
+					if t, lerr := l.login(ctx, st.base, "o_load_refresh_"+strconv.Itoa(w)); lerr == nil {
+						chains[i][w] = t.RefreshToken
+					}
+					return err
+				}
+				chains[i][w] = t.RefreshToken
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			rep.logins[i].refreshes = append(rep.logins[i].refreshes, r)
+		}
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -20,7 +21,8 @@ type report struct {
 	guard      [][]result // per target, per round
 	guardWarm  []result   // per target
 
-	newLogins, returningLogins, refreshes, raw result
+	logins []loginResults // per login site: bbolt first, then PostgreSQL
+	raw    result
 }
 
 // failures is the number of failed operations in the whole run.
@@ -34,9 +36,10 @@ func (r *report) failures() int64 {
 	for _, x := range r.guardWarm {
 		n += x.failed
 	}
-	for _, x := range []result{r.newLogins, r.returningLogins, r.refreshes, r.raw} {
-		n += x.failed
+	for _, x := range r.logins {
+		n += failed(x.newLogins) + failed(x.returningLogins) + failed(x.refreshes)
 	}
+	n += r.raw.failed
 	return n
 }
 
@@ -77,8 +80,52 @@ func (r *report) print(out io.Writer) error {
 		}
 	}
 
-	fmt.Fprintf(&b, "Guard: GET %s on a `respond` route, Authorization: Bearer <valid token> sent to every route (req/s)\n", guardPath)
+	if len(r.guard) > 0 {
+		r.printGuard(&b, note)
+	}
+	b.WriteString("\nLogins and refreshes: EdDSA site, durable bbolt store. A login here is minting its code\n" +
+		"at the emulator (POST /emulator/code) plus POST /wx/login: the minting is part of its cost.\n")
+	raw := r.raw.rate()
+	bolt := r.logins[0]
+	rows := []struct {
+		name string
+		x    result
+	}{
+		{"login, new users", medianOf(bolt.newLogins)},
+		{"login, returning users (pool of " + strconv.Itoa(c.users) + ")", medianOf(bolt.returningLogins)},
+		{"refresh (each worker chains its tokens)", medianOf(bolt.refreshes)},
+	}
+	t := table{}
+	t.row("phase", "per s", "done", "errors", "/ raw")
+	for _, row := range rows {
+		t.row(row.name, fmt.Sprintf("%.0f", row.x.rate()), strconv.FormatInt(row.x.ok, 10),
+			errCell(row.x.failed), fmt.Sprintf("%.2f", ratio(row.x.rate(), raw)))
+		note(row.name, row.x)
+	}
+	t.row("bbolt raw durable write (1 Put per Update, 1 writer)", fmt.Sprintf("%.0f", raw),
+		strconv.FormatInt(r.raw.ok, 10), errCell(r.raw.failed), "")
+	note("bbolt raw durable write", r.raw)
+	t.write(&b)
+	for _, row := range rows {
+		q := ratio(row.x.rate(), raw)
+		fmt.Fprintf(&b, "goal: %s >= %.2f x raw durable write: %s (%.2f)%s\n",
+			row.name, loginGoal, verdict(q, loginGoal), q, unclean(row.x.failed+r.raw.failed))
+	}
+	if len(r.logins) > 1 {
+		r.printPostgres(&b, note)
+	}
+	if len(loud) > 0 {
+		b.WriteString("\n" + strings.Join(loud, "\n") + "\n")
+	}
+	_, err := out.Write(b.Bytes())
+	return err
+}
+
+// printGuard writes the guard table and its goal lines.
+func (r *report) printGuard(b *bytes.Buffer, note func(string, result)) {
+	fmt.Fprintf(b, "Guard: GET %s on a `respond` route, Authorization: Bearer <valid token> sent to every route (req/s)\n", guardPath)
 	var t table
+	c := r.cfg
 	head := []string{"phase"}
 	for i := range c.rounds {
 		head = append(head, "round "+strconv.Itoa(i+1))
@@ -114,44 +161,87 @@ func (r *report) print(out io.Writer) error {
 		ratios[i] = median(rs)
 		t.row(append(cells, fmt.Sprintf("%.2f", ratios[i]), "")...)
 	}
-	t.write(&b)
+	t.write(b)
 	for i := 1; i < len(r.guard); i++ {
-		fmt.Fprintf(&b, "goal: %s guard >= %.2f x open (median of the per-round ratios): %s (%.2f)%s\n",
+		fmt.Fprintf(b, "goal: %s guard >= %.2f x open (median of the per-round ratios): %s (%.2f)%s\n",
 			r.guardNames[i], guardGoal, verdict(ratios[i], guardGoal), ratios[i], unclean(guardErrs[0]+guardErrs[i]))
 	}
 
-	b.WriteString("\nLogins and refreshes: EdDSA site, durable bbolt store. A login here is minting its code\n" +
-		"at the emulator (POST /emulator/code) plus POST /wx/login: the minting is part of its cost.\n")
-	raw := r.raw.rate()
+}
+
+// printPostgres writes the PostgreSQL logins and refreshes next to
+// bbolt's, with the ratios of each round and their medians, and the goal
+// lines.
+func (r *report) printPostgres(b *bytes.Buffer, note func(string, result)) {
+	bolt, pg := r.logins[0], r.logins[1]
+	fmt.Fprintf(b, "\nThe same on the EdDSA site with the PostgreSQL store (pool size from the DSN; default\n"+
+		"the larger of 16 and 4 per CPU), in %d rounds taking turns with bbolt phase by phase (medians):\n", len(pg.newLogins))
 	rows := []struct {
-		name string
-		x    result
+		name     string
+		bolt, pg []result
 	}{
-		{"login, new users", r.newLogins},
-		{"login, returning users (pool of " + strconv.Itoa(c.users) + ")", r.returningLogins},
-		{"refresh (each worker chains its tokens)", r.refreshes},
+		{"login, new users", bolt.newLogins, pg.newLogins},
+		{"login, returning users", bolt.returningLogins, pg.returningLogins},
+		{"refresh", bolt.refreshes, pg.refreshes},
 	}
-	t = table{}
-	t.row("phase", "per s", "done", "errors", "/ raw")
-	for _, row := range rows {
-		t.row(row.name, fmt.Sprintf("%.0f", row.x.rate()), strconv.FormatInt(row.x.ok, 10),
-			errCell(row.x.failed), fmt.Sprintf("%.2f", ratio(row.x.rate(), raw)))
-		note(row.name, row.x)
+	var t table
+	t.row("phase", "bbolt per s", "PostgreSQL per s", "PostgreSQL errors", "PG / bbolt per round", "median")
+	medians := make([]float64, len(rows))
+	for k, row := range rows {
+		qs := roundRatios(row.pg, row.bolt)
+		medians[k] = median(qs)
+		t.row(row.name, fmt.Sprintf("%.0f", medianOf(row.bolt).rate()), fmt.Sprintf("%.0f", medianOf(row.pg).rate()),
+			errCell(failed(row.pg)), ratioList(qs), fmt.Sprintf("%.2f", medians[k]))
+		for _, x := range row.pg {
+			note(row.name+" (PostgreSQL)", x)
+		}
 	}
-	t.row("bbolt raw durable write (1 Put per Update, 1 writer)", fmt.Sprintf("%.0f", raw),
-		strconv.FormatInt(r.raw.ok, 10), errCell(r.raw.failed), "")
-	note("bbolt raw durable write", r.raw)
-	t.write(&b)
-	for _, row := range rows {
-		q := ratio(row.x.rate(), raw)
-		fmt.Fprintf(&b, "goal: %s >= %.2f x raw durable write: %s (%.2f)%s\n",
-			row.name, loginGoal, verdict(q, loginGoal), q, unclean(row.x.failed+r.raw.failed))
+	t.write(b)
+	for k, row := range rows {
+		fmt.Fprintf(b, "goal: PostgreSQL %s >= %.2f x bbolt (median of the rounds): %s (%.2f)%s\n",
+			row.name, pgGoal, verdict(medians[k], pgGoal), medians[k], unclean(failed(row.bolt)+failed(row.pg)))
 	}
-	if len(loud) > 0 {
-		b.WriteString("\n" + strings.Join(loud, "\n") + "\n")
+	qs := roundRatios(pg.returningLogins, pg.newLogins)
+	q := median(qs)
+	fmt.Fprintf(b, "goal: PostgreSQL returning-user logins >= %.2f x its new-user logins (per round %s): %s (%.2f)%s\n",
+		pgRetGoal, ratioList(qs), verdict(q, pgRetGoal), q, unclean(failed(pg.newLogins)+failed(pg.returningLogins)))
+}
+
+// roundRatios are a[i]/b[i] for each round.
+func roundRatios(a, b []result) []float64 {
+	qs := make([]float64, min(len(a), len(b)))
+	for i := range qs {
+		qs[i] = ratio(a[i].rate(), b[i].rate())
 	}
-	_, err := out.Write(b.Bytes())
-	return err
+	return qs
+}
+
+// ratioList formats ratios for a table cell.
+func ratioList(qs []float64) string {
+	cells := make([]string, len(qs))
+	for i, q := range qs {
+		cells[i] = fmt.Sprintf("%.2f", q)
+	}
+	return strings.Join(cells, " ")
+}
+
+// medianOf is the result of rs with the median rate (the lower middle
+// one for an even count); the zero result when there is none.
+func medianOf(rs []result) result {
+	if len(rs) == 0 {
+		return result{}
+	}
+	s := slices.SortedFunc(slices.Values(rs), func(a, b result) int { return cmp.Compare(a.rate(), b.rate()) })
+	return s[(len(s)-1)/2]
+}
+
+// failed is the number of failed operations of rs.
+func failed(rs []result) int64 {
+	var n int64
+	for _, x := range rs {
+		n += x.failed
+	}
+	return n
 }
 
 // errCell is an error count, flagged when not zero.

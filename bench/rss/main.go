@@ -155,8 +155,9 @@ func child(self, mode, db string, n int, duration time.Duration, requests, conc 
 	return cmd.Run()
 }
 
-// seed creates users o-0 … o-(n-1) through the store's own LoginUser.
-// Writes skip fsync: the file is thrown away after the run.
+// seed creates users o-0 … o-(n-1) (ids 1 … n) through the store's
+// Import, in batches. Writes skip fsync: the file is thrown away after
+// the run.
 func seed(path string, n int) error {
 	st, err := bolt.Open(path, bolt.Options{NoSync: true})
 	if err != nil {
@@ -164,29 +165,21 @@ func seed(path string, n int) error {
 	}
 	defer st.Close()
 	ctx := context.Background()
-	now := time.Now()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(n) {
-					return
-				}
-				if _, _, err := st.LoginUser(ctx, appID, store.NewUser{OpenID: "o-" + strconv.FormatInt(i, 10)}, now); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
+	now := time.Now().UTC()
+	const batch = 10000
+	for first := 0; first < n; first += batch {
+		users := make([]store.User, min(batch, n-first))
+		recs := make([]store.Record, len(users))
+		for k := range users {
+			i := first + k
+			users[k] = store.User{ID: uint64(i + 1), AppID: appID, OpenID: "o-" + strconv.Itoa(i), CreatedAt: now, UpdatedAt: now}
+			recs[k] = store.Record{User: &users[k]}
+		}
+		if err := st.Import(ctx, appID, recs); err != nil {
+			return fmt.Errorf("seeding users %d to %d: %w", first, first+len(users)-1, err)
+		}
 	}
-	wg.Wait()
-	close(errs)
-	return <-errs
+	return nil
 }
 
 // result is what a serve process reports, as JSON on stdout.

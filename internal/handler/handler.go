@@ -134,7 +134,7 @@ type Handler struct {
 	claim     string // the platform claim of this block's tokens: "" for WeChat
 
 	grace  time.Duration // retry window of rotated refresh tokens
-	logins *loginFlights // logins in flight, by code
+	logins loginSharer   // logins in flight, by code
 
 	avatars      AvatarProcessor
 	avatarPrefix string // Paths.Avatar + "/": the served images; "" when off

@@ -23,9 +23,18 @@ type loginAnswer struct {
 	err  *Error
 }
 
+// loginSharer shares logins in flight by code: do returns the answer of
+// the login of code, running run when none is in flight. *loginFlights is
+// the one the handler uses.
+type loginSharer interface {
+	do(ctx context.Context, code string, run func() loginAnswer) (loginAnswer, error)
+	len() int
+}
+
 // loginFlight is one login in flight.
 type loginFlight struct {
-	done chan struct{} // closed when ans is set
+	key  [sha256.Size]byte // the code's SHA-256
+	done chan struct{}     // closed when ans is set
 	ans  loginAnswer
 }
 
@@ -36,10 +45,6 @@ type loginFlight struct {
 type loginFlights struct {
 	mu      sync.Mutex
 	flights map[[sha256.Size]byte]*loginFlight
-
-	// testHookJoin, when set, runs each time a request joins a login in
-	// flight, before it waits for the answer.
-	testHookJoin func()
 }
 
 func newLoginFlights() *loginFlights {
@@ -55,24 +60,41 @@ var errLoginAborted = errors.New("the login shared by this code ended without an
 // that joined another's login and whose ctx ends before the answer is
 // ready gets ctx's error; the login itself goes on for the others.
 func (l *loginFlights) do(ctx context.Context, code string, run func() loginAnswer) (loginAnswer, error) {
+	f, leader := l.enter(code)
+	if !leader {
+		return f.wait(ctx)
+	}
+	return l.lead(f, run), nil
+}
+
+// enter returns the login of code in flight (leader false), or registers
+// a new one that the caller must run with lead (leader true).
+func (l *loginFlights) enter(code string) (f *loginFlight, leader bool) {
 	key := sha256.Sum256([]byte(code))
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if f, ok := l.flights[key]; ok {
-		l.mu.Unlock()
-		if l.testHookJoin != nil {
-			l.testHookJoin()
-		}
-		select {
-		case <-f.done:
-			return f.ans, nil
-		case <-ctx.Done():
-			return loginAnswer{}, ctx.Err()
-		}
+		return f, false
 	}
-	f := &loginFlight{done: make(chan struct{})}
+	f = &loginFlight{key: key, done: make(chan struct{})}
 	l.flights[key] = f
-	l.mu.Unlock()
+	return f, true
+}
 
+// wait returns the answer of a login in flight, or ctx's error if ctx ends
+// first.
+func (f *loginFlight) wait(ctx context.Context) (loginAnswer, error) {
+	select {
+	case <-f.done:
+		return f.ans, nil
+	case <-ctx.Done():
+		return loginAnswer{}, ctx.Err()
+	}
+}
+
+// lead runs the login f that enter registered, answers every request
+// that joined it and forgets it.
+func (l *loginFlights) lead(f *loginFlight, run func() loginAnswer) loginAnswer {
 	finished := false
 	defer func() {
 		if !finished {
@@ -81,13 +103,13 @@ func (l *loginFlights) do(ctx context.Context, code string, run func() loginAnsw
 			f.ans = loginAnswer{err: internalError(errLoginAborted)}
 		}
 		l.mu.Lock()
-		delete(l.flights, key)
+		delete(l.flights, f.key)
 		l.mu.Unlock()
 		close(f.done)
 	}()
 	f.ans = run()
 	finished = true
-	return f.ans, nil
+	return f.ans
 }
 
 // len reports how many logins are in flight.

@@ -8,7 +8,7 @@ import (
 )
 
 // TestLoginJoinWithoutHook: a duplicate login that joins one in flight
-// works in production form (no test hook set): it waits for the shared
+// works in production form (no hook: see hookedFlights): it waits for the shared
 // answer, or gives up when its own client goes away, and never runs a
 // second exchange.
 func TestLoginJoinWithoutHook(t *testing.T) {

@@ -78,7 +78,7 @@ func waitFor(t *testing.T, ch <-chan struct{}, what string) {
 func concurrentLogins(t *testing.T, hs *harness, g *gatedWeChat, code string, n int) []result {
 	t.Helper()
 	joined := make(chan struct{}, n)
-	hs.h.logins.testHookJoin = func() { joined <- struct{}{} }
+	hs.h.logins = hookedFlights{newLoginFlights(), func() { joined <- struct{}{} }}
 	results := make([]result, n)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -173,8 +173,8 @@ func TestLoginJoinerGivesUp(t *testing.T) {
 	}()
 	waitFor(t, started, "the leader")
 	ctx, cancel := context.WithCancel(context.Background())
-	l.testHookJoin = cancel // the joiner's client goes away as it joins
-	if _, err := l.do(ctx, "c", func() loginAnswer { t.Error("joiner ran the login"); return loginAnswer{} }); !errors.Is(err, context.Canceled) {
+	hooked := hookedFlights{l, cancel} // the joiner's client goes away as it joins
+	if _, err := hooked.do(ctx, "c", func() loginAnswer { t.Error("joiner ran the login"); return loginAnswer{} }); !errors.Is(err, context.Canceled) {
 		t.Fatalf("joiner: err = %v, want context.Canceled", err)
 	}
 	close(release)
@@ -191,11 +191,11 @@ func TestLoginJoinerGivesUp(t *testing.T) {
 func TestLoginPanicReleasesDuplicates(t *testing.T) {
 	l := newLoginFlights()
 	started, joined := make(chan struct{}), make(chan struct{})
-	l.testHookJoin = func() { close(joined) }
+	hooked := hookedFlights{l, func() { close(joined) }}
 	joiner := make(chan loginAnswer, 1)
 	go func() {
 		<-started
-		ans, _ := l.do(context.Background(), "p", func() loginAnswer {
+		ans, _ := hooked.do(context.Background(), "p", func() loginAnswer {
 			t.Error("the duplicate ran its own login")
 			return loginAnswer{}
 		})
@@ -221,7 +221,6 @@ func TestLoginPanicReleasesDuplicates(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the duplicate was not released")
 	}
-	l.testHookJoin = nil
 	// The failed login is not kept; the next request runs its own.
 	ans, err := l.do(context.Background(), "p", func() loginAnswer { return loginAnswer{body: []byte(`{"ok":1}`)} })
 	if err != nil || !strings.Contains(string(ans.body), "ok") {

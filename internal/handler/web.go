@@ -70,7 +70,7 @@ type WebConfig struct {
 type web struct {
 	cfg   WebConfig
 	csrf  *http.CrossOriginProtection
-	codes *loginFlights // OAuth callbacks in flight, by app and code
+	codes loginSharer // OAuth callbacks in flight, by app and code
 
 	loginPath, callbackPath, logoutPath string
 }

@@ -200,7 +200,7 @@ func TestWebCallbackSharedCode(t *testing.T) {
 	state := location(t, r).Query().Get("state")
 	wh.oa.block = make(chan struct{})
 	joined := make(chan struct{}, 4)
-	wh.h.web.codes.testHookJoin = func() { joined <- struct{}{} }
+	wh.h.web.codes = hookedFlights{newLoginFlights(), func() { joined <- struct{}{} }}
 	var wg sync.WaitGroup
 	results := make([]result, 3)
 	jar := wh.jar

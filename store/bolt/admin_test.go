@@ -16,6 +16,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/wxauth/caddy-wechat-auth/store"
+	"github.com/wxauth/caddy-wechat-auth/store/storetest"
 )
 
 // encodeUserV1 and encodeSessionV1 write records as format 1 did.
@@ -60,7 +61,7 @@ func TestMigrateFromFormat1(t *testing.T) {
 	}
 	var users []store.User
 	for i := range 3 {
-		u, _, err := s.LoginUser(ctx, "app", store.NewUser{OpenID: fmt.Sprintf("o-%d", i)}, base)
+		u, _, err := storetest.CreateUser(ctx, s, "app", store.NewUser{OpenID: fmt.Sprintf("o-%d", i)}, base)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,7 +72,7 @@ func TestMigrateFromFormat1(t *testing.T) {
 		users = append(users, u)
 		sess := store.Session{ID: fmt.Sprintf("sid-%d", i), AppID: "app", UserID: u.ID, OpenID: u.OpenID, CreatedAt: base.Add(time.Duration(i) * time.Minute)}
 		tok := store.RefreshToken{Hash: [32]byte{byte(i + 1)}, SessionID: sess.ID, IssuedAt: base, ExpiresAt: base.Add(time.Hour)}
-		if err := s.CreateSession(ctx, sess, tok); err != nil {
+		if err := storetest.CreateSession(ctx, s, sess, tok); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -138,7 +139,7 @@ func TestMigrateFromFormat1(t *testing.T) {
 		t.Errorf("Stats after upgrade = %+v, %v; want %+v", st, err, want)
 	}
 	// New users keep counting from the rebuilt counter.
-	if _, _, err := s.LoginUser(ctx, "app", store.NewUser{OpenID: "o-new"}, base); err != nil {
+	if _, _, err := storetest.CreateUser(ctx, s, "app", store.NewUser{OpenID: "o-new"}, base); err != nil {
 		t.Fatal(err)
 	}
 	if st, _ := s.Stats(ctx, "app", base); st.Users != 4 {
@@ -163,7 +164,7 @@ func TestBackupWhileWriting(t *testing.T) {
 	ctx := context.Background()
 	s := openTemp(t)
 	for i := range 200 {
-		if _, _, err := s.LoginUser(ctx, "app", store.NewUser{OpenID: fmt.Sprintf("pre-%d", i)}, base); err != nil {
+		if _, _, err := storetest.CreateUser(ctx, s, "app", store.NewUser{OpenID: fmt.Sprintf("pre-%d", i)}, base); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -178,7 +179,7 @@ func TestBackupWhileWriting(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 5000 && !stop.Load(); i++ {
-				if _, _, err := s.LoginUser(ctx, "app", store.NewUser{OpenID: fmt.Sprintf("w%d-%d", w, i)}, base); err != nil {
+				if _, _, err := storetest.LoginUser(ctx, s, "app", store.NewUser{OpenID: fmt.Sprintf("w%d-%d", w, i)}, base); err != nil {
 					failed.Add(1)
 					return
 				}

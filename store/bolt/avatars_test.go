@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wxauth/caddy-wechat-auth/store"
+	"github.com/wxauth/caddy-wechat-auth/store/storetest"
 )
 
 // TestBackupHoldsAvatars: a backup taken while serving is a database file
@@ -24,7 +25,7 @@ func TestBackupHoldsAvatars(t *testing.T) {
 	defer s.Close()
 	ctx := context.Background()
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	u, _, err := s.LoginUser(ctx, "app", store.NewUser{OpenID: "o1"}, now)
+	u, _, err := storetest.CreateUser(ctx, s, "app", store.NewUser{OpenID: "o1"}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func TestAvatarsOnOldFile(t *testing.T) {
 	}
 	defer s.Close()
 	ctx := context.Background()
-	u, _, err := s.LoginUser(ctx, "app", store.NewUser{OpenID: "o1"}, time.Now())
+	u, _, err := storetest.CreateUser(ctx, s, "app", store.NewUser{OpenID: "o1"}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

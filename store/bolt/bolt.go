@@ -155,10 +155,6 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Destruct closes the store. It lets the store sit in a caddy.UsagePool,
-// which calls Destruct when the last user releases it.
-func (s *Store) Destruct() error { return s.Close() }
-
 // enter starts a call: it checks ctx and takes the read side of s.mu. On
 // success the caller must call s.mu.RUnlock.
 func (s *Store) enter(ctx context.Context) error {

@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/wxauth/caddy-wechat-auth/store"
+	"github.com/wxauth/caddy-wechat-auth/store/storetest"
 )
 
 // benchParallelism is goroutines per GOMAXPROCS in parallel benchmarks: a
@@ -87,26 +88,6 @@ func BenchmarkRawBatchWrite(b *testing.B) {
 	reportRate(b)
 }
 
-// BenchmarkLoginUserNew creates a new user per op from many goroutines.
-func BenchmarkLoginUserNew(b *testing.B) {
-	s := openBench(b)
-	ctx := context.Background()
-	var seq atomic.Uint64
-	b.SetParallelism(benchParallelism)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			i := seq.Add(1)
-			nu := store.NewUser{OpenID: fmt.Sprintf("o-%d", i), Nickname: "bench"}
-			if _, _, err := s.LoginUser(ctx, "app", nu, base); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	reportRate(b)
-}
-
 // BenchmarkLoginNew is a whole login as the handler stores it: a new user
 // and its first session with its refresh token, in one durable write.
 func BenchmarkLoginNew(b *testing.B) {
@@ -130,23 +111,23 @@ func BenchmarkLoginNew(b *testing.B) {
 	reportRate(b)
 }
 
-// BenchmarkLoginUserNewSerial creates a new user per op from one
-// goroutine: the lone-writer path, comparable to BenchmarkRawDurableWrite.
-func BenchmarkLoginUserNewSerial(b *testing.B) {
+// BenchmarkLoginNewSerial logs a new user in per op from one goroutine:
+// the lone-writer path, comparable to BenchmarkRawDurableWrite.
+func BenchmarkLoginNewSerial(b *testing.B) {
 	s := openBench(b)
 	ctx := context.Background()
 	b.ResetTimer()
 	for i := range b.N {
-		if _, _, err := s.LoginUser(ctx, "app", store.NewUser{OpenID: fmt.Sprintf("o-%d", i)}, base); err != nil {
+		if _, _, err := storetest.LoginUser(ctx, s, "app", store.NewUser{OpenID: fmt.Sprintf("o-%d", i)}, base); err != nil {
 			b.Fatal(err)
 		}
 	}
 	reportRate(b)
 }
 
-// BenchmarkLoginUserExisting logs returning users in, from many goroutines,
-// in a store of 20,000 users.
-func BenchmarkLoginUserExisting(b *testing.B) {
+// BenchmarkLoginExisting logs returning users in (a new session each),
+// from many goroutines, in a store of 20,000 users.
+func BenchmarkLoginExisting(b *testing.B) {
 	const users = 20000
 	path := filepath.Join(b.TempDir(), "bench.db")
 	// Populate without fsync, then reopen durable.
@@ -192,34 +173,9 @@ func BenchmarkLoginUserExisting(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := seq.Add(7919) % users
-			u, created, err := s.LoginUser(ctx, "app", store.NewUser{OpenID: fmt.Sprintf("o-%d", i)}, base)
+			u, created, err := storetest.LoginUser(ctx, s, "app", store.NewUser{OpenID: fmt.Sprintf("o-%d", i)}, base)
 			if err != nil || created || u.ID != i+1 {
 				b.Errorf("login of o-%d: id %d, created %v, %v", i, u.ID, created, err)
-				return
-			}
-		}
-	})
-	reportRate(b)
-}
-
-// BenchmarkCreateSession stores a new session with its first refresh
-// token per op, from many goroutines.
-func BenchmarkCreateSession(b *testing.B) {
-	s := openBench(b)
-	ctx := context.Background()
-	u, _, err := s.LoginUser(ctx, "app", store.NewUser{OpenID: "o"}, base)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var seq atomic.Uint64
-	b.SetParallelism(benchParallelism)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			i := seq.Add(1)
-			sess, tok := benchSession(u, fmt.Sprintf("sid-%d", i), base.Add(time.Duration(i)*time.Millisecond))
-			if err := s.CreateSession(ctx, sess, tok); err != nil {
-				b.Error(err)
 				return
 			}
 		}
@@ -232,7 +188,7 @@ func BenchmarkCreateSession(b *testing.B) {
 func BenchmarkRotate(b *testing.B) {
 	s := openBench(b)
 	ctx := context.Background()
-	u, _, err := s.LoginUser(ctx, "app", store.NewUser{OpenID: "o"}, base)
+	u, _, err := storetest.CreateUser(ctx, s, "app", store.NewUser{OpenID: "o"}, base)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -242,7 +198,7 @@ func BenchmarkRotate(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		sid := fmt.Sprintf("sid-%d", sessions.Add(1))
 		sess, tok := benchSession(u, sid, base)
-		if err := s.CreateSession(ctx, sess, tok); err != nil {
+		if err := storetest.CreateSession(ctx, s, sess, tok); err != nil {
 			b.Error(err)
 			return
 		}

@@ -15,6 +15,7 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/wxauth/caddy-wechat-auth/store"
+	"github.com/wxauth/caddy-wechat-auth/store/storetest"
 )
 
 var base = time.Date(2030, time.March, 4, 5, 6, 7, 0, time.UTC)
@@ -143,11 +144,11 @@ func TestLockTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open after Close: %v", err)
 	}
-	if err := third.Destruct(); err != nil {
-		t.Errorf("Destruct: %v", err)
+	if err := third.Close(); err != nil {
+		t.Errorf("Close: %v", err)
 	}
-	if err := third.Destruct(); !errors.Is(err, store.ErrClosed) {
-		t.Errorf("second Destruct: %v, want ErrClosed", err)
+	if err := third.Close(); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("second Close: %v, want ErrClosed", err)
 	}
 }
 
@@ -158,11 +159,11 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u1, _, err := s.LoginUser(ctx, "app", store.NewUser{OpenID: "o1", UnionID: "u1", Nickname: "Ann"}, base)
+	u1, _, err := storetest.CreateUser(ctx, s, "app", store.NewUser{OpenID: "o1", UnionID: "u1", Nickname: "Ann"}, base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u2, _, err := s.LoginUser(ctx, "app", store.NewUser{OpenID: "o2"}, base)
+	u2, _, err := storetest.CreateUser(ctx, s, "app", store.NewUser{OpenID: "o2"}, base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +174,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	}
 	tok := store.RefreshToken{Hash: sha256.Sum256([]byte("t0")), SessionID: "sid", IssuedAt: base, ExpiresAt: base.Add(time.Hour), AccessID: "a0", AccessIssuedAt: base}
 	sess := store.Session{ID: "sid", AppID: "app", UserID: u1.ID, OpenID: "o1", UnionID: "u1", SealedSessionKey: []byte{1, 2, 3}, CreatedAt: base}
-	if err := s.CreateSession(ctx, sess, tok); err != nil {
+	if err := storetest.CreateSession(ctx, s, sess, tok); err != nil {
 		t.Fatal(err)
 	}
 	next := store.RefreshToken{Hash: sha256.Sum256([]byte("t1")), SessionID: "sid", IssuedAt: base.Add(time.Minute), ExpiresAt: base.Add(2 * time.Hour), AccessID: "a1", AccessIssuedAt: base.Add(time.Minute)}
@@ -182,7 +183,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok2 := store.RefreshToken{Hash: sha256.Sum256([]byte("t2")), SessionID: "sid2", IssuedAt: base, ExpiresAt: base.Add(time.Hour)}
-	if err := s.CreateSession(ctx, store.Session{ID: "sid2", AppID: "app", UserID: u2.ID, CreatedAt: base}, tok2); err != nil {
+	if err := storetest.CreateSession(ctx, s, store.Session{ID: "sid2", AppID: "app", UserID: u2.ID, CreatedAt: base}, tok2); err != nil {
 		t.Fatal(err)
 	}
 	revoked, err := s.RevokeSession(ctx, "app", "sid2", "logout", base.Add(2*time.Minute))
@@ -235,7 +236,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 		}
 	}
 	// Ids continue where they stopped.
-	u3, created, err := s.LoginUser(ctx, "app", store.NewUser{OpenID: "o3"}, base.Add(time.Hour))
+	u3, created, err := storetest.CreateUser(ctx, s, "app", store.NewUser{OpenID: "o3"}, base.Add(time.Hour))
 	if err != nil || !created || u3.ID != 3 {
 		t.Errorf("new user after reopen: id %d, created %v, %v; want id 3", u3.ID, created, err)
 	}
@@ -248,7 +249,7 @@ func TestCorruptRecordIsAnError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.LoginUser(ctx, "app", store.NewUser{OpenID: "o"}, base); err != nil {
+	if _, _, err := storetest.CreateUser(ctx, s, "app", store.NewUser{OpenID: "o"}, base); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -276,8 +277,8 @@ func TestCorruptRecordIsAnError(t *testing.T) {
 	for name, call := range map[string]func() error{
 		"User":         func() error { _, err := s.User(ctx, "app", 1); return err },
 		"UserByOpenID": func() error { _, err := s.UserByOpenID(ctx, "app", "o"); return err },
-		"LoginUser": func() error {
-			_, _, err := s.LoginUser(ctx, "app", store.NewUser{OpenID: "o", UnionID: "u"}, base)
+		"Login": func() error {
+			_, _, err := storetest.LoginUser(ctx, s, "app", store.NewUser{OpenID: "o", UnionID: "u"}, base)
 			return err
 		},
 	} {

@@ -19,6 +19,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/wxauth/caddy-wechat-auth/store"
+	"github.com/wxauth/caddy-wechat-auth/store/storetest"
 )
 
 // Environment of the crash child: the database path and a round tag that
@@ -71,15 +72,11 @@ func TestCrashChild(t *testing.T) {
 				}
 				openID := fmt.Sprintf("r%s-o%d", round, i)
 				now := base.Add(time.Duration(i) * time.Second)
-				u, _, err := s.LoginUser(ctx, "app", store.NewUser{OpenID: openID}, now)
-				if err != nil {
-					failed.Store(err)
-					return
-				}
 				sid := "sid-" + openID
 				tok := store.RefreshToken{Hash: sha256.Sum256([]byte(sid)), SessionID: sid, IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
-				sess := store.Session{ID: sid, AppID: "app", UserID: u.ID, OpenID: openID, CreatedAt: now}
-				if err := s.CreateSession(ctx, sess, tok); err != nil {
+				sess := store.Session{ID: sid, AppID: "app", CreatedAt: now}
+				u, _, _, err := s.Login(ctx, "app", store.NewUser{OpenID: openID}, sess, tok, now)
+				if err != nil {
 					failed.Store(err)
 					return
 				}
@@ -149,7 +146,7 @@ func TestCrashRecovery(t *testing.T) {
 			maxID = max(maxID, a.id)
 		}
 		// No acknowledged id is handed out again.
-		u, created, err := s.LoginUser(ctx, "app", store.NewUser{OpenID: fmt.Sprintf("after-%d", round)}, base)
+		u, created, err := storetest.LoginUser(ctx, s, "app", store.NewUser{OpenID: fmt.Sprintf("after-%d", round)}, base)
 		if err != nil || !created || u.ID <= maxID {
 			t.Errorf("round %d: user created after recovery: id %d, created %v, %v; want id > %d", round, u.ID, created, err, maxID)
 		}

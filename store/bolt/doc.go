@@ -10,14 +10,14 @@
 // Options.Timeout (default 5s) before failing with ErrLocked, so a second
 // opener (another process, or a config reload that did not hand the store
 // over) fails fast instead of hanging. One process opens a file once and
-// shares the *Store; Destruct lets it live in a caddy.UsagePool. The file
+// shares the *Store. The file
 // is created with mode 0600 and its directory with 0700.
 //
 // # Durability and concurrency
 //
 // A method returns only after its transaction has been committed and
 // fsynced (unless Options.NoSync, which is for tests). Writes that run
-// concurrently in a server (LoginUser, CreateSession, Rotate, revocations,
+// concurrently in a server (Login, Rotate, revocations,
 // UpdateUser, Secret) go through bbolt's db.Batch when another write is in
 // flight, so concurrent commits share one fsync; a lone write commits at
 // once with db.Update and pays no batch delay. Batch may run a write
@@ -97,8 +97,9 @@
 //     user_all_sessions/ holds every session.
 //   - phone/ holds exactly one entry per user with a non-empty Phone, and
 //     counters/users is the number of users (putUser keeps both).
-//   - A banned user gets no new session: Login and LoginUser refuse it
-//     with store.ErrBanned before writing anything.
+//   - A banned user gets no new session: Login refuses it with
+//     store.ErrBanned before writing anything, and Rotate refuses its
+//     sessions' tokens with store.ErrRevoked.
 //   - revoked/ holds exactly one entry per revoked session, at its
 //     RevokedAt; a session is revoked at most once.
 //   - Every refresh token's session exists; session_tokens/ and

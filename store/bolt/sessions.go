@@ -15,42 +15,8 @@ import (
 // errDuplicate reports an id or hash that is already taken.
 var errDuplicate = errors.New("already exists")
 
-// CreateSession stores s and its first refresh token tok atomically in app
-// s.AppID. The user s.UserID must exist (ErrNotFound otherwise); s.ID and
-// tok.Hash must be new. A zero s.ExpiresAt is taken from tok.ExpiresAt.
-func (s *Store) CreateSession(ctx context.Context, sess store.Session, tok store.RefreshToken) error {
-	switch {
-	case !validKey(sess.AppID):
-		return errors.New("creating session: invalid app")
-	case !validKey(sess.ID):
-		return errors.New("creating session: invalid session id")
-	case tok.SessionID != sess.ID:
-		return errors.New("creating session: refresh token belongs to another session")
-	case sess.UserID == 0:
-		return errors.New("creating session: missing user id")
-	case sess.Revoked():
-		return errors.New("creating session: session is already revoked")
-	case tok.Hash == [32]byte{}:
-		return errors.New("creating session: missing refresh token hash")
-	case tok.ExpiresAt.IsZero():
-		return errors.New("creating session: missing refresh token expiry")
-	case !tok.RotatedAt.IsZero() || tok.Child != [32]byte{}:
-		return errors.New("creating session: first refresh token is already rotated")
-	}
-	sess = normSession(sess)
-	tok = normToken(tok)
-	if sess.ExpiresAt.IsZero() {
-		sess.ExpiresAt = tok.ExpiresAt
-	}
-	_, err := writeIn(s, ctx, "creating session", sess.AppID, func(b *appBuckets) (struct{}, error, error) {
-		refused, err := createSessionTx(b, &sess, &tok)
-		return struct{}{}, refused, err
-	})
-	return err
-}
-
-// createSessionTx is CreateSession's work inside a write transaction on the
-// app's buckets. Refusals that write nothing (unknown user, duplicate id or
+// createSessionTx stores a new session and its first refresh token inside
+// a write transaction on the app's buckets. Refusals that write nothing (unknown user, duplicate id or
 // hash) come back as refused; err is a failure that must roll back.
 func createSessionTx(b *appBuckets, sess *store.Session, tok *store.RefreshToken) (refused, err error) {
 	switch {
@@ -76,8 +42,8 @@ func createSessionTx(b *appBuckets, sess *store.Session, tok *store.RefreshToken
 	return nil, addToken(b, tok)
 }
 
-// Login is LoginUser and CreateSession in one durable transaction; see
-// store.Store.
+// Login finds or creates the user and stores the session and its first
+// token in one durable transaction; see store.Store.
 func (s *Store) Login(ctx context.Context, app string, nu store.NewUser, sess store.Session, tok store.RefreshToken, now time.Time) (store.User, store.Session, bool, error) {
 	fail := func(err error) (store.User, store.Session, bool, error) {
 		return store.User{}, store.Session{}, false, fmt.Errorf("logging in: %w", err)
@@ -214,6 +180,15 @@ func rotateTx(b *appBuckets, hash [32]byte, next store.RefreshToken, now time.Ti
 		return res, store.ErrRevoked, nil
 	case !now.Before(tok.ExpiresAt):
 		return res, store.ErrExpired, nil
+	}
+	// A banned user's session is refused as a revoked one, whatever the
+	// token's state: no pair is issued or handed out again for it.
+	u, err := getUserByKey(b, idKey(sess.UserID))
+	if err != nil {
+		return res, nil, fmt.Errorf("user of session: %w: %w", errCorrupt, err)
+	}
+	if u.Banned {
+		return res, fmt.Errorf("user %d is banned: %w", u.ID, store.ErrRevoked), nil
 	}
 
 	if tok.RotatedAt.IsZero() { // current: rotate

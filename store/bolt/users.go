@@ -4,89 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"time"
-
-	"go.etcd.io/bbolt"
 
 	"github.com/wxauth/caddy-wechat-auth/store"
 )
 
-// LoginUser returns the app's user with nu.OpenID, creating it when
-// missing; see store.Store. A returning user whose record needs no change
-// costs one read-only transaction.
-func (s *Store) LoginUser(ctx context.Context, app string, nu store.NewUser, now time.Time) (store.User, bool, error) {
-	switch {
-	case !validKey(app):
-		return store.User{}, false, errors.New("logging in user: invalid app")
-	case !validKey(nu.OpenID):
-		return store.User{}, false, errors.New("logging in user: invalid openid")
-	case len(nu.UnionID) > maxKeyLen:
-		return store.User{}, false, errors.New("logging in user: invalid unionid")
-	}
-	if err := s.enter(ctx); err != nil {
-		return store.User{}, false, fmt.Errorf("logging in user: %w", err)
-	}
-	defer s.mu.RUnlock()
-	now = now.UTC()
-
-	// Fast path: an existing user that needs no update.
-	var (
-		u     store.User
-		found bool
-	)
-	err := s.view(func(tx *bbolt.Tx) error {
-		b, err := readApp(tx, app)
-		if err != nil || b == nil {
-			return err
-		}
-		id := b.openID.Get([]byte(nu.OpenID))
-		if id == nil {
-			return nil
-		}
-		u, err = getUserByKey(b, id)
-		found = err == nil
-		return err
-	})
-	if err != nil {
-		return store.User{}, false, fmt.Errorf("logging in user: %w", err)
-	}
-	if found && u.Banned {
-		return store.User{}, false, fmt.Errorf("logging in user %d: %w", u.ID, store.ErrBanned)
-	}
-	if found && (nu.UnionID == "" || u.UnionID != "") {
-		return u, false, nil
-	}
-
-	var (
-		created bool
-		refused error
-	)
-	err = s.write(func(tx *bbolt.Tx) error {
-		refused = nil
-		b, err := writeApp(tx, app)
-		if err != nil {
-			return err
-		}
-		u, created, err = loginUserTx(b, app, nu, now)
-		if errors.Is(err, store.ErrBanned) {
-			// Refused before anything was written: not a rollback.
-			refused = err
-			return nil
-		}
-		return err
-	})
-	if err == nil {
-		err = refused
-	}
-	if err != nil {
-		return store.User{}, false, fmt.Errorf("logging in user: %w", err)
-	}
-	return u, created, nil
-}
-
-// loginUserTx is LoginUser's work inside a write transaction on the app's
+// loginUserTx is Login's user half inside a write transaction on the app's
 // buckets: find the user by openid (filling in a new unionid), link by
 // unionid when asked, or create it. A banned user is refused with an
 // error wrapping store.ErrBanned before anything is written.

@@ -11,7 +11,7 @@
 // cannot be made, is lost or runs out of time is reported as
 // store.ErrUnavailable, so callers can answer "try again later"; a missing
 // row is store.ErrNotFound. One process should open a DSN once and share
-// the *Store; Destruct lets it live in a caddy.UsagePool.
+// the *Store.
 //
 // # Schema
 //

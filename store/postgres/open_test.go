@@ -14,6 +14,7 @@ import (
 
 	"github.com/wxauth/caddy-wechat-auth/internal/pgtest"
 	"github.com/wxauth/caddy-wechat-auth/store"
+	"github.com/wxauth/caddy-wechat-auth/store/storetest"
 )
 
 func TestIsDSN(t *testing.T) {
@@ -142,8 +143,8 @@ func TestUnavailable(t *testing.T) {
 	s := openDSN(t, pgtest.ProxyDSN(t, dsn, proxy))
 	ctx := context.Background()
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	if _, _, err := s.LoginUser(ctx, "app", store.NewUser{OpenID: "before"}, now); err != nil {
-		t.Fatalf("LoginUser: %v", err)
+	if _, _, err := storetest.CreateUser(ctx, s, "app", store.NewUser{OpenID: "before"}, now); err != nil {
+		t.Fatalf("CreateUser: %v", err)
 	}
 
 	proxy.Stop()
@@ -151,8 +152,8 @@ func TestUnavailable(t *testing.T) {
 		name string
 		call func() error
 	}{
-		{"LoginUser", func() error {
-			_, _, err := s.LoginUser(ctx, "app", store.NewUser{OpenID: "during"}, now)
+		{"Login", func() error {
+			_, _, err := storetest.LoginUser(ctx, s, "app", store.NewUser{OpenID: "during"}, now)
 			return err
 		}},
 		{"User", func() error { _, err := s.User(ctx, "app", 1); return err }},
@@ -178,9 +179,9 @@ func TestUnavailable(t *testing.T) {
 	}
 
 	proxy.Start()
-	u, created, err := s.LoginUser(ctx, "app", store.NewUser{OpenID: "after"}, now)
+	u, created, err := storetest.LoginUser(ctx, s, "app", store.NewUser{OpenID: "after"}, now)
 	if err != nil || !created || u.ID != 2 {
-		t.Fatalf("LoginUser after the database came back = %+v, %v, %v; want user 2 created", u, created, err)
+		t.Fatalf("Login after the database came back = %+v, %v, %v; want user 2 created", u, created, err)
 	}
 }
 
@@ -231,14 +232,14 @@ func seedSessions(t *testing.T, s *Store, app string, n int) store.User {
 	t.Helper()
 	ctx := context.Background()
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	u, _, err := s.LoginUser(ctx, app, store.NewUser{OpenID: "o"}, now)
+	u, _, err := storetest.CreateUser(ctx, s, app, store.NewUser{OpenID: "o"}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range n {
 		sid := fmt.Sprintf("s%d", i)
 		tok := store.RefreshToken{Hash: [32]byte{byte(i + 1), 7}, SessionID: sid, IssuedAt: now, ExpiresAt: now.Add(time.Hour), AccessIssuedAt: now}
-		if err := s.CreateSession(ctx, store.Session{ID: sid, AppID: app, UserID: u.ID, OpenID: "o", CreatedAt: now}, tok); err != nil {
+		if err := storetest.CreateSession(ctx, s, store.Session{ID: sid, AppID: app, UserID: u.ID, OpenID: "o", CreatedAt: now}, tok); err != nil {
 			t.Fatal(err)
 		}
 	}

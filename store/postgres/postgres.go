@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -51,6 +52,10 @@ type Options struct {
 	// Logger receives the revocation watcher's connection problems. They
 	// name the server, never the password. Default: no logging.
 	Logger *zap.Logger
+
+	// tracer, when set (by this package's tests), traces every query and
+	// batch the pool's connections send.
+	tracer pgx.QueryTracer
 }
 
 // Store is a store.Store on a PostgreSQL database reached through a pgx
@@ -90,10 +95,18 @@ func IsDSN(s string) bool {
 	return strings.HasPrefix(l, "postgres://") || strings.HasPrefix(l, "postgresql://")
 }
 
+// defaultMaxConns is the pool size when the DSN sets none: the larger of
+// 16 and four per CPU. Logins and refreshes each wait for their commit to
+// reach the disk, and PostgreSQL flushes the commits waiting at one
+// moment together, so the number of connections in flight, not the CPUs,
+// bounds how many share a flush.
+func defaultMaxConns() int32 { return int32(max(16, 4*runtime.NumCPU())) }
+
 // Open connects to the PostgreSQL database named by dsn, checks that it
 // answers, and brings its schema up to date (see Migrate). Errors name the
 // server's host and port, never the password. The pool's size and other
-// pgxpool settings come from the DSN (pool_max_conns, ...).
+// pgxpool settings come from the DSN (pool_max_conns, ...); without
+// pool_max_conns the pool holds up to defaultMaxConns connections.
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if !IsDSN(dsn) {
 		return nil, errors.New("opening PostgreSQL store: the DSN must start with postgres:// or postgresql://")
@@ -104,12 +117,18 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("opening PostgreSQL store: parsing DSN: %w", err)
 	}
 	addr := net.JoinHostPort(cfg.ConnConfig.Host, fmt.Sprint(cfg.ConnConfig.Port))
+	if !strings.Contains(strings.ToLower(dsn), "pool_max_conns") {
+		cfg.MaxConns = defaultMaxConns()
+	}
 	if !strings.Contains(strings.ToLower(dsn), "connect_timeout") {
 		ct := opts.ConnectTimeout
 		if ct <= 0 {
 			ct = DefaultConnectTimeout
 		}
 		cfg.ConnConfig.ConnectTimeout = ct
+	}
+	if opts.tracer != nil {
+		cfg.ConnConfig.Tracer = opts.tracer
 	}
 	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "wechat_auth"
@@ -161,10 +180,6 @@ func (s *Store) Close() error {
 	s.pool.Close()
 	return nil
 }
-
-// Destruct closes the store. It lets the store sit in a caddy.UsagePool,
-// which calls Destruct when the last user releases it.
-func (s *Store) Destruct() error { return s.Close() }
 
 // call runs fn with a context bounded by the store's timeout, on an open
 // store, and turns its error into one that says it happened while doing op

@@ -11,6 +11,7 @@ import (
 
 	"github.com/wxauth/caddy-wechat-auth/internal/pgtest"
 	"github.com/wxauth/caddy-wechat-auth/store"
+	"github.com/wxauth/caddy-wechat-auth/store/storetest"
 )
 
 // testOptions keep tests quick: a short poll so a watcher test that loses
@@ -45,12 +46,12 @@ func TestRotateSetsRefreshedAt(t *testing.T) {
 	s := openFresh(t)
 	ctx := context.Background()
 	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	u, _, err := s.LoginUser(ctx, "app", store.NewUser{OpenID: "o"}, now)
+	u, _, err := storetest.CreateUser(ctx, s, "app", store.NewUser{OpenID: "o"}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	first := store.RefreshToken{Hash: [32]byte{1}, SessionID: "sid", IssuedAt: now, ExpiresAt: now.Add(time.Hour), AccessIssuedAt: now}
-	if err := s.CreateSession(ctx, store.Session{ID: "sid", AppID: "app", UserID: u.ID, OpenID: "o", CreatedAt: now}, first); err != nil {
+	if err := storetest.CreateSession(ctx, s, store.Session{ID: "sid", AppID: "app", UserID: u.ID, OpenID: "o", CreatedAt: now}, first); err != nil {
 		t.Fatal(err)
 	}
 	later := now.Add(time.Minute)

@@ -117,31 +117,6 @@ func checkFirstToken(sess store.Session, tok store.RefreshToken) error {
 	return nil
 }
 
-// CreateSession stores sess and its first refresh token tok atomically in
-// app sess.AppID. The user sess.UserID must exist (ErrNotFound otherwise);
-// sess.ID and tok.Hash must be new. A zero sess.ExpiresAt is taken from
-// tok.ExpiresAt.
-func (s *Store) CreateSession(ctx context.Context, sess store.Session, tok store.RefreshToken) error {
-	switch {
-	case !validKey(sess.AppID):
-		return errors.New("creating session: invalid app")
-	case sess.UserID == 0 || sess.UserID > maxID:
-		return errors.New("creating session: missing user id")
-	case !validText(sess.OpenID) || !validText(sess.UnionID):
-		return errors.New("creating session: invalid openid or unionid")
-	}
-	if err := checkFirstToken(sess, tok); err != nil {
-		return fmt.Errorf("creating session: %w", err)
-	}
-	sess, tok = normSession(sess), normToken(tok)
-	if sess.ExpiresAt.IsZero() {
-		sess.ExpiresAt = tok.ExpiresAt
-	}
-	return s.inTx(ctx, "creating session", func(ctx context.Context, tx pgx.Tx) error {
-		return insertSession(ctx, tx, &sess, &tok)
-	})
-}
-
 // insertSession writes a session and its first token. A missing user is
 // ErrNotFound and a taken session id or token hash errDuplicate; both
 // abort the transaction.
@@ -274,14 +249,17 @@ func rotateCurrent(ctx context.Context, q interface {
 }, app string, hash [32]byte, next store.RefreshToken, now time.Time) (store.RotateResult, bool, error) {
 	var res store.RotateResult
 	// After waiting for a lock, FOR UPDATE returns the rows as committed
-	// by then, so "cur" is current and a concurrent rotation makes "ok"
-	// empty here.
+	// by then, so "cur" is current and a concurrent rotation makes "cur"
+	// empty here. The user is read, not locked: a ban revokes the session
+	// under the session's row lock, so a ban committed first leaves the
+	// session revoked here, and one committing later revokes it after.
 	row := q.QueryRow(ctx, `WITH cur AS (
 			SELECT t.hash, t.session_id FROM wechat_auth_refresh_tokens t
 			JOIN wechat_auth_sessions s ON s.app_id = t.app_id AND s.id = t.session_id
+			JOIN wechat_auth_users u ON u.app_id = s.app_id AND u.id = s.user_id
 			WHERE t.app_id = $1 AND t.hash = $2 AND t.rotated_at IS NULL AND s.revoked_at IS NULL
-			AND $3 < t.expires_at AND ($5 = '' OR $5 = s.id)
-			FOR UPDATE
+			AND NOT u.banned AND $3 < t.expires_at AND ($5 = '' OR $5 = s.id)
+			FOR UPDATE OF t, s
 		), r AS (
 			UPDATE wechat_auth_refresh_tokens t SET rotated_at = $3, child = $4
 			FROM cur WHERE t.app_id = $1 AND t.hash = cur.hash
@@ -318,7 +296,7 @@ func rotateTx(ctx context.Context, tx pgx.Tx, app string, hash [32]byte, next st
 	sess, tok, err := scanSessionTokenRow(tx.QueryRow(ctx, `SELECT `+sessionColumns+`, `+tokenColumns+`
 		FROM wechat_auth_refresh_tokens t
 		JOIN wechat_auth_sessions s ON s.app_id = t.app_id AND s.id = t.session_id
-		WHERE t.app_id = $1 AND t.hash = $2 FOR UPDATE`, app, hash[:]))
+		WHERE t.app_id = $1 AND t.hash = $2 FOR UPDATE OF t, s`, app, hash[:]))
 	if err != nil {
 		return res, fmt.Errorf("refresh token: %w", err)
 	}
@@ -327,6 +305,16 @@ func rotateTx(ctx context.Context, tx pgx.Tx, app string, hash [32]byte, next st
 		return res, store.ErrRevoked
 	case !now.Before(tok.ExpiresAt):
 		return res, store.ErrExpired
+	}
+	// A banned user's session is refused as a revoked one, whatever the
+	// token's state: no pair is issued or handed out again for it.
+	var banned bool
+	if err := tx.QueryRow(ctx, `SELECT banned FROM wechat_auth_users WHERE app_id = $1 AND id = $2`,
+		app, int64(sess.UserID)).Scan(&banned); err != nil {
+		return res, fmt.Errorf("reading the session's user: %w", err)
+	}
+	if banned {
+		return res, fmt.Errorf("user %d is banned: %w", sess.UserID, store.ErrRevoked)
 	}
 
 	if tok.RotatedAt.IsZero() { // current: rotate
@@ -588,6 +576,11 @@ func (s *Store) Ban(ctx context.Context, app string, userID uint64, reason strin
 	err := s.inTx(ctx, "banning user", func(ctx context.Context, tx pgx.Tx) error {
 		if !validKey(app) || userID == 0 || userID > maxID {
 			return store.ErrNotFound
+		}
+		// The user's gate, exclusively: logins that have it shared finish
+		// first, and later ones wait for the ban (see userGate).
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(`+userGate("$1::text", "$2::bigint")+`)`, app, int64(userID)); err != nil {
+			return fmt.Errorf("waiting for the user's logins: %w", err)
 		}
 		var err error
 		u, err = scanUser(tx.QueryRow(ctx, `UPDATE wechat_auth_users u SET banned = true, ban_reason = $3, updated_at = $4

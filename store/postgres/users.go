@@ -43,29 +43,7 @@ func checkNewUser(app string, nu store.NewUser) error {
 	return nil
 }
 
-// LoginUser returns the app's user with nu.OpenID, creating it when
-// missing; see store.Store.
-func (s *Store) LoginUser(ctx context.Context, app string, nu store.NewUser, now time.Time) (store.User, bool, error) {
-	if err := checkNewUser(app, nu); err != nil {
-		return store.User{}, false, fmt.Errorf("logging in user: %w", err)
-	}
-	now = norm(now)
-	var (
-		u       store.User
-		created bool
-	)
-	err := s.inTx(ctx, "logging in user", func(ctx context.Context, tx pgx.Tx) error {
-		var err error
-		u, created, err = loginUserTx(ctx, tx, app, nu, now)
-		return err
-	})
-	if err != nil {
-		return store.User{}, false, err
-	}
-	return u, created, nil
-}
-
-// loginUserTx is LoginUser's work inside a transaction: find the user by
+// loginUserTx is Login's user half inside a transaction: find the user by
 // openid (filling in a new unionid), link by unionid when asked, or create
 // it. Creating takes the app's row lock first and looks again, so
 // concurrent first logins of one openid, in this process or another,
@@ -153,10 +131,16 @@ func indexUnionID(ctx context.Context, tx pgx.Tx, app, unionID string, id uint64
 // findLoginUser finds the user a login of nu names: by openid (giving it
 // nu.UnionID when it has none), or, with LinkByUnionID, by unionid (then
 // indexing the openid to it). found is false when a user must be created.
+//
+// The user found is locked (FOR SHARE) until the transaction ends, and
+// read as committed once the lock is held, so a ban (which updates the
+// user row) and the login run one after the other: a ban committed first
+// is seen here (ErrBanned), and a ban that comes later waits for the
+// login's commit and then revokes the session the login stored.
 func findLoginUser(ctx context.Context, tx pgx.Tx, app string, nu store.NewUser, now time.Time) (u store.User, found bool, err error) {
 	u, err = scanUser(tx.QueryRow(ctx, `SELECT `+userColumns+` FROM wechat_auth_openids o
 		JOIN wechat_auth_users u ON u.app_id = o.app_id AND u.id = o.user_id
-		WHERE o.app_id = $1 AND o.openid = $2`, app, nu.OpenID))
+		WHERE o.app_id = $1 AND o.openid = $2 FOR SHARE OF u`, app, nu.OpenID))
 	switch {
 	case err == nil:
 		if u.Banned {
@@ -186,7 +170,7 @@ func findLoginUser(ctx context.Context, tx pgx.Tx, app string, nu store.NewUser,
 	}
 	u, err = scanUser(tx.QueryRow(ctx, `SELECT `+userColumns+` FROM wechat_auth_unionids x
 		JOIN wechat_auth_users u ON u.app_id = x.app_id AND u.id = x.user_id
-		WHERE x.app_id = $1 AND x.unionid = $2`, app, nu.UnionID))
+		WHERE x.app_id = $1 AND x.unionid = $2 FOR SHARE OF u`, app, nu.UnionID))
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return u, false, nil
@@ -204,17 +188,21 @@ func findLoginUser(ctx context.Context, tx pgx.Tx, app string, nu store.NewUser,
 		// A concurrent login indexed the openid first: use its user.
 		u, err = scanUser(tx.QueryRow(ctx, `SELECT `+userColumns+` FROM wechat_auth_openids o
 			JOIN wechat_auth_users u ON u.app_id = o.app_id AND u.id = o.user_id
-			WHERE o.app_id = $1 AND o.openid = $2`, app, nu.OpenID))
+			WHERE o.app_id = $1 AND o.openid = $2 FOR SHARE OF u`, app, nu.OpenID))
 		if err != nil {
 			return u, false, fmt.Errorf("looking up openid: %w", err)
+		}
+		if u.Banned {
+			return u, false, fmt.Errorf("user %d: %w", u.ID, store.ErrBanned)
 		}
 	}
 	return u, true, nil
 }
 
-// userByID reads the app's user id inside tx.
+// userByID reads the app's user id inside tx, locking it as a login does
+// (see findLoginUser).
 func userByID(ctx context.Context, tx pgx.Tx, app string, id uint64) (store.User, error) {
-	return scanUser(tx.QueryRow(ctx, `SELECT `+userColumns+` FROM wechat_auth_users u WHERE u.app_id = $1 AND u.id = $2`, app, int64(id)))
+	return scanUser(tx.QueryRow(ctx, `SELECT `+userColumns+` FROM wechat_auth_users u WHERE u.app_id = $1 AND u.id = $2 FOR SHARE`, app, int64(id)))
 }
 
 // User returns the app's user by id.

@@ -198,24 +198,24 @@ func testBanRefusesLogin(t *testing.T, f *fixture) {
 	if got := mustUser(t, f, "app", u.ID); got.UnionID != "" {
 		t.Errorf("refused Login filled in unionid %q", got.UnionID)
 	}
-	// LoginUser: refused too, with and without a new unionid.
+	// Login: refused with and without a new unionid.
 	for _, nu := range []store.NewUser{{OpenID: "o"}, {OpenID: "o", UnionID: "u-new"}} {
-		_, _, err := f.s.LoginUser(f.ctx, "app", nu, at(time.Hour))
-		wantErr(t, "LoginUser of a banned user", err, store.ErrBanned)
+		_, _, err := f.loginUser("app", nu, at(time.Hour))
+		wantErr(t, "Login of a banned user", err, store.ErrBanned)
 	}
 	// Linking a new openid to a banned user by unionid is refused too.
 	v := f.login("app", "o-v", "u-v", at(0))
 	if _, _, err := f.s.Ban(f.ctx, "app", v.ID, "", at(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = f.s.LoginUser(f.ctx, "app", store.NewUser{OpenID: "o-v2", UnionID: "u-v", LinkByUnionID: true}, at(time.Hour))
-	wantErr(t, "LoginUser linking to a banned user", err, store.ErrBanned)
+	_, _, err = f.loginUser("app", store.NewUser{OpenID: "o-v2", UnionID: "u-v", LinkByUnionID: true}, at(time.Hour))
+	wantErr(t, "Login linking to a banned user", err, store.ErrBanned)
 	if _, err := f.s.UserByOpenID(f.ctx, "app", "o-v2"); err == nil {
 		t.Error("refused link indexed the new openid")
 	}
 	// Other users log in as before.
-	if _, created, err := f.s.LoginUser(f.ctx, "app", store.NewUser{OpenID: "o-w"}, at(time.Hour)); err != nil || !created {
-		t.Errorf("LoginUser of another user = %v, %v", created, err)
+	if _, created, err := f.loginUser("app", store.NewUser{OpenID: "o-w"}, at(time.Hour)); err != nil || !created {
+		t.Errorf("Login of another user = %v, %v", created, err)
 	}
 }
 

@@ -64,8 +64,8 @@ func everyMethod(f *fixture) []struct {
 		name string
 		call func() error
 	}{
-		{"LoginUser", func() error {
-			_, _, err := f.s.LoginUser(f.ctx, "app", store.NewUser{OpenID: "o-new"}, at(0))
+		{"Login", func() error {
+			_, _, _, err := f.s.Login(f.ctx, "app", store.NewUser{OpenID: "o-new"}, sess, tok, at(0))
 			return err
 		}},
 		{"User", func() error { _, err := f.s.User(f.ctx, "app", 1); return err }},
@@ -75,7 +75,6 @@ func everyMethod(f *fixture) []struct {
 			_, err := f.s.UpdateUser(f.ctx, "app", 1, store.ProfilePatch{Nickname: &nick}, at(0))
 			return err
 		}},
-		{"CreateSession", func() error { return f.s.CreateSession(f.ctx, sess, tok) }},
 		{"Session", func() error { _, err := f.s.Session(f.ctx, "app", "sid"); return err }},
 		{"Rotate", func() error {
 			_, err := f.s.Rotate(f.ctx, "app", hash("app/sid/0"), next, at(time.Minute), grace)

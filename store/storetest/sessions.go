@@ -11,6 +11,8 @@ import (
 	"github.com/wxauth/caddy-wechat-auth/store"
 )
 
+// testCreateSession: a returning user's Login stores the session and its
+// first token as given, the user fields filled from the user.
 func testCreateSession(t *testing.T, f *fixture) {
 	u := f.login("app", "o", "u", at(0))
 	tests := []struct {
@@ -19,9 +21,12 @@ func testCreateSession(t *testing.T, f *fixture) {
 		want   func(store.Session, store.RefreshToken) store.Session
 	}{
 		{"complete", nil, nil},
-		{"without unionid or sealed key", func(s *store.Session, _ *store.RefreshToken) {
+		{"unionid from the user, no sealed key", func(s *store.Session, _ *store.RefreshToken) {
 			s.UnionID, s.SealedSessionKey = "", nil
-		}, nil},
+		}, func(s store.Session, _ store.RefreshToken) store.Session {
+			s.UnionID = "u"
+			return s
+		}},
 		{"zero ExpiresAt taken from the token", func(s *store.Session, _ *store.RefreshToken) {
 			s.ExpiresAt = time.Time{}
 		}, func(s store.Session, tok store.RefreshToken) store.Session {
@@ -40,9 +45,11 @@ func testCreateSession(t *testing.T, f *fixture) {
 			if tc.want != nil {
 				want = tc.want(sess, tok)
 			}
-			if err := f.s.CreateSession(f.ctx, sess, tok); err != nil {
-				t.Fatalf("CreateSession: %v", err)
+			_, stored, created, err := f.s.Login(f.ctx, "app", store.NewUser{OpenID: u.OpenID}, sess, tok, sess.CreatedAt)
+			if err != nil || created {
+				t.Fatalf("Login = created %v, %v", created, err)
 			}
+			equal(t, "Login's session", stored, want)
 			got := f.session("app", sess.ID)
 			equal(t, "Session", got, want)
 			if got.Revoked() {
@@ -53,55 +60,53 @@ func testCreateSession(t *testing.T, f *fixture) {
 	}
 }
 
+// testCreateSessionRejected: a returning user's Login whose session or
+// token cannot be stored writes nothing.
 func testCreateSessionRejected(t *testing.T, f *fixture) {
 	u := f.login("app", "o", "", at(0))
 	existing, existingTok := f.startSession(u, "sid-existing", at(0))
 	tests := []struct {
-		name     string
-		build    func() (store.Session, store.RefreshToken)
-		notFound bool
+		name  string
+		build func() (store.Session, store.RefreshToken)
 	}{
 		{"duplicate session id", func() (store.Session, store.RefreshToken) {
 			s, tok := newSession(u, "other", at(time.Minute))
 			s.ID, tok.SessionID = existing.ID, existing.ID
 			return s, tok
-		}, false},
+		}},
 		{"duplicate token hash", func() (store.Session, store.RefreshToken) {
 			s, tok := newSession(u, "sid-dup-hash", at(time.Minute))
 			tok.Hash = existingTok.Hash
 			return s, tok
-		}, false},
+		}},
 		{"token of another session", func() (store.Session, store.RefreshToken) {
 			s, tok := newSession(u, "sid-mismatch", at(time.Minute))
 			tok.SessionID = "sid-elsewhere"
 			return s, tok
-		}, false},
-		{"unknown user", func() (store.Session, store.RefreshToken) {
-			s, tok := newSession(u, "sid-nouser", at(time.Minute))
-			s.UserID = 42
-			return s, tok
-		}, true},
-		{"unknown app", func() (store.Session, store.RefreshToken) {
+		}},
+		{"session of another app", func() (store.Session, store.RefreshToken) {
 			s, tok := newSession(u, "sid-noapp", at(time.Minute))
 			s.AppID = "app-x"
 			return s, tok
-		}, true},
+		}},
+		{"revoked session", func() (store.Session, store.RefreshToken) {
+			s, tok := newSession(u, "sid-revoked", at(time.Minute))
+			s.RevokedAt, s.RevokeReason = at(time.Minute), store.ReasonLogout
+			return s, tok
+		}},
 		{"empty session id", func() (store.Session, store.RefreshToken) {
 			s, tok := newSession(u, "", at(time.Minute))
 			tok.Hash = hash("empty-sid")
 			return s, tok
-		}, false},
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := f.with(t)
 			s, tok := tc.build()
-			err := f.s.CreateSession(f.ctx, s, tok)
+			_, _, _, err := f.s.Login(f.ctx, "app", store.NewUser{OpenID: u.OpenID}, s, tok, at(time.Minute))
 			if err == nil {
-				t.Fatal("CreateSession accepted it")
-			}
-			if tc.notFound {
-				wantErr(t, "CreateSession", err, store.ErrNotFound)
+				t.Fatal("Login accepted it")
 			}
 			// Nothing changed.
 			equal(t, "existing session", f.session("app", existing.ID), existing)

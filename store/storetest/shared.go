@@ -107,13 +107,14 @@ func testSharedLogin(t *testing.T, p *pair) {
 	for i := range n {
 		p.side(i+1).session("app", fmt.Sprintf("sid-%d", i))
 	}
-	if u := p.b.login("app", "o-next", "", at(time.Minute)); u.ID != 2 {
+	if u, _, err := p.b.loginUser("app", store.NewUser{OpenID: "o-next"}, at(time.Minute)); err != nil || u.ID != 2 {
 		t.Errorf("next new user got id %d, want 2", u.ID)
 	}
 }
 
-// testSharedLoginMixed: Login and LoginUser of one new openid at once,
-// through both stores, create one user and spend one id.
+// testSharedLoginMixed: logins of one new openid at once through both
+// stores (half through the LoginUser helper, with random session ids)
+// create one user and spend one id.
 func testSharedLoginMixed(t *testing.T, p *pair) {
 	const n = 16
 	ids := make([]uint64, n)
@@ -127,7 +128,7 @@ func testSharedLoginMixed(t *testing.T, p *pair) {
 			f := p.side(i / 2)
 			<-start
 			if i%2 == 0 {
-				u, _, err := f.s.LoginUser(f.ctx, "app", store.NewUser{OpenID: "o-mixed"}, at(0))
+				u, _, err := f.loginUser("app", store.NewUser{OpenID: "o-mixed"}, at(0))
 				ids[i], errs[i] = u.ID, err
 				return
 			}
@@ -146,7 +147,7 @@ func testSharedLoginMixed(t *testing.T, p *pair) {
 			t.Fatalf("login %d got user %d, login 0 user %d: two users for one openid", i, ids[i], ids[0])
 		}
 	}
-	if u := p.a.login("app", "o-after", "", at(time.Minute)); u.ID != ids[0]+1 {
+	if u, _, err := p.a.loginUser("app", store.NewUser{OpenID: "o-after"}, at(time.Minute)); err != nil || u.ID != ids[0]+1 {
 		t.Errorf("next new user got id %d, want %d (no id spent by the race)", u.ID, ids[0]+1)
 	}
 }
@@ -264,7 +265,7 @@ func testSharedPrune(t *testing.T, p *pair) {
 // unionid, and linked, through the other.
 func testSharedUnionID(t *testing.T, p *pair) {
 	u := p.a.login("app", "o-first", "union", at(0))
-	linked, created, err := p.b.s.LoginUser(p.b.ctx, "app", store.NewUser{OpenID: "o-second", UnionID: "union", LinkByUnionID: true}, at(time.Minute))
+	linked, created, err := LoginUser(p.b.ctx, p.b.s, "app", store.NewUser{OpenID: "o-second", UnionID: "union", LinkByUnionID: true}, at(time.Minute))
 	if err != nil || created || linked.ID != u.ID {
 		t.Fatalf("linking login on the other store = %+v created=%v %v; want user %d", linked, created, err, u.ID)
 	}
@@ -273,7 +274,9 @@ func testSharedUnionID(t *testing.T, p *pair) {
 	}
 	// A unionid learned through one store is seen through the other.
 	v := p.a.login("app", "o-late", "", at(0))
-	p.b.login("app", "o-late", "union-late", at(time.Minute))
+	if _, _, err := LoginUser(p.b.ctx, p.b.s, "app", store.NewUser{OpenID: "o-late", UnionID: "union-late"}, at(time.Minute)); err != nil {
+		t.Fatalf("login with a unionid on the other store: %v", err)
+	}
 	if got, err := p.a.s.UserByUnionID(p.a.ctx, "app", "union-late"); err != nil || got.ID != v.ID {
 		t.Errorf("UserByUnionID on the first store = %+v, %v; want user %d", got, err, v.ID)
 	}

@@ -38,21 +38,21 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		name string
 		fn   func(*testing.T, *fixture)
 	}{
-		{"LoginUser/Create", testLoginUserCreate},
-		{"LoginUser/ReturnsExisting", testLoginUserExisting},
-		{"LoginUser/UnionIDFilledLater", testLoginUserUnionIDLater},
-		{"LoginUser/LinkByUnionID", testLoginUserLink},
-		{"LoginUser/Concurrent", testLoginUserConcurrent},
-		{"LoginUser/SequentialIDs", testLoginUserSequentialIDs},
-		{"LoginUser/InvalidInput", testLoginUserInvalid},
+		{"Login/CreatesUser", testLoginUserCreate},
+		{"Login/ReturnsExisting", testLoginUserExisting},
+		{"Login/UnionIDFilledLater", testLoginUserUnionIDLater},
+		{"Login/LinkByUnionID", testLoginUserLink},
+		{"Login/OneUserPerOpenID", testLoginUserConcurrent},
+		{"Login/SequentialIDs", testLoginUserSequentialIDs},
+		{"Login/InvalidInput", testLoginUserInvalid},
 		{"User/NotFound", testUserNotFound},
 		{"UpdateUser", testUpdateUser},
 		{"AppIsolation", testAppIsolation},
 		{"Login", testLogin},
 		{"Login/AllOrNothing", testLoginAllOrNothing},
 		{"Login/Concurrent", testLoginConcurrent},
-		{"CreateSession", testCreateSession},
-		{"CreateSession/Rejected", testCreateSessionRejected},
+		{"Login/StoresSession", testCreateSession},
+		{"Login/SessionRejected", testCreateSessionRejected},
 		{"Rotate/Rotated", testRotateRotated},
 		{"Rotate/Retried", testRotateRetried},
 		{"Rotate/Reused", testRotateReused},
@@ -75,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Stats", testStats},
 	}
 	tests = append(tests, transferTests...)
+	tests = append(tests, banTests...)
 	tests = append(tests, avatarTests...)
 	tests = append(tests, ticketTests...)
 	for _, tc := range tests {
@@ -123,14 +124,21 @@ func (f *fixture) with(t *testing.T) *fixture {
 	return &fixture{t: t, s: f.s, ctx: f.ctx, open: f.open}
 }
 
-// login logs in (creating) a user and fails the test on error.
+// login returns the app's user with openID, creating it at now (without
+// a session; see CreateUser) when missing, and fails the test on error.
 func (f *fixture) login(app, openID, unionID string, now time.Time) store.User {
 	f.t.Helper()
-	u, _, err := f.s.LoginUser(f.ctx, app, store.NewUser{OpenID: openID, UnionID: unionID}, now)
+	u, _, err := CreateUser(f.ctx, f.s, app, store.NewUser{OpenID: openID, UnionID: unionID}, now)
 	if err != nil {
-		f.t.Fatalf("LoginUser(%q, %q): %v", app, openID, err)
+		f.t.Fatalf("CreateUser(%q, %q): %v", app, openID, err)
 	}
 	return u
+}
+
+// loginUser is LoginUser on the fixture's store: a Login of nu with a
+// session of its own.
+func (f *fixture) loginUser(app string, nu store.NewUser, now time.Time) (store.User, bool, error) {
+	return LoginUser(f.ctx, f.s, app, nu, now)
 }
 
 // newSession builds a session of u created at t with its first token.
@@ -171,7 +179,7 @@ func nextToken(sid, label string, t time.Time, ttl time.Duration) store.RefreshT
 // createSession stores a session and fails the test on error.
 func (f *fixture) createSession(s store.Session, tok store.RefreshToken) {
 	f.t.Helper()
-	if err := f.s.CreateSession(f.ctx, s, tok); err != nil {
+	if err := CreateSession(f.ctx, f.s, s, tok); err != nil {
 		f.t.Fatalf("CreateSession(%q): %v", s.ID, err)
 	}
 }

@@ -45,9 +45,9 @@ func seedTransfer(f *fixture, app string) store.RefreshToken {
 	u2 := f.login(app, "o2", "", at(time.Second))
 	f.login(app, "o3", "", at(2*time.Second))
 	for _, openID := range []string{"o1-b", "o1-a"} {
-		u, created, err := f.s.LoginUser(f.ctx, app, store.NewUser{OpenID: openID, UnionID: "u1", LinkByUnionID: true}, at(3*time.Second))
+		u, created, err := CreateUser(f.ctx, f.s, app, store.NewUser{OpenID: openID, UnionID: "u1", LinkByUnionID: true}, at(3*time.Second))
 		if err != nil || created || u.ID != u1.ID {
-			f.t.Fatalf("LoginUser(%q) linking by unionid = user %d, created %v, %v; want user %d", openID, u.ID, created, err, u1.ID)
+			f.t.Fatalf("CreateUser(%q) linking by unionid = user %d, created %v, %v; want user %d", openID, u.ID, created, err, u1.ID)
 		}
 	}
 	_, tok := f.startSession(u1, "live", at(time.Minute))
@@ -194,9 +194,9 @@ func testImportRoundTrip(t *testing.T, f *fixture) {
 		if u, err := dst.s.UserByOpenID(dst.ctx, "app", openID); err != nil || u.ID != 1 || u.OpenID != "o1" {
 			t.Errorf("UserByOpenID(%q) after Import = %+v, %v; want user 1", openID, u, err)
 		}
-		u, created, err := dst.s.LoginUser(dst.ctx, "app", store.NewUser{OpenID: openID}, at(time.Hour))
+		u, created, err := dst.loginUser("app", store.NewUser{OpenID: openID}, at(time.Hour))
 		if err != nil || created || u.ID != 1 {
-			t.Errorf("LoginUser(%q) after Import = user %d, created %v, %v; want existing user 1", openID, u.ID, created, err)
+			t.Errorf("Login(%q) after Import = user %d, created %v, %v; want existing user 1", openID, u.ID, created, err)
 		}
 	}
 	if st, err := dst.s.Stats(dst.ctx, "app", at(time.Hour)); err != nil || st.Users != 3 {
@@ -294,18 +294,18 @@ func testImportIDsContinue(t *testing.T, f *fixture) {
 	if err := f.s.Import(f.ctx, "app", []store.Record{user(10, "imported-10"), user(7, "imported-7")}); err != nil {
 		t.Fatalf("Import: %v", err)
 	}
-	if u := f.login("app", "after", "", at(time.Minute)); u.ID != 11 {
+	if u, _, err := f.loginUser("app", store.NewUser{OpenID: "after"}, at(time.Minute)); err != nil || u.ID != 11 {
 		t.Errorf("first user after importing ids 7 and 10 got id %d, want 11", u.ID)
 	}
 	// Importing ids below the highest leaves the counter alone.
 	if err := f.s.Import(f.ctx, "app", []store.Record{user(5, "imported-5")}); err != nil {
 		t.Fatalf("Import: %v", err)
 	}
-	if u := f.login("app", "after-2", "", at(time.Minute)); u.ID != 12 {
+	if u, _, err := f.loginUser("app", store.NewUser{OpenID: "after-2"}, at(time.Minute)); err != nil || u.ID != 12 {
 		t.Errorf("next user got id %d, want 12", u.ID)
 	}
 	// Another app's ids are its own.
-	if u := f.login("app-b", "o", "", at(0)); u.ID != 1 {
+	if u, _, err := f.loginUser("app-b", store.NewUser{OpenID: "o"}, at(0)); err != nil || u.ID != 1 {
 		t.Errorf("first user of another app got id %d, want 1", u.ID)
 	}
 }

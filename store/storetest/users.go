@@ -24,9 +24,9 @@ func testLoginUserCreate(t *testing.T, f *fixture) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := f.with(t)
-			u, created, err := f.s.LoginUser(f.ctx, tc.app, tc.nu, tc.now)
+			u, created, err := f.loginUser(tc.app, tc.nu, tc.now)
 			if err != nil {
-				t.Fatalf("LoginUser: %v", err)
+				t.Fatalf("Login: %v", err)
 			}
 			if !created {
 				t.Error("created = false for a new openid")
@@ -36,7 +36,7 @@ func testLoginUserCreate(t *testing.T, f *fixture) {
 				Nickname: tc.nu.Nickname, AvatarURL: tc.nu.AvatarURL, Gender: tc.nu.Gender,
 				CreatedAt: tc.now, UpdatedAt: tc.now,
 			}
-			equal(t, "LoginUser result", u, want)
+			equal(t, "Login's user", u, want)
 
 			got, err := f.s.User(f.ctx, tc.app, u.ID)
 			if err != nil {
@@ -63,7 +63,7 @@ func testLoginUserCreate(t *testing.T, f *fixture) {
 }
 
 func testLoginUserExisting(t *testing.T, f *fixture) {
-	first, _, err := f.s.LoginUser(f.ctx, "app", store.NewUser{OpenID: "o", UnionID: "u", Nickname: "Ann", AvatarURL: "https://a/1", Gender: 2}, at(0))
+	first, _, err := f.loginUser("app", store.NewUser{OpenID: "o", UnionID: "u", Nickname: "Ann", AvatarURL: "https://a/1", Gender: 2}, at(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,9 +79,9 @@ func testLoginUserExisting(t *testing.T, f *fixture) {
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := f.with(t)
-			u, created, err := f.s.LoginUser(f.ctx, "app", tc.nu, at(time.Duration(i+1)*time.Hour))
+			u, created, err := f.loginUser("app", tc.nu, at(time.Duration(i+1)*time.Hour))
 			if err != nil {
-				t.Fatalf("LoginUser: %v", err)
+				t.Fatalf("Login: %v", err)
 			}
 			if created {
 				t.Error("created = true for an existing openid")
@@ -95,7 +95,7 @@ func testLoginUserExisting(t *testing.T, f *fixture) {
 }
 
 func testLoginUserUnionIDLater(t *testing.T, f *fixture) {
-	u0, _, err := f.s.LoginUser(f.ctx, "app", store.NewUser{OpenID: "o", Nickname: "Ann"}, at(0))
+	u0, _, err := f.loginUser("app", store.NewUser{OpenID: "o", Nickname: "Ann"}, at(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,14 +115,14 @@ func testLoginUserUnionIDLater(t *testing.T, f *fixture) {
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
 			f := f.with(t)
-			u, created, err := f.s.LoginUser(f.ctx, "app", store.NewUser{OpenID: "o", UnionID: st.unionID, Nickname: "ignored"}, st.now)
+			u, created, err := f.loginUser("app", store.NewUser{OpenID: "o", UnionID: st.unionID, Nickname: "ignored"}, st.now)
 			if err != nil {
-				t.Fatalf("LoginUser: %v", err)
+				t.Fatalf("Login: %v", err)
 			}
 			if created {
 				t.Error("created = true")
 			}
-			equal(t, "LoginUser", u, st.want)
+			equal(t, "Login's user", u, st.want)
 			got, err := f.s.User(f.ctx, "app", u.ID)
 			if err != nil {
 				t.Fatalf("User: %v", err)
@@ -161,16 +161,16 @@ func testLoginUserLink(t *testing.T, f *fixture) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := f.with(t)
 			app := fmt.Sprintf("app-%d", i)
-			first, _, err := f.s.LoginUser(f.ctx, app, store.NewUser{OpenID: "o-1", UnionID: "u-1", Nickname: "Ann"}, at(0))
+			first, _, err := f.loginUser(app, store.NewUser{OpenID: "o-1", UnionID: "u-1", Nickname: "Ann"}, at(0))
 			if err != nil {
 				t.Fatal(err)
 			}
-			u, created, err := f.s.LoginUser(f.ctx, app, tc.nu, at(time.Hour))
+			u, created, err := f.loginUser(app, tc.nu, at(time.Hour))
 			if err != nil {
-				t.Fatalf("LoginUser: %v", err)
+				t.Fatalf("Login: %v", err)
 			}
 			if created != tc.wantCreated || u.ID != tc.wantID {
-				t.Fatalf("LoginUser = id %d, created %v; want id %d, created %v", u.ID, created, tc.wantID, tc.wantCreated)
+				t.Fatalf("Login = id %d, created %v; want id %d, created %v", u.ID, created, tc.wantID, tc.wantCreated)
 			}
 			if !created {
 				equal(t, "linked user", u, first)
@@ -179,7 +179,7 @@ func testLoginUserLink(t *testing.T, f *fixture) {
 			}
 			// The second openid now finds that user, with or without the flag.
 			for _, nu := range []store.NewUser{{OpenID: "o-2"}, {OpenID: "o-2", UnionID: "u-1", LinkByUnionID: true}} {
-				again, created, err := f.s.LoginUser(f.ctx, app, nu, at(2*time.Hour))
+				again, created, err := f.loginUser(app, nu, at(2*time.Hour))
 				if err != nil || created || again.ID != tc.wantID {
 					t.Errorf("second login of o-2 = id %d, created %v, %v; want id %d", again.ID, created, err, tc.wantID)
 				}
@@ -212,7 +212,7 @@ func testLoginUserConcurrent(t *testing.T, f *fixture) {
 			defer wg.Done()
 			<-start
 			nu := store.NewUser{OpenID: "same", Nickname: fmt.Sprintf("n%d", i)}
-			results[i].u, results[i].created, results[i].err = f.s.LoginUser(f.ctx, "app", nu, at(0))
+			results[i].u, results[i].created, results[i].err = f.loginUser("app", nu, at(0))
 		}()
 	}
 	close(start)
@@ -221,19 +221,19 @@ func testLoginUserConcurrent(t *testing.T, f *fixture) {
 	createdCount := 0
 	for i, r := range results {
 		if r.err != nil {
-			t.Fatalf("LoginUser #%d: %v", i, r.err)
+			t.Fatalf("Login #%d: %v", i, r.err)
 		}
 		if r.created {
 			createdCount++
 		}
 		if r.u.ID != 1 {
-			t.Errorf("LoginUser #%d: id %d, want 1", i, r.u.ID)
+			t.Errorf("Login #%d: id %d, want 1", i, r.u.ID)
 		}
 	}
 	if createdCount != 1 {
 		t.Errorf("%d calls report created, want exactly 1", createdCount)
 	}
-	if u := f.login("app", "other", "", at(time.Second)); u.ID != 2 {
+	if u, _, err := f.loginUser("app", store.NewUser{OpenID: "other"}, at(time.Second)); err != nil || u.ID != 2 {
 		t.Errorf("next new user has id %d, want 2 (one user per openid)", u.ID)
 	}
 }
@@ -253,7 +253,10 @@ func testLoginUserSequentialIDs(t *testing.T, f *fixture) {
 		{"app-a", "a4", 4},
 	}
 	for i, st := range steps {
-		u := f.login(st.app, st.openID, "", at(time.Duration(i)*time.Minute))
+		u, _, err := f.loginUser(st.app, store.NewUser{OpenID: st.openID}, at(time.Duration(i)*time.Minute))
+		if err != nil {
+			t.Fatalf("step %d: Login: %v", i, err)
+		}
 		if u.ID != st.wantID || u.AppID != st.app {
 			t.Errorf("step %d: login %s/%s got id %d app %q, want id %d", i, st.app, st.openID, u.ID, u.AppID, st.wantID)
 		}
@@ -272,12 +275,12 @@ func testLoginUserInvalid(t *testing.T, f *fixture) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := f.with(t)
-			if _, _, err := f.s.LoginUser(f.ctx, tc.app, tc.nu, at(0)); err == nil {
-				t.Error("LoginUser accepted invalid input")
+			if _, _, err := f.loginUser(tc.app, tc.nu, at(0)); err == nil {
+				t.Error("Login accepted invalid input")
 			}
 		})
 	}
-	if u := f.login("app", "o", "", at(time.Second)); u.ID != 1 {
+	if u, _, err := f.loginUser("app", store.NewUser{OpenID: "o"}, at(time.Second)); err != nil || u.ID != 1 {
 		t.Errorf("first valid user got id %d, want 1 (rejected logins must consume nothing)", u.ID)
 	}
 }
@@ -331,7 +334,7 @@ func testUpdateUser(t *testing.T, f *fixture) {
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := f.with(t)
-			orig, _, err := f.s.LoginUser(f.ctx, "app", store.NewUser{OpenID: fmt.Sprintf("o-%d", i), UnionID: fmt.Sprintf("u-%d", i), Nickname: "Ann", AvatarURL: "https://a/", Gender: 2}, at(0))
+			orig, _, err := f.loginUser("app", store.NewUser{OpenID: fmt.Sprintf("o-%d", i), UnionID: fmt.Sprintf("u-%d", i), Nickname: "Ann", AvatarURL: "https://a/", Gender: 2}, at(0))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -349,7 +352,7 @@ func testUpdateUser(t *testing.T, f *fixture) {
 			}
 			equal(t, "stored user", stored, want)
 			// A later login does not undo the patch.
-			again, _, err := f.s.LoginUser(f.ctx, "app", store.NewUser{OpenID: orig.OpenID, Nickname: "Ann"}, at(2*time.Hour))
+			again, _, err := f.loginUser("app", store.NewUser{OpenID: orig.OpenID, Nickname: "Ann"}, at(2*time.Hour))
 			if err != nil {
 				t.Fatal(err)
 			}
