@@ -38,16 +38,38 @@ func (s *Store) SetAvatar(ctx context.Context, app string, userID uint64, a stor
 		if err := tx.QueryRow(ctx, `SELECT id FROM wechat_auth_users WHERE app_id = $1 AND id = $2 FOR UPDATE`, app, int64(userID)).Scan(&locked); err != nil {
 			return err
 		}
-		// The no-op update locks an existing row, so a concurrent delete
-		// waits for this transaction (and then finds the new reference).
-		if _, err := tx.Exec(ctx, `INSERT INTO wechat_auth_avatars AS a (app_id, hash, content_type, data, created_at)
-			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (app_id, hash) DO UPDATE SET created_at = a.created_at`,
-			app, a.Hash, a.ContentType, a.Data, norm(now)); err != nil {
-			return err
-		}
 		var old string
 		err := tx.QueryRow(ctx, `SELECT hash FROM wechat_auth_user_avatars WHERE app_id = $1 AND user_id = $2`, app, int64(userID)).Scan(&old)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		// The new avatar's row (stored, or an existing one locked by a
+		// no-op update, so a concurrent delete waits for this transaction
+		// and then finds the new reference) and the old one's (deleted
+		// below when unused) are locked in the order of their hashes:
+		// users switching between two avatars at once would otherwise lock
+		// them in opposite orders and deadlock.
+		upsert := func() error {
+			_, err := tx.Exec(ctx, `INSERT INTO wechat_auth_avatars AS a (app_id, hash, content_type, data, created_at)
+			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (app_id, hash) DO UPDATE SET created_at = a.created_at`,
+				app, a.Hash, a.ContentType, a.Data, norm(now))
+			return err
+		}
+		lockOld := func() error {
+			if old == "" || old == a.Hash {
+				return nil
+			}
+			_, err := tx.Exec(ctx, `SELECT 1 FROM wechat_auth_avatars WHERE app_id = $1 AND hash = $2 FOR UPDATE`, app, old)
+			return err
+		}
+		first, second := upsert, lockOld
+		if old != "" && old < a.Hash {
+			first, second = lockOld, upsert
+		}
+		if err := first(); err != nil {
+			return err
+		}
+		if err := second(); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO wechat_auth_user_avatars (app_id, user_id, hash) VALUES ($1, $2, $3)
