@@ -83,6 +83,10 @@ type Client struct {
 	tok      string      // cached access token; "" when none
 	tokExp   time.Time   // when tok stops being served from the cache
 	tokFetch *tokenFetch // the fetch in flight, if any
+	// tokRejected is the last token a caller saw WeChat reject; tokStale
+	// is set to it when a normal stable_token fetch hands it back all the
+	// same, and a caller rejected with tokStale forces a new one at once.
+	tokRejected, tokStale string
 
 	// Test hooks, called when a caller starts waiting for a shared call.
 	testHookCodeWait  func()

@@ -65,6 +65,7 @@ func (c *Client) accessToken(ctx context.Context, rejected string) (string, erro
 		c.tokMu.Lock()
 		if rejected != "" && c.tok == rejected {
 			c.tok, c.tokExp = "", time.Time{}
+			c.tokRejected = rejected
 		}
 		if c.tok != "" && c.now().Before(c.tokExp) {
 			tok := c.tok
@@ -73,6 +74,9 @@ func (c *Client) accessToken(ctx context.Context, rejected string) (string, erro
 		}
 		f := c.tokFetch
 		if f == nil {
+			// A token a normal fetch handed back after WeChat rejected
+			// it needs no second normal fetch: force straight away.
+			force = force || (rejected != "" && rejected == c.tokStale)
 			f = &tokenFetch{force: force, done: make(chan struct{})}
 			c.tokFetch = f
 			go c.fetchToken(context.WithoutCancel(ctx), f)
@@ -106,6 +110,9 @@ func (c *Client) fetchToken(ctx context.Context, f *tokenFetch) {
 	c.tokMu.Lock()
 	if err == nil {
 		c.tok, c.tokExp = tok, exp
+		if !f.force && tok == c.tokRejected {
+			c.tokStale = tok
+		}
 	}
 	c.tokFetch = nil
 	f.tok, f.err = tok, err
