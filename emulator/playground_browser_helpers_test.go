@@ -158,31 +158,32 @@ next:
 	}
 }
 
+// poll waits until the expression is true, evaluating it every 50 ms
+// rather than at every animation frame: a page whose tab is in the
+// background (behind the tab the web-view button opens) paints no frames.
+func poll(expr string, timeout time.Duration) chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(timeout))
+}
+
 // waitText waits until the element's text contains want.
 func waitText(sel, want string) chromedp.Action[chromedp.Void] {
-	return chromedp.Poll[chromedp.Void](
-		fmt.Sprintf(`document.querySelector(%q).textContent.includes(%q)`, sel, want),
-		chromedp.WithPollingTimeout(15*time.Second))
+	return poll(fmt.Sprintf(`document.querySelector(%q).textContent.includes(%q)`, sel, want), 15*time.Second)
 }
 
 // click clicks a button once it is enabled again (its last action done).
 func click(sel string) chromedp.Action[chromedp.Void] {
-	return chromedp.Poll[chromedp.Void](
-		fmt.Sprintf(`(() => { const b = document.querySelector(%q); if (b.disabled) return false; b.click(); return true; })()`, sel),
-		chromedp.WithPollingTimeout(15*time.Second))
+	return poll(fmt.Sprintf(`(() => { const b = document.querySelector(%q); if (b.disabled) return false; b.click(); return true; })()`, sel), 15*time.Second)
 }
 
 // setInput sets an input's or a select's value and tells the page.
 func setInput(sel, value string) chromedp.Action[chromedp.Void] {
-	return chromedp.Poll[chromedp.Void](fmt.Sprintf(
-		`(() => { const e = document.querySelector(%q); e.value = %q; e.dispatchEvent(new Event('change')); return e.value === %q; })()`, sel, value, value),
-		chromedp.WithPollingTimeout(5*time.Second))
+	return poll(fmt.Sprintf(
+		`(() => { const e = document.querySelector(%q); e.value = %q; e.dispatchEvent(new Event('change')); return e.value === %q; })()`, sel, value, value), 5*time.Second)
 }
 
 // waitIdle waits until a button is enabled again.
 func waitIdle(sel string) chromedp.Action[chromedp.Void] {
-	return chromedp.Poll[chromedp.Void](fmt.Sprintf(`!document.querySelector(%q).disabled`, sel),
-		chromedp.WithPollingTimeout(15*time.Second))
+	return poll(fmt.Sprintf(`!document.querySelector(%q).disabled`, sel), 15*time.Second)
 }
 
 // findChromium returns the browser to drive, or ends the test.

@@ -53,8 +53,7 @@ func TestPlaygroundProfileInBrowser(t *testing.T) {
 		chromedp.SetUploadFiles("#avatar-file", []string{pic}),
 		click("#avatar-upload"), waitText("#result", "Upload avatar: "), waitIdle("#avatar-upload"),
 		chromedp.WaitVisible("#avatar-img"),
-		chromedp.Poll[chromedp.Void](`(() => { const i = document.querySelector('#avatar-img'); return i.complete && i.naturalWidth > 0; })()`,
-			chromedp.WithPollingTimeout(15*time.Second)),
+		poll(`(() => { const i = document.querySelector('#avatar-img'); return i.complete && i.naturalWidth > 0; })()`, 15*time.Second),
 	)
 	res := p.text("#result")
 	if !strings.Contains(res, `"status": "success"`) {
@@ -121,6 +120,11 @@ func TestPlaygroundProfileInBrowser(t *testing.T) {
 			t.Errorf("web-view note lacks %q: %q", want, note)
 		}
 	}
+	// The tab opened at the click (before the ticket was asked for) is
+	// closed again: only the playground's tab is left.
+	if n := waitPageTabs(t, p, 1); n != 1 {
+		t.Errorf("%d tabs open after the refused web-view, want the playground's only", n)
+	}
 	p.screenshot("playground-webview-no-web-block.png")
 
 	p.checkConsole(401, 403, 404)
@@ -165,4 +169,27 @@ func fetchImage(t *testing.T, url string) image.Rectangle {
 		t.Fatalf("decoding the avatar the site serves: %v", err)
 	}
 	return image.Rect(0, 0, cfg.Width, cfg.Height)
+}
+
+// waitPageTabs waits up to 5 s until want page tabs are open, and returns
+// how many are.
+func waitPageTabs(t *testing.T, p *browserPage, want int) int {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		infos, err := chromedp.Targets(p.ctx)
+		if err != nil {
+			t.Fatalf("listing tabs: %v", err)
+		}
+		n := 0
+		for _, i := range infos {
+			if i.Type == "page" {
+				n++
+			}
+		}
+		if n == want || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(50 * time.Millisecond) // waiting for the browser to close a tab, not for logic
+	}
 }

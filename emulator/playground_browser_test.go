@@ -69,8 +69,7 @@ func TestPlaygroundInBrowser(t *testing.T) {
 	// refresh tokens are offered for replay.
 	step("refreshing", click("#refresh"), waitText("#log", "auth change: refresh"), waitIdle("#refresh"),
 		click("#refresh"), waitIdle("#refresh"),
-		chromedp.Poll[chromedp.Void](`document.querySelectorAll('#spent option[value]:not([value=""])').length === 2`,
-			chromedp.WithPollingTimeout(15*time.Second)))
+		poll(`document.querySelectorAll('#spent option[value]:not([value=""])').length === 2`, 15*time.Second))
 	claims = text(t, ctx, "#claims")
 	if claimValue(t, claims, "sid") != sidBefore || claimValue(t, claims, "jti") == jtiBefore {
 		t.Errorf("after refresh: sid %s (was %s), jti %s (was %s)", claimValue(t, claims, "sid"), sidBefore, claimValue(t, claims, "jti"), jtiBefore)
