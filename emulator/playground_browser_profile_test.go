@@ -47,6 +47,26 @@ func TestPlaygroundProfileInBrowser(t *testing.T) {
 	// Uploading without a file says so, and sends nothing.
 	step("uploading without a file", click("#avatar-upload"), waitText("#result", "no_file"), waitIdle("#avatar-upload"))
 
+	// A file that is not an image: the site's refusal reaches the page
+	// (a 400 across origins, so it needs the CORS headers too), and no
+	// image is shown.
+	notImage := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(notImage, []byte("not an image\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	step("uploading a file that is not an image",
+		chromedp.SetUploadFiles("#avatar-file", []string{notImage}),
+		click("#avatar-upload"), waitText("#result", "Upload avatar failed: "), waitIdle("#avatar-upload"),
+	)
+	for _, want := range []string{`"status": 400`, `"error": "invalid_request"`, "not a PNG, JPEG, WebP or GIF image"} {
+		if res := p.text("#result"); !strings.Contains(res, want) {
+			t.Errorf("the refused upload's result lacks %q:\n%s", want, res)
+		}
+	}
+	if eval[bool](p, `!document.querySelector('#avatar-figure').hidden`) {
+		t.Errorf("an image is shown after a refused upload")
+	}
+
 	// The avatar: chosen, uploaded with uploadAvatar (wx.uploadFile), shown
 	// as the site serves it.
 	step("uploading the avatar",
@@ -127,7 +147,7 @@ func TestPlaygroundProfileInBrowser(t *testing.T) {
 	}
 	p.screenshot("playground-webview-no-web-block.png")
 
-	p.checkConsole(401, 403, 404)
+	p.checkConsole(400, 401, 403)
 }
 
 // writeTestPNG writes a w×h PNG of two colours to path.
