@@ -52,6 +52,11 @@ type codeRequest struct {
 type codeResponse struct {
 	Code   string `json:"code"`
 	OpenID string `json:"openid"`
+	// Platform is the platform whose code this is (wechat, qq, douyin,
+	// alipay, baidu), so a caller playing another platform's mini-program
+	// can tell it is asking the wrong emulator. Empty for the web OAuth
+	// pages' codes.
+	Platform string `json:"platform,omitempty"`
 }
 
 // phoneCodeRequest is the body of POST /emulator/phone_code.
@@ -122,7 +127,7 @@ func (e *Emulator) mintCode(w http.ResponseWriter, r *http.Request, now time.Tim
 		writeHelperError(w, http.StatusServiceUnavailable, "minting code failed; try again")
 		return
 	}
-	writeJSON(w, helperContentType, http.StatusOK, codeResponse{Code: code, OpenID: openid})
+	writeJSON(w, helperContentType, http.StatusOK, codeResponse{Code: code, OpenID: openid, Platform: e.platformName()})
 }
 
 // mintPhoneCode serves POST /emulator/phone_code.

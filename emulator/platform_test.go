@@ -137,7 +137,11 @@ func TestPlatformExchanges(t *testing.T) {
 			x := platformExchanger(t, p, base, clock)
 			ctx := context.Background()
 			mint := func() string {
-				return postJSON(t, base+"/emulator/code", `{"openid":"user-`+p+`","unionid":"union-`+p+`"}`)["code"].(string)
+				got := postJSON(t, base+"/emulator/code", `{"openid":"user-`+p+`","unionid":"union-`+p+`"}`)
+				if got["platform"] != p {
+					t.Errorf("the code answer names platform %v, want %s", got["platform"], p)
+				}
+				return got["code"].(string)
 			}
 			code := mint()
 			s, err := x.Exchange(ctx, code, platform.Extra{AnonymousCode: "anon-x"})

@@ -29,6 +29,9 @@ func mintCode(t *testing.T, e *Emulator, body string) (code, openid string) {
 	if code == "" || openid == "" {
 		t.Fatalf("minting code: %v", m)
 	}
+	if m["platform"] != e.platformName() {
+		t.Errorf("minting code: platform %v, want %s", m["platform"], e.platformName())
+	}
 	return code, openid
 }
 

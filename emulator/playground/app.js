@@ -11,6 +11,7 @@
   var NAMESPACE = 'wechat-auth-playground:';
   var PREFIX = 'wechat_auth_';
   var REFRESH_PATH = '/wx/refresh';
+  var WEB_TICKET_PATH = '/wx/web/ticket';
 
   // Emulator URLs, relative to this page so a path prefix in front of the
   // emulator keeps working.
@@ -21,6 +22,7 @@
   var spent = []; // refresh tokens rotated away in this browser: {token, at}
   var lastRefresh = '';
   var seq = 0;
+  var answered = {}; // the HTTP status of the last answer, by URL (0: none)
 
   var wx = createPlaygroundWx({
     codeURL: CODE_URL,
@@ -104,6 +106,7 @@
   }
 
   function logExchange(e) {
+    answered[e.url] = e.error ? 0 : e.status;
     var summary = (/\.(login|getAuthCode)$/.test(e.kind) ? e.kind + '() → ' : '') + e.method + ' ' + pathOf(e.url) + ' → ' +
       (e.error ? 'network error' : e.status) + ' (' + e.ms + ' ms)';
     var details = 'request ' + e.method + ' ' + e.url + '\n' + pretty(redact(e.requestHeaders));
@@ -451,11 +454,15 @@
       if (tab) tab.close();
       // Without a web block the ticket path is an ordinary page of the
       // site: a 404, or whatever the upstream answers there (no ticket).
+      // The client reports an answer without a ticket as a 502 of its
+      // own; the note tells what the site itself answered.
       if (err && (err.status === 404 || err.error === 'unexpected_response')) {
-        note.textContent = 'The site gave no ticket (HTTP ' + err.status + ' at its ticket path): it has no web ' +
+        var got = answered[siteURL() + WEB_TICKET_PATH];
+        note.textContent = 'The site gave no ticket: its ticket path ' + WEB_TICKET_PATH + ' answered ' +
+          (got ? 'HTTP ' + got : 'nothing') + (got && got < 300 ? ' without one' : '') + ', so it has no web ' +
           'block. Add web { … } to its wechat_auth block (see the browser pages guide) to open its pages as a web-view.';
         note.hidden = false;
-        throw { status: err.status, error: 'no_web_block', message: 'the site has no web block: ' + err.message };
+        throw { status: got || err.status, error: 'no_web_block', message: 'the site has no web block: ' + err.message };
       }
       throw err;
     });

@@ -16,6 +16,9 @@ var module = { exports: {} };
  *   keeps a browser File and returns a temporary path for it, which
  *   uploadFile() (wx.uploadFile: multipart/form-data, the file in the part
  *   named options.name) sends.
+ * options.platform (default wechat) is the platform whose host object this
+ * stands in for: a code the emulator says is another platform's is refused
+ * by login(), as that platform's site could not use it.
  * options.onExchange(entry) is called after each login and request with
  * {kind, method, url, requestHeaders, requestBody, status, responseHeaders,
  * responseBody, error, ms}.
@@ -64,7 +67,14 @@ function createPlaygroundWx(options) {
           entry.responseBody = data;
           entry.ms = Math.round(performance.now() - started);
           record(entry);
-          if (res.ok && data && data.code) o.success({ code: data.code, errMsg: 'login:ok' });
+          var want = options.platform || 'wechat';
+          if (res.ok && data && data.code && data.platform && data.platform !== want) {
+            o.fail({
+              errMsg: 'login:fail this page\'s emulator mints ' + data.platform + ' codes, not ' + want + ' ones: ' +
+                'open the playground of an emulator with `platform ' + want + '`, against a site whose wechat_auth ' +
+                'has `platform ' + want + '` too',
+            });
+          } else if (res.ok && data && data.code) o.success({ code: data.code, errMsg: 'login:ok' });
           else o.fail({ errMsg: 'login:fail ' + (data && data.error || 'HTTP ' + res.status) });
         });
       }).catch(function (err) {
@@ -190,7 +200,7 @@ function createPlaygroundWx(options) {
  */
 function createPlaygroundHost(platform, options) {
   var calls = { wechat: 'wx.login', qq: 'qq.login', douyin: 'tt.login', alipay: 'my.getAuthCode', baidu: 'swan.login' };
-  var w = createPlaygroundWx(Object.assign({}, options, { loginCall: calls[platform] || 'wx.login' }));
+  var w = createPlaygroundWx(Object.assign({}, options, { loginCall: calls[platform] || 'wx.login', platform: platform }));
   var n = 0;
   if (platform === 'douyin') {
     var login = w.login;
