@@ -2,6 +2,7 @@ package emulator_test
 
 import (
 	"bytes"
+	"context"
 	"image"
 	"image/color"
 	"image/png"
@@ -22,8 +23,8 @@ import (
 // and web-view sections in headless Chromium against the demo's
 // example.Caddyfile: upload a PNG through the chooseAvatar stand-in and see
 // the image the site serves load in the page, save a nickname and read it
-// back in the profile, and ask for a web-view page on a site without a web
-// block.
+// back in the profile, and open a page of the site as the web-view (a
+// ticket, then the site's cookies).
 func TestPlaygroundProfileInBrowser(t *testing.T) {
 	p := newBrowserPage(t)
 	emuURL, siteURL := startDemo(t)
@@ -121,31 +122,21 @@ func TestPlaygroundProfileInBrowser(t *testing.T) {
 	}
 	p.screenshot("playground-avatar.png")
 
-	// The web-view button: this site has no web block, and the page says
-	// so, in the result and below the button.
-	step("opening a web-view page on a site without a web block",
+	// The web-view button: the demo site has a web block, so the page gets
+	// a ticket and sends the tab it opened at the click to the enter link,
+	// which sets the site's cookies and goes on to /hello as the user.
+	step("opening a page of the site as the web-view",
 		setInput("#webview-path", "/hello"),
-		click("#webview-open"), waitText("#result", "Open as web-view failed: "), waitIdle("#webview-open"),
-		chromedp.WaitVisible("#webview-note"),
+		click("#webview-open"), waitText("#result", "Open as web-view: "), waitIdle("#webview-open"),
 	)
-	// The demo's upstream answers every path, the ticket path included,
-	// with 200 and its own JSON: the page tells that, not the client's
-	// stand-in status for an unexpected answer.
-	if res := p.text("#result"); !strings.Contains(res, `"error": "no_web_block"`) || !strings.Contains(res, `"status": 200`) {
-		t.Errorf("web-view result: %s", res)
+	if res := p.text("#result"); !strings.Contains(res, "in a new tab") || regexp.MustCompile(`ticket=[A-Za-z0-9_-]{20,}`).MatchString(res) {
+		t.Errorf("web-view result (the ticket must be shown shortened): %s", res)
 	}
-	note := p.text("#webview-note")
-	for _, want := range []string{"ticket path /wx/web/ticket answered HTTP 200 without one", "it has no web block", "web { … }"} {
-		if !strings.Contains(note, want) {
-			t.Errorf("web-view note lacks %q: %q", want, note)
-		}
+	body := webViewTab(t, p, siteURL+"/hello")
+	if !strings.Contains(body, `"hello":"user `) || !strings.Contains(body, `"openid":"o_browser_avatar"`) {
+		t.Errorf("the web-view page does not show the user: %s", body)
 	}
-	// The tab opened at the click (before the ticket was asked for) is
-	// closed again: only the playground's tab is left.
-	if n := waitPageTabs(t, p, 1); n != 1 {
-		t.Errorf("%d tabs open after the refused web-view, want the playground's only", n)
-	}
-	p.screenshot("playground-webview-no-web-block.png")
+	p.screenshot("playground-webview.png")
 
 	p.checkConsole(400, 401, 403)
 }
@@ -211,5 +202,35 @@ func waitPageTabs(t *testing.T, p *browserPage, want int) int {
 			return n
 		}
 		time.Sleep(50 * time.Millisecond) // waiting for the browser to close a tab, not for logic
+	}
+}
+
+// webViewTab waits up to 15 s for a second page tab to reach want (the
+// page a web-view ticket leads to) and returns its text.
+func webViewTab(t *testing.T, p *browserPage, want string) string {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		infos, err := chromedp.Targets(p.ctx)
+		if err != nil {
+			t.Fatalf("listing tabs: %v", err)
+		}
+		for _, i := range infos {
+			if i.Type != "page" || i.URL != want {
+				continue
+			}
+			tctx, cancel := chromedp.NewContext(p.ctx, chromedp.WithTargetID(i.TargetID))
+			defer cancel()
+			ectx, cancel2 := context.WithTimeout(tctx, 5*time.Second)
+			defer cancel2()
+			body, err := chromedp.Run(ectx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+			if err == nil && body != "" {
+				return body
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no tab reached %s; tabs: %v", want, infos)
+		}
+		time.Sleep(50 * time.Millisecond) // waiting for the browser to load the tab, not for logic
 	}
 }
