@@ -19,6 +19,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
+	"sync"
 
 	"golang.org/x/image/draw"
 	"golang.org/x/image/webp"
@@ -112,18 +113,24 @@ func (im *Image) Name() string { return im.Hash + "." + im.Ext }
 // Processor checks, scales and re-encodes uploads. The zero value is not
 // usable; call NewProcessor.
 type Processor struct {
-	slots chan struct{}
+	slots  chan struct{}
+	budget int64 // concurrency × SlotMemory
+
+	mu    sync.Mutex
+	inUse int64 // estimated memory of the decodes running now
 }
 
 // NewProcessor returns a Processor that decodes at most concurrency images
-// at once (DefaultConcurrency when concurrency < 1). Each decode of a
-// MaxSide×MaxSide image holds up to 128 MiB (16-bit RGBA), so concurrency
-// bounds the peak memory.
+// at once (DefaultConcurrency when concurrency < 1), and only while their
+// estimated memory (DecodeMemory) fits in concurrency × SlotMemory: the
+// peak memory of uploads stays bounded by that, whatever the images'
+// encoding (a 100 KB progressive CMYK JPEG of 4096×4096 pixels decodes
+// into over 300 MiB).
 func NewProcessor(concurrency int) *Processor {
 	if concurrency < 1 {
 		concurrency = DefaultConcurrency
 	}
-	return &Processor{slots: make(chan struct{}, concurrency)}
+	return &Processor{slots: make(chan struct{}, concurrency), budget: int64(concurrency) * SlotMemory}
 }
 
 // Check sniffs data and reads its dimensions from the header, without
@@ -147,7 +154,8 @@ func Check(data []byte) (Format, image.Config, error) {
 }
 
 // Process turns an upload into an avatar: Check, then (holding one of the
-// decode slots; ErrBusy when none is free) decode, scale so the long side
+// decode slots and its estimated memory; ErrBusy when they are not free)
+// decode, scale so the long side
 // is at most OutSide pixels, and encode: PNG when any pixel is not fully
 // opaque, else JPEG at JPEGQuality.
 func (p *Processor) Process(ctx context.Context, data []byte) (*Image, error) {
@@ -158,12 +166,11 @@ func (p *Processor) Process(ctx context.Context, data []byte) (*Image, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	select {
-	case p.slots <- struct{}{}:
-	default:
+	cost := DecodeMemory(f, cfg, data)
+	if !p.reserve(cost) {
 		return nil, ErrBusy
 	}
-	defer func() { <-p.slots }()
+	defer p.release(cost)
 
 	src, err := codecs[f].decode(bytes.NewReader(data))
 	if err != nil {
