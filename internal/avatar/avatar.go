@@ -36,6 +36,12 @@ const (
 	DefaultConcurrency = 2
 	// JPEGQuality is the quality of re-encoded opaque avatars.
 	JPEGQuality = 85
+	// MaxJPEGScans is the most scans a JPEG may have. Every scan of a
+	// progressive JPEG walks all its blocks again, and a scan that
+	// refines them all can take some 35 bytes: without a bound, a 2 MiB
+	// upload would keep a decode slot busy for most of an hour. Encoders
+	// write about 10 (libjpeg's progressive script), never near this.
+	MaxJPEGScans = 100
 )
 
 // Errors of Process. ErrNotImage, ErrTooLarge and ErrBroken describe the
@@ -134,7 +140,8 @@ func NewProcessor(concurrency int) *Processor {
 }
 
 // Check sniffs data and reads its dimensions from the header, without
-// decoding pixels.
+// decoding pixels; a JPEG with more than MaxJPEGScans scans is refused
+// too (ErrBroken).
 func Check(data []byte) (Format, image.Config, error) {
 	f := Sniff(data)
 	if f == "" {
@@ -149,6 +156,12 @@ func Check(data []byte) (Format, image.Config, error) {
 	}
 	if cfg.Width > MaxSide || cfg.Height > MaxSide {
 		return f, cfg, fmt.Errorf("%w: %s header declares %d×%d", ErrTooLarge, f, cfg.Width, cfg.Height)
+	}
+	// Start-of-scan markers: in entropy-coded data a 0xff byte is always
+	// followed by 0x00 or a marker, so this counts every scan (and at
+	// worst a few marker-like bytes of metadata too).
+	if f == JPEG && bytes.Count(data, []byte{0xff, 0xda}) > MaxJPEGScans {
+		return f, cfg, fmt.Errorf("%w: more than %d JPEG scans", ErrBroken, MaxJPEGScans)
 	}
 	return f, cfg, nil
 }

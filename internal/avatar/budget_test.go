@@ -147,3 +147,70 @@ func TestProcessMemoryBudget(t *testing.T) {
 		t.Fatalf("after every decode returned: %d bytes and %d slots held", p.inUse, len(p.slots))
 	}
 }
+
+// manyScanJPEG is a flat gray progressive JPEG at the MaxSide limit
+// followed by n AC refinement scans, each of which makes the decoder walk
+// every block again while taking 35 bytes of the upload.
+func manyScanJPEG(n int) []byte {
+	base := flatJPEG(0xc2, MaxSide, MaxSide, 1)
+	var b bytes.Buffer
+	b.Write(base[:len(base)-2]) // without EOI
+	seg := func(m byte, p []byte) {
+		b.Write([]byte{0xff, m, byte((len(p) + 2) >> 8), byte(len(p) + 2)})
+		b.Write(p)
+	}
+	// AC table 1: two 2-bit codes, EOB14 (0xe0) and EOB3 (0x30).
+	seg(0xc4, append(append([]byte{0x11, 0, 2}, make([]byte, 14)...), 0xe0, 0x30))
+	// One scan's data: eight end-of-band runs of 32767 blocks and one of
+	// 8: the 512×512 blocks, without a single coefficient.
+	var bits []byte
+	put := func(v uint32, n int) {
+		for i := n - 1; i >= 0; i-- {
+			bits = append(bits, byte(v>>uint(i))&1)
+		}
+	}
+	for i := 0; i < 8; i++ {
+		put(0, 2)
+		put(0x3fff, 14)
+	}
+	put(1, 2)
+	put(0, 3)
+	for len(bits)%8 != 0 {
+		bits = append(bits, 1)
+	}
+	var data []byte
+	for i := 0; i < len(bits); i += 8 {
+		var c byte
+		for _, bit := range bits[i : i+8] {
+			c = c<<1 | bit
+		}
+		data = append(data, c)
+		if c == 0xff {
+			data = append(data, 0)
+		}
+	}
+	for i := 0; i < n; i++ {
+		seg(0xda, []byte{1, 1, 0x01, 1, 63, 0x10}) // Ss 1, Se 63, Ah 1, Al 0
+		b.Write(data)
+	}
+	b.Write([]byte{0xff, 0xd9})
+	return b.Bytes()
+}
+
+// TestProcessJPEGScanLimit: a progressive JPEG with more scans than
+// MaxJPEGScans is refused from its header, before a decode slot is taken
+// (each such scan costs the decoder a walk over every block: tens of
+// milliseconds for 35 bytes), while one at the limit is decoded.
+func TestProcessJPEGScanLimit(t *testing.T) {
+	p := NewProcessor(1)
+	over := manyScanJPEG(MaxJPEGScans) // plus the DC scan: one too many
+	if _, _, err := Check(over); !errors.Is(err, ErrBroken) {
+		t.Fatalf("%d scans in %d bytes: %v, want ErrBroken", MaxJPEGScans+1, len(over), err)
+	}
+	if _, err := p.Process(context.Background(), over); !errors.Is(err, ErrBroken) {
+		t.Fatalf("Process of %d scans: %v, want ErrBroken", MaxJPEGScans+1, err)
+	}
+	if _, err := p.Process(context.Background(), manyScanJPEG(3)); err != nil {
+		t.Fatalf("4 scans: %v", err)
+	}
+}
