@@ -15,8 +15,8 @@ import (
 // avatarURL as AvatarURL, in one transaction; the user's previous avatar
 // is deleted in it when no other user refers to it.
 //
-// Concurrency: the user's row is locked first, so two uploads of one user
-// run one after the other. The avatar's row is locked next (inserted, or
+// Concurrency: the app's avatar lock (lockAvatars) is taken first, then
+// the user's row, so two uploads of one user run one after the other. The avatar's row is locked next (inserted, or
 // updated in place): a transaction deleting it either finished first (the
 // INSERT waits, then inserts it afresh) or waits for this one, and then
 // its delete fails the foreign key, which deleteUnused absorbs (the avatar
@@ -33,6 +33,9 @@ func (s *Store) SetAvatar(ctx context.Context, app string, userID uint64, a stor
 	err := s.inTx(ctx, op, func(ctx context.Context, tx pgx.Tx) error {
 		if !validKey(app) || userID == 0 || userID > maxID {
 			return store.ErrNotFound
+		}
+		if err := lockAvatars(ctx, tx, app); err != nil {
+			return err
 		}
 		var locked int64
 		if err := tx.QueryRow(ctx, `SELECT id FROM wechat_auth_users WHERE app_id = $1 AND id = $2 FOR UPDATE`, app, int64(userID)).Scan(&locked); err != nil {
@@ -67,6 +70,21 @@ func (s *Store) SetAvatar(ctx context.Context, app string, userID uint64, a stor
 		return store.User{}, err
 	}
 	return u, nil
+}
+
+// lockAvatars takes the app's avatar lock for the rest of tx: the
+// transactions that change which stored avatar a user shows (SetAvatar,
+// and UpdateUser with an avatar_url) run one at a time per app, on every
+// instance. Each of them creates or locks one avatar's row and deletes
+// another's; run at once, two uploads swapping two shared avatars
+// deadlocked (each held the row the other was deleting), and ordering the
+// row locks does not help while a row can appear between the lock and
+// the insert. Avatar changes are rare and quick beside the image decode
+// before them, so the lock costs nothing noticeable. Take it before any
+// user row, as both callers do.
+func lockAvatars(ctx context.Context, tx pgx.Tx, app string) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('wechat_auth_avatars/' || $1, 0))`, app)
+	return err
 }
 
 // releaseUserAvatar moves the user off its stored avatar (a write that
