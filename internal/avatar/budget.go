@@ -56,7 +56,7 @@ func DecodeMemory(f Format, cfg image.Config, data []byte) int64 {
 			pixels += px * comps * 4
 		}
 	case GIF:
-		pixels = px
+		pixels = px * 2 // the frame, and its copy when interlaced
 	case WebP:
 		pixels = px * 8 // lossless: the ARGB words and the NRGBA image
 		if len(data) >= 16 && string(data[12:16]) == "VP8 " {
