@@ -100,9 +100,10 @@ func (s *Strip) Validate() error {
 	return nil
 }
 
-// ServeHTTP removes the identity headers and calls next.
+// ServeHTTP removes the identity headers and trailers and calls next.
 func (s *Strip) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	stripIdentityHeaders(r, s.prefix)
+	handler.StripTrailers(r, s.prefix)
 	if s.cookies.Name != "" {
 		stashCookies(r, s.cookies)
 	}

@@ -19,6 +19,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
+	"sync"
 
 	"golang.org/x/image/draw"
 	"golang.org/x/image/webp"
@@ -35,6 +36,12 @@ const (
 	DefaultConcurrency = 2
 	// JPEGQuality is the quality of re-encoded opaque avatars.
 	JPEGQuality = 85
+	// MaxJPEGScans is the most scans a JPEG may have. Every scan of a
+	// progressive JPEG walks all its blocks again, and a scan that
+	// refines them all can take some 35 bytes: without a bound, a 2 MiB
+	// upload would keep a decode slot busy for most of an hour. Encoders
+	// write about 10 (libjpeg's progressive script), never near this.
+	MaxJPEGScans = 100
 )
 
 // Errors of Process. ErrNotImage, ErrTooLarge and ErrBroken describe the
@@ -112,22 +119,29 @@ func (im *Image) Name() string { return im.Hash + "." + im.Ext }
 // Processor checks, scales and re-encodes uploads. The zero value is not
 // usable; call NewProcessor.
 type Processor struct {
-	slots chan struct{}
+	slots  chan struct{}
+	budget int64 // concurrency × SlotMemory
+
+	mu    sync.Mutex
+	inUse int64 // estimated memory of the decodes running now
 }
 
 // NewProcessor returns a Processor that decodes at most concurrency images
-// at once (DefaultConcurrency when concurrency < 1). Each decode of a
-// MaxSide×MaxSide image holds up to 128 MiB (16-bit RGBA), so concurrency
-// bounds the peak memory.
+// at once (DefaultConcurrency when concurrency < 1), and only while their
+// estimated memory (DecodeMemory) fits in concurrency × SlotMemory: the
+// peak memory of uploads stays bounded by that, whatever the images'
+// encoding (a 100 KB progressive CMYK JPEG of 4096×4096 pixels decodes
+// into over 300 MiB).
 func NewProcessor(concurrency int) *Processor {
 	if concurrency < 1 {
 		concurrency = DefaultConcurrency
 	}
-	return &Processor{slots: make(chan struct{}, concurrency)}
+	return &Processor{slots: make(chan struct{}, concurrency), budget: int64(concurrency) * SlotMemory}
 }
 
 // Check sniffs data and reads its dimensions from the header, without
-// decoding pixels.
+// decoding pixels; a JPEG with more than MaxJPEGScans scans is refused
+// too (ErrBroken).
 func Check(data []byte) (Format, image.Config, error) {
 	f := Sniff(data)
 	if f == "" {
@@ -143,11 +157,18 @@ func Check(data []byte) (Format, image.Config, error) {
 	if cfg.Width > MaxSide || cfg.Height > MaxSide {
 		return f, cfg, fmt.Errorf("%w: %s header declares %d×%d", ErrTooLarge, f, cfg.Width, cfg.Height)
 	}
+	// Start-of-scan markers: in entropy-coded data a 0xff byte is always
+	// followed by 0x00 or a marker, so this counts every scan (and at
+	// worst a few marker-like bytes of metadata too).
+	if f == JPEG && bytes.Count(data, []byte{0xff, 0xda}) > MaxJPEGScans {
+		return f, cfg, fmt.Errorf("%w: more than %d JPEG scans", ErrBroken, MaxJPEGScans)
+	}
 	return f, cfg, nil
 }
 
 // Process turns an upload into an avatar: Check, then (holding one of the
-// decode slots; ErrBusy when none is free) decode, scale so the long side
+// decode slots and its estimated memory; ErrBusy when they are not free)
+// decode, scale so the long side
 // is at most OutSide pixels, and encode: PNG when any pixel is not fully
 // opaque, else JPEG at JPEGQuality.
 func (p *Processor) Process(ctx context.Context, data []byte) (*Image, error) {
@@ -158,12 +179,11 @@ func (p *Processor) Process(ctx context.Context, data []byte) (*Image, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	select {
-	case p.slots <- struct{}{}:
-	default:
+	cost := DecodeMemory(f, cfg, data)
+	if !p.reserve(cost) {
 		return nil, ErrBusy
 	}
-	defer func() { <-p.slots }()
+	defer p.release(cost)
 
 	src, err := codecs[f].decode(bytes.NewReader(data))
 	if err != nil {

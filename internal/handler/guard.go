@@ -205,8 +205,9 @@ func (r Result) Next() bool {
 // Serve is the handler's one entry point: every decision about a request
 // is made here, in this order.
 //
-//  1. Client-sent identity headers are removed (always, so a spoofed
-//     identity never reaches the upstream).
+//  1. Client-sent identity headers are removed, and identity trailers
+//     of the body (always, so a spoofed identity never reaches the
+//     upstream).
 //  2. A CORS preflight passes unauthenticated: ResultPreflight.
 //  3. An endpoint path, or a path below the avatar path (a stored
 //     avatar, public), is answered: ResultEndpoint.
@@ -233,6 +234,7 @@ func (r Result) Next() bool {
 // except at endpoints and for an inline rotation.
 func (h *Handler) Serve(w http.ResponseWriter, r *http.Request) (Result, *token.Claims, error) {
 	h.stripHeaders(r.Header)
+	StripTrailers(r, h.prefix)
 	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 		return ResultPreflight, nil, nil
 	}

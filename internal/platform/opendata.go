@@ -38,6 +38,10 @@ const maxOpenDataBytes = 1 << 20
 const (
 	baiduRandomBytes = 16
 	baiduLengthBytes = 4
+	// baiduPadBlock is the block Baidu's PKCS #7 padding fills the
+	// plaintext to: 32 bytes (pads of 1 to 32 bytes, as its sample
+	// code strips them and its sample data has), not AES's 16.
+	baiduPadBlock = 32
 )
 
 // DecryptOpenData decrypts open data of the platform with the session's key
@@ -81,7 +85,7 @@ func decryptBaidu(key []byte, encryptedData, iv, appKey string) (json.RawMessage
 	}
 	pt := make([]byte, len(ct))
 	cipher.NewCBCDecrypter(block, ivb).CryptBlocks(pt, ct)
-	n, ok := pkcs7Unpad(pt)
+	n, ok := pkcs7Unpad(pt, baiduPadBlock)
 	if !ok {
 		return nil, fmt.Errorf("decrypting open data: bad padding (wrong session key or iv?): %w", ErrBadData)
 	}
@@ -110,7 +114,8 @@ func decryptBaidu(key []byte, encryptedData, iv, appKey string) (json.RawMessage
 
 // EncryptBaiduOpenData is Baidu's side of DecryptOpenData, for the emulator
 // and tests: it frames data with 16 random bytes, its length and appKey,
-// and encrypts it with AES-192-CBC under the 24-byte key and a fresh iv.
+// pads it to a multiple of 32 bytes (PKCS #7) as Baidu does, and encrypts
+// it with AES-192-CBC under the 24-byte key and a fresh iv.
 func EncryptBaiduOpenData(key, data []byte, appKey string) (encryptedData, iv string, err error) {
 	if len(key) != baiduSessionKeyBytes {
 		return "", "", fmt.Errorf("encrypting open data: session key is %d bytes, want %d: %w", len(key), baiduSessionKeyBytes, ErrBadData)
@@ -119,14 +124,14 @@ func EncryptBaiduOpenData(key, data []byte, appKey string) (encryptedData, iv st
 	if err != nil {
 		return "", "", fmt.Errorf("encrypting open data: %w", ErrBadData)
 	}
-	pt := make([]byte, baiduRandomBytes+baiduLengthBytes, baiduRandomBytes+baiduLengthBytes+len(data)+len(appKey)+aes.BlockSize)
+	pt := make([]byte, baiduRandomBytes+baiduLengthBytes, baiduRandomBytes+baiduLengthBytes+len(data)+len(appKey)+baiduPadBlock)
 	ivb := make([]byte, aes.BlockSize)
 	_, _ = rand.Read(pt[:baiduRandomBytes]) // crypto/rand.Read never fails (Go ≥ 1.24)
 	_, _ = rand.Read(ivb)
 	binary.BigEndian.PutUint32(pt[baiduRandomBytes:], uint32(len(data)))
 	pt = append(pt, data...)
 	pt = append(pt, appKey...)
-	pad := aes.BlockSize - len(pt)%aes.BlockSize
+	pad := baiduPadBlock - len(pt)%baiduPadBlock
 	for range pad {
 		pt = append(pt, byte(pad))
 	}
@@ -152,19 +157,21 @@ func VerifyRawSignature(rawData string, key []byte, signature string) bool {
 	return subtle.ConstantTimeCompare(h.Sum(nil), got) == 1
 }
 
-// pkcs7Unpad checks strict PKCS #7 padding on b (a non-empty multiple of
-// the block size) and returns the unpadded length, in time independent of
-// the padding bytes' values.
-func pkcs7Unpad(b []byte) (int, bool) {
+// pkcs7Unpad checks strict PKCS #7 padding to a multiple of block bytes
+// (1 to block bytes of padding) on b (a non-empty multiple of the AES block
+// size) and returns the unpadded length, in time independent of the
+// padding bytes' values.
+func pkcs7Unpad(b []byte, block int) (int, bool) {
 	if len(b) == 0 || len(b)%aes.BlockSize != 0 {
 		return 0, false
 	}
 	last := b[len(b)-1]
 	pad := int(last)
-	good := subtle.ConstantTimeLessOrEq(1, pad) & subtle.ConstantTimeLessOrEq(pad, aes.BlockSize)
-	tail := b[len(b)-aes.BlockSize:]
-	for i := range aes.BlockSize {
-		inPad := subtle.ConstantTimeLessOrEq(aes.BlockSize, i+pad)
+	good := subtle.ConstantTimeLessOrEq(1, pad) & subtle.ConstantTimeLessOrEq(pad, block) & subtle.ConstantTimeLessOrEq(pad, len(b))
+	n := min(block, len(b))
+	tail := b[len(b)-n:]
+	for i := range n {
+		inPad := subtle.ConstantTimeLessOrEq(n, i+pad)
 		good &= subtle.ConstantTimeSelect(inPad, subtle.ConstantTimeByteEq(tail[i], last), 1)
 	}
 	if good != 1 {

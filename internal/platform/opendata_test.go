@@ -30,6 +30,71 @@ func TestBaiduOpenDataRoundTrip(t *testing.T) {
 	}
 }
 
+// TestBaiduOpenDataSampleVector decrypts the sample of Baidu's own
+// documentation ("用户数据的签名验证和加解密", smartprogram.baidu.com,
+// /docs/develop/api/open/log_userdata/): its plaintext carries 28 bytes of
+// padding, since Baidu pads to a multiple of 32 bytes, not 16.
+func TestBaiduOpenDataSampleVector(t *testing.T) {
+	key, err := base64.StdEncoding.DecodeString("1df09d0a1677dd72b8325aec59576e0c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		appKey = "y2dTfnWfkx2OXttMEMWlGHoB1KzMogm7"
+		iv     = "1df09d0a1677dd72b8325Q=="
+		data   = "OpCoJgs7RrVgaMNDixIvaCIyV2SFDBNLivgkVqtzq2GC10egsn+PKmQ/+5q+chT8xzldLUog2haTItyIkKyvzvmXonBQLIMeq54axAu9c3KG8IhpFD6+ymHocmx07ZKi7eED3t0KyIxJgRNSDkFk5RV1ZP2mSWa7ZgCXXcAbP0RsiUcvhcJfrSwlpsm0E1YJzKpYy429xrEEGvK+gfL+Cw=="
+		want   = `{"openid":"open_id","nickname":"baidu_user","headimgurl":"url of image","sex":1}`
+	)
+	got, err := DecryptOpenData(Baidu, key, data, iv, appKey)
+	if err != nil || string(got) != want {
+		t.Fatalf("decrypt = %s, %v; want %s", got, err, want)
+	}
+}
+
+// TestBaiduPadding: Baidu's padding runs from 1 to 32 bytes; the
+// emulator's twin pads the same way, and a 16-byte-style padding (a
+// multiple of 16 only) still decrypts.
+func TestBaiduPadding(t *testing.T) {
+	key := []byte("0123456789abcdef01234567")
+	// 16 + 4 + len(data) + len(testAppID) bytes before padding; data
+	// lengths 0..40 cover every padding length.
+	for n := 2; n < 42; n++ {
+		data := `{"a":"` + strings.Repeat("x", n) + `"}`
+		enc, iv, err := EncryptBaiduOpenData(key, []byte(data), testAppID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct, _ := base64.StdEncoding.DecodeString(enc)
+		if len(ct)%baiduPadBlock != 0 {
+			t.Fatalf("%d bytes of ciphertext: not padded to 32 as Baidu pads", len(ct))
+		}
+		if got, err := DecryptOpenData(Baidu, key, enc, iv, testAppID); err != nil || string(got) != data {
+			t.Fatalf("data of %d bytes: %s, %v", len(data), got, err)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		tail []byte
+		ok   bool
+	}{
+		{"1 byte", []byte{1}, true},
+		{"16 bytes", bytesOf(16, 16), true},
+		{"17 bytes", bytesOf(17, 17), true},
+		{"32 bytes", bytesOf(32, 32), true},
+		{"33", bytesOf(33, 33), false},
+		{"0", []byte{0}, false},
+		{"uneven", append([]byte{19}, bytesOf(19, 20)...), false},
+	} {
+		b := append(bytesOf(64-len(c.tail), 'a'), c.tail...)
+		n, ok := pkcs7Unpad(b, baiduPadBlock)
+		if ok != c.ok || (ok && n != 64-int(c.tail[len(c.tail)-1])) {
+			t.Errorf("%s: %d, %v", c.name, n, ok)
+		}
+	}
+}
+
+func bytesOf(n int, v byte) []byte { return []byte(strings.Repeat(string([]byte{v}), n)) }
+
 func TestBaiduOpenDataRefusesBadInput(t *testing.T) {
 	key := []byte("0123456789abcdef01234567")
 	enc, iv, err := EncryptBaiduOpenData(key, []byte(`{"a":1}`), testAppID)

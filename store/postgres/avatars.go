@@ -15,8 +15,8 @@ import (
 // avatarURL as AvatarURL, in one transaction; the user's previous avatar
 // is deleted in it when no other user refers to it.
 //
-// Concurrency: the user's row is locked first, so two uploads of one user
-// run one after the other. The avatar's row is locked next (inserted, or
+// Concurrency: the app's avatar lock (lockAvatars) is taken first, then
+// the user's row, so two uploads of one user run one after the other. The avatar's row is locked next (inserted, or
 // updated in place): a transaction deleting it either finished first (the
 // INSERT waits, then inserts it afresh) or waits for this one, and then
 // its delete fails the foreign key, which deleteUnused absorbs (the avatar
@@ -34,6 +34,9 @@ func (s *Store) SetAvatar(ctx context.Context, app string, userID uint64, a stor
 		if !validKey(app) || userID == 0 || userID > maxID {
 			return store.ErrNotFound
 		}
+		if err := lockAvatars(ctx, tx, app); err != nil {
+			return err
+		}
 		var locked int64
 		if err := tx.QueryRow(ctx, `SELECT id FROM wechat_auth_users WHERE app_id = $1 AND id = $2 FOR UPDATE`, app, int64(userID)).Scan(&locked); err != nil {
 			return err
@@ -43,33 +46,12 @@ func (s *Store) SetAvatar(ctx context.Context, app string, userID uint64, a stor
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
-		// The new avatar's row (stored, or an existing one locked by a
-		// no-op update, so a concurrent delete waits for this transaction
-		// and then finds the new reference) and the old one's (deleted
-		// below when unused) are locked in the order of their hashes:
-		// users switching between two avatars at once would otherwise lock
-		// them in opposite orders and deadlock.
-		upsert := func() error {
-			_, err := tx.Exec(ctx, `INSERT INTO wechat_auth_avatars AS a (app_id, hash, content_type, data, created_at)
+		// Avatar changes of the app run one at a time (lockAvatars), so
+		// the new avatar's row and the old one's are never locked in
+		// opposite orders by two of them.
+		if _, err := tx.Exec(ctx, `INSERT INTO wechat_auth_avatars AS a (app_id, hash, content_type, data, created_at)
 			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (app_id, hash) DO UPDATE SET created_at = a.created_at`,
-				app, a.Hash, a.ContentType, a.Data, norm(now))
-			return err
-		}
-		lockOld := func() error {
-			if old == "" || old == a.Hash {
-				return nil
-			}
-			_, err := tx.Exec(ctx, `SELECT 1 FROM wechat_auth_avatars WHERE app_id = $1 AND hash = $2 FOR UPDATE`, app, old)
-			return err
-		}
-		first, second := upsert, lockOld
-		if old != "" && old < a.Hash {
-			first, second = lockOld, upsert
-		}
-		if err := first(); err != nil {
-			return err
-		}
-		if err := second(); err != nil {
+			app, a.Hash, a.ContentType, a.Data, norm(now)); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO wechat_auth_user_avatars (app_id, user_id, hash) VALUES ($1, $2, $3)
@@ -89,6 +71,21 @@ func (s *Store) SetAvatar(ctx context.Context, app string, userID uint64, a stor
 		return store.User{}, err
 	}
 	return u, nil
+}
+
+// lockAvatars takes the app's avatar lock for the rest of tx: the
+// transactions that change which stored avatar a user shows (SetAvatar,
+// and UpdateUser with an avatar_url) run one at a time per app, on every
+// instance. Each of them creates or locks one avatar's row and deletes
+// another's; run at once, two uploads swapping two shared avatars
+// deadlocked (each held the row the other was deleting), and ordering the
+// row locks does not help while a row can appear between the lock and
+// the insert. Avatar changes are rare and quick beside the image decode
+// before them, so the lock costs nothing noticeable. Take it before any
+// user row, as both callers do.
+func lockAvatars(ctx context.Context, tx pgx.Tx, app string) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('wechat_auth_avatars/' || $1, 0))`, app)
+	return err
 }
 
 // releaseUserAvatar moves the user off its stored avatar (a write that

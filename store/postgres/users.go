@@ -283,6 +283,9 @@ func (s *Store) UpdateUser(ctx context.Context, app string, id uint64, patch sto
 	if patch.AvatarURL != nil {
 		// A new avatar_url moves the user off its stored avatar (avatars.go).
 		err = s.inTx(ctx, "updating user", func(ctx context.Context, tx pgx.Tx) error {
+			if err := lockAvatars(ctx, tx, app); err != nil {
+				return err
+			}
 			if err := update(ctx, tx); err != nil {
 				return err
 			}

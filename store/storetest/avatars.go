@@ -26,6 +26,7 @@ var avatarTests = []struct {
 	{"Avatar/SharedIsKept", testAvatarShared},
 	{"Avatar/UpdateUser", testAvatarUpdateUser},
 	{"Avatar/Concurrent", testAvatarConcurrent},
+	{"Avatar/ReleaseRacesSet", testAvatarReleaseRacesSet},
 	{"Avatar/ExportImport", testAvatarExportImport},
 }
 
@@ -238,6 +239,67 @@ func testAvatarConcurrent(t *testing.T, f *fixture) {
 	}
 	if f.hasAvatar("app", a) || f.hasAvatar("app", b) {
 		t.Error("an avatar no one shows is still stored")
+	}
+}
+
+// testAvatarReleaseRacesSet has users leave one shared avatar for an
+// external avatar_url (UpdateUser, which deletes the avatar when it was
+// its last user) while others upload that same avatar (SetAvatar), over
+// and over: the deletion of an avatar no one shows must never take one a
+// concurrent upload has just made a user's avatar.
+func testAvatarReleaseRacesSet(t *testing.T, f *fixture) {
+	a := testAvatar("a")
+	external := "https://thirdwx.qlogo.cn/mmopen/default/132"
+	var users []store.User
+	for i := 0; i < 4; i++ {
+		users = append(users, f.login("app", fmt.Sprintf("o%d", i), "", at(0)))
+	}
+	const rounds = 15
+	var wg sync.WaitGroup
+	errs := make(chan error, len(users))
+	for i, u := range users {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := 0; r < rounds; r++ {
+				now := at(time.Duration(r+1) * time.Second)
+				var err error
+				if (i+r)%2 == 0 {
+					_, err = f.s.SetAvatar(f.ctx, "app", u.ID, a, avatarURL(a), now)
+				} else {
+					_, err = f.s.UpdateUser(f.ctx, "app", u.ID, store.ProfilePatch{AvatarURL: &external}, now)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("concurrent SetAvatar and UpdateUser: %v", err)
+	}
+	shown := false
+	for _, u := range users {
+		got, err := f.s.User(f.ctx, "app", u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shown = shown || got.AvatarURL == avatarURL(a)
+	}
+	if has := f.hasAvatar("app", a); has != shown {
+		t.Fatalf("avatar stored %v, shown by a user %v", has, shown)
+	}
+	// The last user to show it leaves it: it goes.
+	for _, u := range users {
+		if _, err := f.s.UpdateUser(f.ctx, "app", u.ID, store.ProfilePatch{AvatarURL: &external}, at(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f.hasAvatar("app", a) {
+		t.Fatal("an avatar no one shows is still stored")
 	}
 }
 
