@@ -14,8 +14,8 @@ import (
 // handle_errors proxying to the upstream (an error page or a login page
 // the app serves). Caddy sorts both guards ahead of both strip steps, so
 // the first guard's 401 goes to handle_errors before the strip step of
-// the other prefix has run: the forged headers of that prefix must not
-// reach the upstream there either.
+// the other prefix has run: the forged headers of that prefix, and the
+// other block's session cookies, must not reach the upstream there either.
 func TestE2EStripBeforeErrorRoutes(t *testing.T) {
 	up := echoUpstream(t)
 	e := newE2E(t, "")
@@ -46,6 +46,10 @@ http://127.0.0.1:9080 {
 		db            %[3]s/b.db
 		header_prefix X-App-B-
 		optional
+		web {
+			path   /b/web
+			cookie wb
+		}
 	}
 	handle_errors {
 		reverse_proxy %[5]s
@@ -62,6 +66,12 @@ http://127.0.0.1:9080 {
 		req.Header.Set("X-App-B-User-ID", "2")
 		req.Header.Set("X-WeChat-User-ID", "1")
 		req.Header.Set("X-Not-Identity", "kept")
+		want := "theirs=1"
+		if path != "/b/x" { // there the block's own guard refuses the cookie
+			req.Header.Set("Cookie", "wb=forged; wb_refresh=r; wb_state=s; theirs=1")
+		} else {
+			req.Header.Set("Cookie", want)
+		}
 		res, err := e.client.Do(req)
 		if err != nil {
 			t.Fatalf("GET %s: %v", path, err)
@@ -74,6 +84,9 @@ http://127.0.0.1:9080 {
 		}
 		if got["X-Not-Identity"] == nil {
 			t.Fatalf("GET %s: the request did not reach the upstream as expected: %v", path, got)
+		}
+		if v := got["Cookie"]; len(v) != 1 || v[0] != want {
+			t.Errorf("GET %s (status %d): Cookie at the upstream = %q, want only theirs=1", path, res.StatusCode, v)
 		}
 		for k, v := range got {
 			f := strings.ToLower(k)

@@ -350,7 +350,11 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 		return err
 	}
 	m.mark = guardMark(m.handler.FoldedHeaderPrefix())
-	m.prefixes = configPrefixes.add(ctx, m.handler.FoldedHeaderPrefix())
+	webCookie := ""
+	if web != nil {
+		webCookie = web.Cookies.Name
+	}
+	m.prefixes = configPrefixes.add(ctx, m.handler.FoldedHeaderPrefix(), webCookie)
 	m.live = newLiveApp(m.handler, st)
 	liveApps.add(m.live)
 	return nil

@@ -9,15 +9,17 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/wxauth/caddy-wechat-auth/internal/handler"
+	"github.com/wxauth/caddy-wechat-auth/internal/websession"
 )
 
 // configPrefixes holds, for each loaded config, the identity header
-// prefixes of all its wechat_auth and wechat_auth_strip handlers. A guard
-// that fails with `errors caddy` removes them all before the request goes
-// to the site's handle_errors routes: Caddy sorts the wechat_auth
+// prefixes and the web session cookie names of all its wechat_auth
+// handlers. A guard that fails with `errors caddy` removes those headers
+// and cookies before the request goes to the site's handle_errors routes: Caddy sorts the wechat_auth
 // directives' guards ahead of their strip steps, so when the first guard
 // fails, the strip steps of the other prefixes have not run, and
-// handle_errors may proxy to an upstream that trusts one of them.
+// handle_errors may proxy to an upstream that trusts one of them (or
+// should never see a session's cookies).
 var configPrefixes = &prefixRegistry{sets: make(map[any]*prefixSet)}
 
 // prefixRegistry maps a config (the metrics registry Caddy makes for
@@ -27,10 +29,12 @@ type prefixRegistry struct {
 	sets map[any]*prefixSet
 }
 
-// prefixSet is the folded identity header prefixes of one config.
+// prefixSet is the folded identity header prefixes and the web cookie
+// names of one config.
 type prefixSet struct {
-	refs   int                      // handlers holding it; guarded by prefixRegistry.mu
-	folded atomic.Pointer[[]string] // replaced, never changed in place
+	refs    int                      // handlers holding it; guarded by prefixRegistry.mu
+	folded  atomic.Pointer[[]string] // replaced, never changed in place
+	cookies atomic.Pointer[[]string] // access cookie names of web blocks; likewise
 }
 
 // configKey is what tells one loaded config from another: nil for a
@@ -42,9 +46,10 @@ func configKey(ctx caddy.Context) any {
 	return nil
 }
 
-// add records a folded prefix for the config of ctx and returns the
-// config's set; the caller releases it with release at Cleanup.
-func (p *prefixRegistry) add(ctx caddy.Context, folded string) *prefixSet {
+// add records a folded prefix, and the access cookie name of a web block
+// unless it is empty, for the config of ctx and returns the config's set;
+// the caller releases it with release at Cleanup.
+func (p *prefixRegistry) add(ctx caddy.Context, folded, cookie string) *prefixSet {
 	key := configKey(ctx)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -52,16 +57,26 @@ func (p *prefixRegistry) add(ctx caddy.Context, folded string) *prefixSet {
 	if key == nil || s == nil {
 		s = new(prefixSet)
 		s.folded.Store(&[]string{})
+		s.cookies.Store(&[]string{})
 		if key != nil {
 			p.sets[key] = s
 		}
 	}
 	s.refs++
-	if old := *s.folded.Load(); !slices.Contains(old, folded) {
-		next := append(slices.Clip(old), folded)
-		s.folded.Store(&next)
+	addTo(&s.folded, folded)
+	if cookie != "" {
+		addTo(&s.cookies, cookie)
 	}
 	return s
+}
+
+// addTo adds v to the list l points to, if it is not there yet, by
+// replacing the list.
+func addTo(l *atomic.Pointer[[]string], v string) {
+	if old := *l.Load(); !slices.Contains(old, v) {
+		next := append(slices.Clip(old), v)
+		l.Store(&next)
+	}
 }
 
 // release lets go of a set add returned; the last release forgets it.
@@ -81,10 +96,14 @@ func (p *prefixRegistry) release(s *prefixSet) {
 	}
 }
 
-// strip removes from hdr every header with one of the config's prefixes.
+// strip removes from hdr every header with one of the config's prefixes,
+// and the session cookies of the config's web blocks.
 func (s *prefixSet) strip(hdr http.Header) {
 	if s == nil {
 		return
+	}
+	for _, name := range *s.cookies.Load() {
+		websession.Cookies{Name: name}.Strip(hdr)
 	}
 	prefixes := *s.folded.Load()
 	for k := range hdr {
