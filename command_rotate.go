@@ -106,12 +106,20 @@ database is opened directly: a bbolt file only while no server uses it
 			}
 			defer st.Close()
 			out := cmd.ErrOrStderr()
+			found := false
 			for _, name := range handler.GeneratedSecretNames {
 				res, err := to.RotateSecret(cmd.Context(), st, app, name, handler.GeneratedSecretSize, from)
 				if err != nil {
 					return fmt.Errorf("rotating the secrets of app %s: %w", app, err)
 				}
+				found = found || res != handler.RotateAbsent
 				fmt.Fprintf(out, "app %s: %s: %s\n", app, name, res)
+			}
+			if !found {
+				// Most likely a mistyped --app or the wrong --db: saying
+				// "tokens stay valid" would send the operator on to give
+				// every instance a new app_secret they then refuse.
+				return fmt.Errorf("no generated secrets of app %s in this database: nothing was rotated; check --app and --db (an app that never started has none, and needs no rotation)", app)
 			}
 			if discard {
 				fmt.Fprintln(out, "the keys were replaced: restart every instance with the new app_secret; access tokens signed with the old generated key are refused")

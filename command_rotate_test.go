@@ -85,6 +85,13 @@ func TestRotateSecretCommand(t *testing.T) {
 	if _, _, err := runCmd(t, newRotateSecretCommand, "", "--db", filepath.Join(dir, "missing.db"), "--app", app, "--old-secret-env", "ROTATE_OLD", "--new-secret-env", "ROTATE_NEW"); err == nil || !strings.Contains(err.Error(), "missing.db") {
 		t.Errorf("missing db: err = %v", err)
 	}
+	// An app id the database has no secrets of (a typo, or the wrong
+	// database) is an error, not a rotation that did nothing: the operator
+	// would then give every instance the new app_secret, and they would
+	// refuse to start.
+	if _, _, err := runCmd(t, newRotateSecretCommand, "", "--db", path, "--app", app+"x", "--old-secret-env", "ROTATE_OLD", "--new-secret-env", "ROTATE_NEW"); err == nil || !strings.Contains(err.Error(), "no generated secrets of app "+app+"x") {
+		t.Errorf("unknown app: err = %v", err)
+	}
 	// Nothing above wrote anything: the old app secret still opens them.
 	if got := openSecrets(t, path, app, "old-app-secret", nil); !bytes.Equal(got[handler.SecretSigningKey], before[handler.SecretSigningKey]) {
 		t.Fatal("a refused rotation changed the keys")

@@ -79,6 +79,10 @@ var forged = map[string]string{
 	"X_App_B_OpenID":   "o_forged",
 	"X-Not-Identity":   "kept",
 	"X_Not_Identity":   "kept_too",
+	// PHP and other CGI-style backends fold '.' as they fold '-' and '_'.
+	"X.WeChat.User.ID": "1",
+	"X.App.B.OpenID":   "o_forged_dot",
+	"X.Not.Identity":   "kept_dot",
 }
 
 // getEcho sends GET path with the forged headers (names exactly as
@@ -115,9 +119,10 @@ func getEcho(t *testing.T, e *e2e, path string, hdr map[string]string) map[strin
 // reach the upstream on any path of the site: outside both matchers, and
 // inside one matcher where the other block's prefix is forged, while the
 // headers the guard sets do arrive. Caddy drops request headers with '_'
-// unless the server lists them in expected_underscore_headers (and then
-// drops their '-' spelling), so the '-' spelling is shown with the
-// default server and the '_' spelling with one that lets it in.
+// or '.' unless the server lists them in expected_underscore_headers or
+// expected_dot_headers (and then drops their '-' spelling), so the '-'
+// spelling is shown with the default server and the '_' and '.'
+// spellings with servers that let them in.
 func TestE2EStripOutsideMatcher(t *testing.T) {
 	up := echoUpstream(t)
 	e := newE2E(t, "")
@@ -127,6 +132,7 @@ func TestE2EStripOutsideMatcher(t *testing.T) {
 	}{
 		{"dash", "", "-"},
 		{"underscore", "expected_underscore_headers x_wechat_* x_app_b_* x_not_*", "_"},
+		{"dot", "expected_dot_headers x.wechat.* x.app.b.* x.not.*", "."},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e.loadRaw(stripConfig(filepath.Dir(e.db), up.URL, c.servers))
@@ -140,7 +146,7 @@ func TestE2EStripOutsideMatcher(t *testing.T) {
 // separator of the names this server lets in.
 func checkStripped(t *testing.T, e *e2e, spelling string) {
 	identity := func(k string) bool {
-		f := strings.ReplaceAll(strings.ToLower(k), "_", "-")
+		f := strings.NewReplacer("_", "-", ".", "-").Replace(strings.ToLower(k))
 		return strings.HasPrefix(f, "x-wechat-") || strings.HasPrefix(f, "x-app-b-")
 	}
 	noIdentity := func(t *testing.T, got map[string][]string, guardSet ...string) {

@@ -183,10 +183,11 @@ type WeChatAuth struct {
 	webClients []*wechat.Client // the web block's OAuth clients
 	db         *sharedDB
 	dbKey      string
-	limitKey   string // key of the shared login rate limiter, if any
-	mark       string // request variable telling wechat_auth_strip this handler ran
-	cookieVar  string // request variable where wechat_auth_strip keeps this block's web cookies
-	decoder    bool   // holds a reference to the shared avatar decoder
+	limitKey   string     // key of the shared login rate limiter, if any
+	mark       string     // request variable telling wechat_auth_strip this handler ran
+	cookieVar  string     // request variable where wechat_auth_strip keeps this block's web cookies
+	prefixes   *prefixSet // the identity header prefixes of every handler of the config
+	decoder    bool       // holds a reference to the shared avatar decoder
 	logger     *zap.Logger
 }
 
@@ -349,6 +350,11 @@ func (m *WeChatAuth) Provision(ctx caddy.Context) error {
 		return err
 	}
 	m.mark = guardMark(m.handler.FoldedHeaderPrefix())
+	webCookie := ""
+	if web != nil {
+		webCookie = web.Cookies.Name
+	}
+	m.prefixes = configPrefixes.add(ctx, m.handler.FoldedHeaderPrefix(), webCookie)
 	m.live = newLiveApp(m.handler, st)
 	liveApps.add(m.live)
 	return nil
@@ -615,6 +621,8 @@ func (m *WeChatAuth) Cleanup() error {
 		c.CloseIdleConnections()
 	}
 	m.webClients = nil
+	configPrefixes.release(m.prefixes)
+	m.prefixes = nil
 	if m.limitKey != "" {
 		_, _ = limiterPool.Delete(m.limitKey)
 		m.limitKey = ""
@@ -646,6 +654,9 @@ func (m *WeChatAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 	}
 	res, c, err := m.handler.Serve(w, r)
 	if err != nil {
+		// The request goes to handle_errors, which may proxy it, before
+		// the strip steps of the config's other prefixes have run.
+		m.prefixes.strip(r.Header)
 		status := http.StatusUnauthorized
 		var he *handler.Error
 		if errors.As(err, &he) && he.Status != 0 {

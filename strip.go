@@ -20,8 +20,9 @@ func init() {
 // so that no request of the site reaches an upstream with a forged
 // X-WeChat-User-ID, including requests the wechat_auth handler's matcher
 // does not send to the guard. A header is removed when its name,
-// lower-cased with '_' read as '-', starts with the prefix: both
-// X-WeChat-User-ID and X_WeChat_User_ID go.
+// lower-cased with '_' and '.' read as '-' (as CGI-style backends such as
+// PHP read them), starts with the prefix: X-WeChat-User-ID,
+// X_WeChat_User_ID and X.WeChat.User.ID all go.
 //
 // The wechat_auth Caddyfile directive adds one ahead of its route, with no
 // matcher. In JSON, put it first in the site's routes (no matcher), once
@@ -53,7 +54,7 @@ type Strip struct {
 	// (cookies are left alone).
 	Cookie string `json:"cookie,omitempty"`
 
-	prefix  string // folded: lower-case, '_' as '-'
+	prefix  string // folded: lower-case, '_' and '.' as '-'
 	cookies websession.Cookies
 }
 

@@ -30,6 +30,7 @@ func TestStripServeHTTP(t *testing.T) {
 	hdr := map[string]string{
 		"X-Wechat-User-Id": "1",
 		"X_WeChat_User_ID": "1",
+		"X.WeChat.OpenID":  "o",
 		"x-wechat-role":    "admin",
 		"X-WECHAT-":        "bare prefix",
 		"X-Auth-User-Id":   "2",
@@ -50,12 +51,12 @@ func TestStripServeHTTP(t *testing.T) {
 		{
 			name:   "custom prefix",
 			prefix: "X-Auth-",
-			want:   []string{"X-Wechat-User-Id", "X_WeChat_User_ID", "x-wechat-role", "X-WECHAT-", "X-Wechat", "X-Other"},
+			want:   []string{"X-Wechat-User-Id", "X_WeChat_User_ID", "X.WeChat.OpenID", "x-wechat-role", "X-WECHAT-", "X-Wechat", "X-Other"},
 		},
 		{
 			name:   "prefix given with an underscore",
 			prefix: "x_auth_",
-			want:   []string{"X-Wechat-User-Id", "X_WeChat_User_ID", "x-wechat-role", "X-WECHAT-", "X-Wechat", "X-Other"},
+			want:   []string{"X-Wechat-User-Id", "X_WeChat_User_ID", "X.WeChat.OpenID", "x-wechat-role", "X-WECHAT-", "X-Wechat", "X-Other"},
 		},
 		{
 			// A wechat_auth handler with prefix X-Auth- served the request:

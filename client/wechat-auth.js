@@ -410,9 +410,15 @@ function createClient(options) {
   }
 
   function clearAuth() {
+    // The refresh token first: if the mini-program is killed between two
+    // removals, what is left must not bring the session back.
+    var order = ['refreshToken'];
     for (var k in KEYS) {
+      if (k !== 'refreshToken') order.push(k);
+    }
+    for (var i = 0; i < order.length; i++) {
       try {
-        api.removeStorageSync(key(k));
+        api.removeStorageSync(key(order[i]));
       } catch (e) {
         // Best effort: a key that cannot be removed is overwritten next time.
       }

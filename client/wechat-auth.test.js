@@ -492,6 +492,34 @@ test('a refresh stores the new refresh token before anything else', T, async () 
   assert.deepEqual(server.calls.filter((c) => c.path === '/wx/refresh').map((c) => c.data), [{ refresh_token: 'rt-2' }]);
 });
 
+test('logout removes the refresh token before anything else', T, async () => {
+  const { client, server, wx, clock } = await loggedIn({ autoLogin: false });
+  // Snapshots of the storage after every removal: a mini-program killed
+  // between two removals restarts with one of them.
+  const snapshots = [];
+  const remove = wx.removeStorageSync;
+  wx.removeStorageSync = (k) => {
+    remove(k);
+    snapshots.push(new Map(wx.storage));
+  };
+  await client.logout();
+  assert.ok(snapshots.length >= 2);
+  for (const snap of snapshots) {
+    assert.ok(!snap.has('wechat_auth_refresh_token'), 'a refresh token is never left behind by a logout');
+  }
+
+  // Killed right after the first removal: the restarted client cannot
+  // bring the session back with a refresh.
+  const wx2 = fakeWx(server);
+  wx2.storage = new Map(snapshots[0]);
+  const restarted = createClient({ baseURL: BASE, wx: wx2, now: clock.now, autoLogin: false });
+  clock.advance(901 * 1000);
+  server.calls.length = 0;
+  await restarted.request({ url: '/a' }).catch(() => {});
+  assert.equal(server.count('/wx/refresh'), 0, 'no refresh with a token the user logged out of');
+  assert.equal(restarted.isLoggedIn(), false);
+});
+
 test('onAuthChange reports login, refresh, logout and relogin without tokens, and unsubscribes', T, async () => {
   const { client, server, clock } = setup();
   const events = [];

@@ -60,8 +60,8 @@ var (
 	errRevoked = errors.New("session revoked")
 )
 
-// stripHeaders removes every header whose name, lower-cased with '_' read
-// as '-', starts with the identity header prefix, so a client can never
+// stripHeaders removes every header whose name, lower-cased with '_' and
+// '.' read as '-', starts with the identity header prefix, so a client can never
 // pass an identity to the upstream.
 func (h *Handler) stripHeaders(hdr http.Header) {
 	for k := range hdr {
@@ -71,7 +71,7 @@ func (h *Handler) stripHeaders(hdr http.Header) {
 	}
 }
 
-// foldHeaderName lower-cases s and reads '_' as '-'.
+// foldHeaderName lower-cases s and reads '_' and '.' as '-'.
 func foldHeaderName(s string) string {
 	b := []byte(s)
 	for i, c := range b {
@@ -84,7 +84,9 @@ func foldByte(c byte) byte {
 	switch {
 	case c >= 'A' && c <= 'Z':
 		return c + ('a' - 'A')
-	case c == '_':
+	case c == '_' || c == '.':
+		// CGI-style backends (PHP's $_SERVER) read X_WeChat_User_ID and
+		// X.WeChat.User.ID as X-WeChat-User-ID.
 		return '-'
 	}
 	return c

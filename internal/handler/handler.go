@@ -122,7 +122,7 @@ type Handler struct {
 	now       func() time.Time
 	log       *zap.Logger
 	endpoints map[string]func(http.ResponseWriter, *http.Request) *Error
-	prefix    string // lower-case header prefix, '_' as '-'
+	prefix    string // lower-case header prefix, '_' and '.' as '-'
 	hdrUserID string // canonical identity header names
 	hdrOpenID string
 	hdrUnion  string

@@ -1,11 +1,11 @@
 package handler
 
 // FoldHeaderPrefix returns an identity header prefix in the form
-// HasHeaderPrefix compares with: lower-cased, with '_' read as '-'.
+// HasHeaderPrefix compares with: lower-cased, with '_' and '.' read as '-'.
 func FoldHeaderPrefix(prefix string) string { return foldHeaderName(prefix) }
 
 // HasHeaderPrefix reports whether the header name, lower-cased with '_'
-// read as '-', starts with folded (a FoldHeaderPrefix result). It does not
+// and '.' read as '-', starts with folded (a FoldHeaderPrefix result). It does not
 // allocate.
 func HasHeaderPrefix(name, folded string) bool { return hasFoldedPrefix(name, folded) }
 
