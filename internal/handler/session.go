@@ -163,15 +163,27 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) *Error {
 
 	// A session that has ended may log out again (idempotent), but it no
 	// longer speaks for its user: "all" is honoured only from a live one.
-	if bool(req.All) && !ended && !h.cfg.Revocations.Revoked(sid) {
-		ss, err := h.cfg.Store.RevokeUserSessions(ctx, h.cfg.AppID, uid, store.ReasonLogoutAll, now)
-		if err != nil {
-			return internalError(fmt.Errorf("revoking sessions: %w", err))
+	// From an ended session it is answered 200 only when that session was
+	// ended by a logout everywhere (a client repeating one); otherwise the
+	// answer must not claim that the user's other sessions ended.
+	var allRefused bool
+	if bool(req.All) {
+		if !ended && !h.cfg.Revocations.Revoked(sid) {
+			ss, err := h.cfg.Store.RevokeUserSessions(ctx, h.cfg.AppID, uid, store.ReasonLogoutAll, now)
+			if err != nil {
+				return internalError(fmt.Errorf("revoking sessions: %w", err))
+			}
+			for _, s := range ss {
+				h.markRevoked(s)
+			}
+			h.metrics.Revoked(store.ReasonLogoutAll, len(ss))
+		} else {
+			s, err := h.cfg.Store.Session(ctx, h.cfg.AppID, sid)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return internalError(fmt.Errorf("reading session: %w", err))
+			}
+			allRefused = err != nil || s.RevokeReason != store.ReasonLogoutAll
 		}
-		for _, s := range ss {
-			h.markRevoked(s)
-		}
-		h.metrics.Revoked(store.ReasonLogoutAll, len(ss))
 	}
 	listed := h.cfg.Revocations.Revoked(sid)
 	s, err := h.cfg.Store.RevokeSession(ctx, h.cfg.AppID, sid, store.ReasonLogout, now)
@@ -185,6 +197,9 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) *Error {
 		h.metrics.Revoked(store.ReasonLogout, 1) // revoked by this call
 	}
 	h.markRevoked(s)
+	if allRefused {
+		return invalidGrant("this session has ended, so it cannot log out the user's other sessions: log in again to log out everywhere")
+	}
 	writeJSON(w, http.StatusOK, struct {
 		Status string `json:"status"`
 	}{"success"})

@@ -192,9 +192,18 @@ func TestLogoutAllNeedsALiveSession(t *testing.T) {
 	want(t, hs.refresh(rt), 401, CodeInvalidGrant) // reuse: the session ends
 	fresh, freshRT := hs.login("o1")
 
-	want(t, hs.call("POST", "/wx/logout", `{"all":true}`, "Authorization", "Bearer "+stolen), 200, "")
+	// The ended session cannot end the others, and the answer says so
+	// instead of a success the client would take for "logged out
+	// everywhere"; a plain logout of it is still idempotent.
+	want(t, hs.call("POST", "/wx/logout", `{"all":true}`, "Authorization", "Bearer "+stolen), 401, CodeInvalidGrant)
+	want(t, hs.call("POST", "/wx/logout", `{}`, "Authorization", "Bearer "+stolen), 200, "")
 	want(t, hs.guard(fresh), 200, "")
 	want(t, hs.refresh(freshRT), 200, "")
+
+	// A logout everywhere repeated (its answer lost) is answered as it was.
+	want(t, hs.call("POST", "/wx/logout", `{"all":true}`, "Authorization", "Bearer "+fresh), 200, "")
+	want(t, hs.call("POST", "/wx/logout", `{"all":true}`, "Authorization", "Bearer "+fresh), 200, "")
+	want(t, hs.guard(fresh), 401, CodeInvalidToken)
 }
 
 // TestLogoutRefreshTokenMustBeCurrent: only the session's current refresh
