@@ -11,10 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"go.uber.org/zap"
 
@@ -26,12 +24,6 @@ const maxResponseBytes = 1 << 20
 
 // maxCodeBytes bounds a login code; the platforms' codes are far shorter.
 const maxCodeBytes = 512
-
-// maxMessageBytes bounds a platform's error text as kept in errors and logs.
-const maxMessageBytes = 256
-
-// maxRetryAfter caps a Retry-After the platform asks for.
-const maxRetryAfter = 10 * time.Minute
 
 // caller is the HTTP plumbing the non-WeChat exchangers share: one attempt
 // within the timeout, the size limit, the mapping of transport failures and
@@ -206,11 +198,11 @@ func (c *caller) attempt(parent context.Context, req *request, parse parser) (*S
 	case resp.StatusCode >= 500:
 		e := c.errorf(req.api, ErrUnavailable, fmt.Sprintf("http status %d", resp.StatusCode), nil)
 		e.busy = true
-		e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+		e.RetryAfter = wechat.ParseRetryAfter(resp.Header.Get("Retry-After"), c.now())
 		return nil, e
 	case resp.StatusCode == http.StatusTooManyRequests:
 		e := c.errorf(req.api, ErrRateLimited, "http status 429", nil)
-		e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+		e.RetryAfter = wechat.ParseRetryAfter(resp.Header.Get("Retry-After"), c.now())
 		return nil, e
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
@@ -237,7 +229,7 @@ func (c *caller) transportError(parent context.Context, req *request, err error)
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 		return c.errorf(req.api, ErrUnavailable, fmt.Sprintf("no answer within %v", c.timeout), context.DeadlineExceeded)
 	}
-	return c.errorf(req.api, ErrUnavailable, "request failed", errors.New(sanitize(err.Error(), req.secrets)))
+	return c.errorf(req.api, ErrUnavailable, "request failed", errors.New(wechat.Sanitize(err.Error(), req.secrets)))
 }
 
 // errorf builds an *Error of this caller's platform.
@@ -247,7 +239,7 @@ func (c *caller) errorf(api string, kind error, detail string, cause error) *Err
 
 // apiError builds the *Error of an error code the platform answered with.
 func (c *caller) apiError(api string, kind error, code, msg string, secrets []string) *Error {
-	return &Error{Platform: c.platform, API: api, Kind: kind, Code: code, Message: sanitize(msg, append(secrets, c.secret))}
+	return &Error{Platform: c.platform, API: api, Kind: kind, Code: code, Message: wechat.Sanitize(msg, append(secrets, c.secret))}
 }
 
 // notJSON is the error of an answer that is not the expected JSON; the
@@ -255,7 +247,7 @@ func (c *caller) apiError(api string, kind error, code, msg string, secrets []st
 func (c *caller) notJSON(api string, status int, err error) *Error {
 	d := "answer is not the expected JSON"
 	if err != nil {
-		d += " (" + jsonErrorKind(err) + ")"
+		d += " (" + wechat.JSONErrorKind(err) + ")"
 	}
 	if status != http.StatusOK {
 		d += fmt.Sprintf(", http status %d", status)
@@ -288,67 +280,6 @@ func (c *caller) checkCode(api, code string) error {
 		return c.errorf(api, ErrInvalidCode, fmt.Sprintf("code longer than %d bytes", maxCodeBytes), nil)
 	}
 	return nil
-}
-
-// jsonErrorKind names a JSON decoding failure without quoting input.
-func jsonErrorKind(err error) string {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		return fmt.Sprintf("syntax error at offset %d", se.Offset)
-	case errors.As(err, &te):
-		return fmt.Sprintf("field %q has the wrong type", te.Field)
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return "unexpected end"
-	default:
-		return "undecodable"
-	}
-}
-
-// sanitize bounds text from the platform, removes control characters and
-// replaces every non-empty secret with "[redacted]".
-func sanitize(s string, secrets []string) string {
-	for _, sec := range secrets {
-		if sec != "" {
-			s = strings.ReplaceAll(s, sec, "[redacted]")
-		}
-	}
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == unicode.ReplacementChar {
-			return -1
-		}
-		return r
-	}, s)
-	if len(s) > maxMessageBytes {
-		s = strings.ToValidUTF8(s[:maxMessageBytes], "") + "…"
-	}
-	return s
-}
-
-// parseRetryAfter reads a Retry-After header in seconds or as an HTTP date;
-// 0 when absent, unparsable or not in the future.
-func parseRetryAfter(h string, now time.Time) time.Duration {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return 0
-	}
-	var d time.Duration
-	if secs, err := strconv.ParseInt(h, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		if secs > int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		d = time.Duration(secs) * time.Second
-	} else if t, err := http.ParseTime(h); err == nil {
-		d = t.Sub(now)
-	}
-	if d <= 0 {
-		return 0
-	}
-	return min(d, maxRetryAfter)
 }
 
 // decodeKey decodes a base64 session_key and checks its length; its error

@@ -312,11 +312,11 @@ func (c *Client) attempt(parent context.Context, req *request, out response) err
 	case resp.StatusCode >= 500:
 		return c.fail(req.api, &httpError{api: req.api, kind: ErrUnavailable,
 			detail:     fmt.Sprintf("http status %d", resp.StatusCode),
-			retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), c.now())})
+			retryAfter: ParseRetryAfter(resp.Header.Get("Retry-After"), c.now())})
 	case resp.StatusCode == http.StatusTooManyRequests:
 		return c.fail(req.api, &httpError{api: req.api, kind: ErrRateLimited,
 			detail:     fmt.Sprintf("http status %d", resp.StatusCode),
-			retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), c.now())})
+			retryAfter: ParseRetryAfter(resp.Header.Get("Retry-After"), c.now())})
 	default:
 		return c.fail(req.api, &httpError{api: req.api, kind: ErrBadResponse,
 			detail: fmt.Sprintf("unexpected http status %d", resp.StatusCode)})
@@ -333,11 +333,11 @@ func (c *Client) attempt(parent context.Context, req *request, out response) err
 	if err := json.Unmarshal(raw, out); err != nil {
 		// The decoder's message may quote the body; keep only its kind.
 		return c.fail(req.api, &httpError{api: req.api, kind: ErrBadResponse,
-			detail: "answer is not the expected JSON (" + jsonErrorKind(err) + ")"})
+			detail: "answer is not the expected JSON (" + JSONErrorKind(err) + ")"})
 	}
 	st := out.status()
 	if st.ErrCode != 0 {
-		return c.fail(req.api, &APIError{API: req.api, Code: st.ErrCode, Message: sanitize(st.ErrMsg, req.secrets)})
+		return c.fail(req.api, &APIError{API: req.api, Code: st.ErrCode, Message: Sanitize(st.ErrMsg, req.secrets)})
 	}
 	if ce := c.log.Check(zap.DebugLevel, "wechat api call"); ce != nil {
 		ce.Write(zap.String("api", req.api), zap.Duration("duration", c.now().Sub(start)))
@@ -362,7 +362,7 @@ func (c *Client) transportError(parent context.Context, req *request, err error)
 		return &httpError{api: api, kind: ErrUnavailable,
 			detail: fmt.Sprintf("no answer within %v", c.timeout), cause: context.DeadlineExceeded}
 	}
-	return &httpError{api: api, kind: ErrUnavailable, detail: "request failed", cause: errors.New(sanitize(err.Error(), req.secrets))}
+	return &httpError{api: api, kind: ErrUnavailable, detail: "request failed", cause: errors.New(Sanitize(err.Error(), req.secrets))}
 }
 
 func isTimeout(err error) bool {
@@ -400,8 +400,8 @@ func (c *Client) logRetry(api string) {
 	}
 }
 
-// jsonErrorKind names a JSON decoding failure without quoting input.
-func jsonErrorKind(err error) string {
+// JSONErrorKind names a JSON decoding failure without quoting input.
+func JSONErrorKind(err error) string {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	switch {
@@ -409,16 +409,16 @@ func jsonErrorKind(err error) string {
 		return fmt.Sprintf("syntax error at offset %d", se.Offset)
 	case errors.As(err, &te):
 		return fmt.Sprintf("field %q has the wrong type", te.Field)
-	case errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return "unexpected end"
 	default:
 		return "undecodable"
 	}
 }
 
-// sanitize bounds text from WeChat or the network, removes control
+// Sanitize bounds text from WeChat, another platform or the network, removes control
 // characters and replaces every non-empty secret with "[redacted]".
-func sanitize(s string, secrets []string) string {
+func Sanitize(s string, secrets []string) string {
 	for _, sec := range secrets {
 		if sec != "" {
 			s = strings.ReplaceAll(s, sec, "[redacted]")

@@ -176,9 +176,9 @@ func (e *httpError) Unwrap() []error {
 	return []error{e.kind, e.cause}
 }
 
-// parseRetryAfter reads a Retry-After header given in seconds or as an
+// ParseRetryAfter reads a Retry-After header given in seconds or as an
 // HTTP date; it returns 0 when absent, unparsable or not in the future.
-func parseRetryAfter(h string, now time.Time) time.Duration {
+func ParseRetryAfter(h string, now time.Time) time.Duration {
 	h = strings.TrimSpace(h)
 	if h == "" {
 		return 0
