@@ -73,6 +73,14 @@ func TestHeaderBoundsEachSide(t *testing.T) {
 			t.Errorf("JPEG header %d×%d: %v, want %v", tc.w, tc.h, err, tc.want)
 		}
 	}
+	// GIF's decoder reports a logical screen of 0 pixels without an error.
+	for _, wh := range [][2]byte{{0, 30}, {40, 0}} {
+		g := animatedGIF(t)
+		g[6], g[7], g[8], g[9] = wh[0], 0, wh[1], 0 // logical screen width, height (little-endian)
+		if _, _, err := Check(g); !errors.Is(err, ErrBroken) {
+			t.Errorf("GIF screen %d×%d: %v, want ErrBroken", wh[0], wh[1], err)
+		}
+	}
 	f, cfg, err := Check(jpegClaiming(t, MaxSide, MaxSide))
 	if err != nil || f != JPEG || cfg.Width != MaxSide || cfg.Height != MaxSide {
 		t.Fatalf("JPEG header %d×%d: %s %d×%d %v, want it accepted", MaxSide, MaxSide, f, cfg.Width, cfg.Height, err)
@@ -91,12 +99,20 @@ func TestDecodeSlots(t *testing.T) {
 	} {
 		p := NewProcessor(tc.asked)
 		for i := 0; i < tc.slots-1; i++ {
-			p.slots <- struct{}{}
+			select {
+			case p.slots <- struct{}{}:
+			default:
+				t.Fatalf("NewProcessor(%d) has %d slots, want %d", tc.asked, i, tc.slots)
+			}
 		}
 		if _, err := p.Process(context.Background(), data); err != nil {
 			t.Errorf("NewProcessor(%d) with %d decodes running: %v, want one more allowed", tc.asked, tc.slots-1, err)
 		}
-		p.slots <- struct{}{}
+		select {
+		case p.slots <- struct{}{}:
+		default:
+			t.Fatalf("NewProcessor(%d) has %d slots, want %d", tc.asked, tc.slots-1, tc.slots)
+		}
 		if _, err := p.Process(context.Background(), data); !errors.Is(err, ErrBusy) {
 			t.Errorf("NewProcessor(%d) with %d decodes running: %v, want ErrBusy", tc.asked, tc.slots, err)
 		}
@@ -160,36 +176,47 @@ func TestFitRounding(t *testing.T) {
 }
 
 // TestScaleKeepsWholeImage: an image over OutSide is scaled, never cropped,
-// also when only its long side changes: the right edge of a 600×3 image,
-// blue beyond x=540 and red before, is blue in the 512×3 avatar.
+// also when only its long side changes: the far edge of a 600×3 (or 3×600)
+// image, blue from 540 on and red before, is blue in the 512×3 avatar.
 func TestScaleKeepsWholeImage(t *testing.T) {
-	src := image.NewRGBA(image.Rect(0, 0, 600, 3))
-	for y := 0; y < 3; y++ {
-		for x := 0; x < 600; x++ {
-			c := color.RGBA{255, 0, 0, 255}
-			if x >= 540 {
-				c = color.RGBA{0, 0, 255, 255}
+	for _, tall := range []bool{false, true} {
+		// Long side 600, short side 3; blue from 540 on along the long side.
+		at := func(long, short int) (x, y int) {
+			if tall {
+				return short, long
 			}
-			src.Set(x, y, c)
+			return long, short
 		}
-	}
-	im, err := NewProcessor(1).Process(context.Background(), encodePNG(t, src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if im.Width != OutSide || im.Height != 3 {
-		t.Fatalf("avatar is %d×%d, want %d×3", im.Width, im.Height, OutSide)
-	}
-	m, err := jpeg.Decode(bytes.NewReader(im.Data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, _, b, _ := m.At(OutSide-1, 1).RGBA()
-	if b>>8 < 180 || r>>8 > 80 {
-		t.Fatalf("right edge is r=%d b=%d; want blue (the image was cropped, not scaled)", r>>8, b>>8)
-	}
-	r, _, b, _ = m.At(0, 1).RGBA()
-	if r>>8 < 180 || b>>8 > 80 {
-		t.Fatalf("left edge is r=%d b=%d; want red", r>>8, b>>8)
+		w, h := at(600, 3)
+		src := image.NewRGBA(image.Rect(0, 0, w, h))
+		for l := 0; l < 600; l++ {
+			for s := 0; s < 3; s++ {
+				c := color.RGBA{255, 0, 0, 255}
+				if l >= 540 {
+					c = color.RGBA{0, 0, 255, 255}
+				}
+				x, y := at(l, s)
+				src.Set(x, y, c)
+			}
+		}
+		im, err := NewProcessor(1).Process(context.Background(), encodePNG(t, src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ww, wh := at(OutSide, 3); im.Width != ww || im.Height != wh {
+			t.Fatalf("tall %v: avatar is %d×%d, want %d×%d", tall, im.Width, im.Height, ww, wh)
+		}
+		m, err := jpeg.Decode(bytes.NewReader(im.Data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _, b, _ := m.At(at(OutSide-1, 1)).RGBA()
+		if b>>8 < 180 || r>>8 > 80 {
+			t.Fatalf("tall %v: far edge is r=%d b=%d; want blue (the image was cropped, not scaled)", tall, r>>8, b>>8)
+		}
+		r, _, b, _ = m.At(at(0, 1)).RGBA()
+		if r>>8 < 180 || b>>8 > 80 {
+			t.Fatalf("tall %v: near edge is r=%d b=%d; want red", tall, r>>8, b>>8)
+		}
 	}
 }
