@@ -177,3 +177,113 @@ func TestGuardMarkAllocations(t *testing.T) {
 		t.Fatal("the mark was not set")
 	}
 }
+
+// TestStripValidate: Validate alone refuses a prefix or cookie name that
+// can never work, and leaves those with placeholders to Provision.
+func TestStripValidate(t *testing.T) {
+	for _, tt := range []struct {
+		s       Strip
+		wantErr string
+	}{
+		{s: Strip{}},
+		{s: Strip{HeaderPrefix: "X-Auth-"}},
+		{s: Strip{HeaderPrefix: "X_Auth_", Cookie: "wa"}},
+		{s: Strip{HeaderPrefix: "{env.PREFIX}", Cookie: "{env.COOKIE}"}},
+		{s: Strip{HeaderPrefix: "X Bad"}, wantErr: "header_prefix"},
+		{s: Strip{HeaderPrefix: "X-Bad:"}, wantErr: "header_prefix"},
+		{s: Strip{Cookie: "wa;x"}, wantErr: "not a cookie name"},
+		{s: Strip{Cookie: "w a"}, wantErr: "not a cookie name"},
+	} {
+		err := tt.s.Validate()
+		if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("Validate(%+v) = %v, want error %q", tt.s, err, tt.wantErr)
+		}
+	}
+	t.Setenv("WECHAT_AUTH_TEST_COOKIE", "w;a")
+	s := &Strip{Cookie: "{env.WECHAT_AUTH_TEST_COOKIE}"}
+	if err := s.Provision(caddy.Context{}); err == nil || !strings.Contains(err.Error(), "not a cookie name") {
+		t.Errorf("Provision with a cookie placeholder resolving to %q: %v", "w;a", err)
+	}
+}
+
+// serveStrip provisions s and runs r through it, returning the Cookie
+// header values next saw.
+func serveStrip(t *testing.T, s *Strip, r *http.Request) []string {
+	t.Helper()
+	if s.prefix == "" {
+		if err := s.Provision(caddy.Context{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var seen []string
+	next := caddyhttp.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) error {
+		seen = slices.Clone(r.Header["Cookie"])
+		return nil
+	})
+	if err := s.ServeHTTP(httptest.NewRecorder(), r, next); err != nil {
+		t.Fatal(err)
+	}
+	return seen
+}
+
+// TestStripCookies: with a cookie name the strip step takes that web
+// block's three cookies off every request before the upstream, keeps every
+// other cookie, and hands the taken ones to the wechat_auth handler of that
+// name (once); without one it leaves every cookie alone.
+func TestStripCookies(t *testing.T) {
+	const key = cookieStashPrefix + "wa"
+	cookies := []string{"a=1; wa=tok; wa_refresh=ref", "wa_state=st; b=2", "wax=3"}
+	withCookies := func() *http.Request {
+		r := stripRequest(nil)
+		r.Header["Cookie"] = slices.Clone(cookies)
+		return r
+	}
+
+	r := withCookies()
+	seen := serveStrip(t, &Strip{Cookie: "wa"}, r)
+	if want := []string{"a=1", "b=2", "wax=3"}; !slices.Equal(seen, want) {
+		t.Fatalf("next saw cookies %q, want %q", seen, want)
+	}
+	if got, _ := caddyhttp.GetVar(r.Context(), key).(string); got != "wa=tok; wa_refresh=ref; wa_state=st" {
+		t.Fatalf("stashed %q", got)
+	}
+	// The handler gets them back once, beside the others.
+	unstashCookies(r, key)
+	if want := []string{"a=1", "b=2", "wax=3", "wa=tok; wa_refresh=ref; wa_state=st"}; !slices.Equal(r.Header["Cookie"], want) {
+		t.Fatalf("after unstash: %q, want %q", r.Header["Cookie"], want)
+	}
+	unstashCookies(r, key)
+	if len(r.Header["Cookie"]) != 4 {
+		t.Fatalf("a second unstash added cookies again: %q", r.Header["Cookie"])
+	}
+
+	// A second strip step of the same name, after something put a web
+	// cookie back, keeps both in the order they were taken.
+	r = withCookies()
+	s := &Strip{Cookie: "wa"}
+	serveStrip(t, s, r)
+	r.Header.Add("Cookie", "wa=second")
+	if seen := serveStrip(t, s, r); !slices.Equal(seen, []string{"a=1", "b=2", "wax=3"}) {
+		t.Fatalf("second step: next saw %q", seen)
+	}
+	if got, _ := caddyhttp.GetVar(r.Context(), key).(string); got != "wa=tok; wa_refresh=ref; wa_state=st; wa=second" {
+		t.Fatalf("stashed after two steps: %q", got)
+	}
+
+	// Without web cookies nothing is stashed and unstash adds nothing.
+	r = stripRequest(nil)
+	r.Header["Cookie"] = []string{"a=1"}
+	serveStrip(t, &Strip{Cookie: "wa"}, r)
+	unstashCookies(r, key)
+	if !slices.Equal(r.Header["Cookie"], []string{"a=1"}) {
+		t.Fatalf("no web cookies: %q", r.Header["Cookie"])
+	}
+
+	// Without a cookie name every cookie stays, even ones whose names are
+	// the suffixes of the web block's cookies.
+	r = stripRequest(nil)
+	r.Header["Cookie"] = []string{"=x; _refresh=r; _state=s; wa=tok"}
+	if seen := serveStrip(t, &Strip{}, r); !slices.Equal(seen, []string{"=x; _refresh=r; _state=s; wa=tok"}) {
+		t.Fatalf("strip without a cookie name changed the cookies to %q", seen)
+	}
+}

@@ -1,8 +1,15 @@
 package platform
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -32,7 +39,7 @@ func TestAlipayExchange(t *testing.T) {
 		{name: "success with user_id only", replies: []reply{{body: resp(`{"user_id":"2088102150477652","access_token":"t"}`)}}, openid: "2088102150477652"},
 		{name: "signature over the raw text, whitespace kept", replies: []reply{{body: resp(spaced)}}, openid: "2088000000000001"},
 		{name: "success with code 10000", replies: []reply{{body: resp(`{"code":"10000","msg":"Success","open_id":"o1"}`)}}, openid: "o1"},
-		{name: "isv.code-invalid", replies: []reply{{body: errResp(`{"code":"40002","msg":"Invalid Arguments","sub_code":"isv.code-invalid","sub_msg":"授权码code无效"}`)}}, want: ErrInvalidCode, inErr: "isv.code-invalid"},
+		{name: "isv.code-invalid", replies: []reply{{body: errResp(`{"code":"40002","msg":"Invalid Arguments","sub_code":"isv.code-invalid","sub_msg":"授权码code无效"}`)}}, want: ErrInvalidCode, inErr: "code 40002/isv.code-invalid: Invalid Arguments: 授权码code无效"},
 		{name: "20000 then success", replies: []reply{{body: errResp(`{"code":"20000","msg":"Service Currently Unavailable","sub_code":"isp.unknow-error","sub_msg":"系统繁忙"}`)}, {body: resp(okObj)}}, openid: "074a1CcTG1LelxKe4xQC0zgNdId0nxi95b5lsNpazWYoCo5", calls: 2},
 		{name: "20000 twice", replies: []reply{{body: errResp(`{"code":"20000","msg":"Service Currently Unavailable","sub_code":"isp.unknow-error"}`)}}, want: ErrUnavailable, calls: 2},
 		{name: "40005 call limit", replies: []reply{{body: errResp(`{"code":"40005","msg":"Call Limited","sub_code":"isv.app-call-limited"}`)}}, want: ErrRateLimited},
@@ -119,5 +126,111 @@ func TestParseRSAKeys(t *testing.T) {
 	}
 	if _, err := ParseRSAPublicKey(nil); err == nil {
 		t.Error("empty public key accepted")
+	}
+}
+
+// TestAlipayRefusesWeakKeys: both RSA2 keys must have at least 2048 bits.
+func TestAlipayRefusesWeakKeys(t *testing.T) {
+	app, ali := rsaKeys(t)
+	weak, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		priv *rsa.PrivateKey
+		pub  *rsa.PublicKey
+	}{
+		{"weak private key", weak, &ali.PublicKey},
+		{"weak public key", app, &weak.PublicKey},
+	} {
+		_, err := New(Config{Platform: Alipay, AppID: testAppID, AlipayPrivateKey: tc.priv, AlipayPublicKey: tc.pub})
+		if err == nil || !strings.Contains(err.Error(), "2048 bits") {
+			t.Errorf("%s: %v, want a refusal", tc.name, err)
+		}
+	}
+}
+
+// TestAlipayTopLevelMemberBound: a signed answer may have up to
+// maxTopLevelMembers members at its top level (unknown ones are ignored);
+// one more is refused before its signature is looked at.
+func TestAlipayTopLevelMemberBound(t *testing.T) {
+	_, ali := rsaKeys(t)
+	body := func(extra int) string {
+		b := signedBody(t, ali, alipayResponseNode, `{"open_id":"o"}`)
+		var more strings.Builder
+		for i := range extra {
+			fmt.Fprintf(&more, `,"x%d":%d`, i, i)
+		}
+		return strings.TrimSuffix(b, "}") + more.String() + "}"
+	}
+	runExchangeCases(t, Alipay, []exchangeCase{
+		{name: "exactly the limit", replies: []reply{{body: body(maxTopLevelMembers - 2)}}, openid: "o"},
+		{name: "one member over", replies: []reply{{body: body(maxTopLevelMembers - 1)}}, want: ErrBadResponse, inErr: "too many members"},
+	})
+}
+
+// TestParseRSAKeyForms: every form the Alipay tools hand out parses to the
+// same key; other key types and block types are refused.
+func TestParseRSAKeyForms(t *testing.T) {
+	app, _ := rsaKeys(t)
+	pemOf := func(typ string, der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}) }
+	bareOf := func(der []byte) []byte {
+		b := base64.StdEncoding.EncodeToString(der)
+		return []byte(b[:64] + "\n " + b[64:] + "\n")
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkix, err := x509.MarshalPKIXPublicKey(&app.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs1 := x509.MarshalPKCS1PrivateKey(app)
+	pkcs1Pub := x509.MarshalPKCS1PublicKey(&app.PublicKey)
+	for name, in := range map[string][]byte{
+		"PKCS #1 PEM":  pemOf("RSA PRIVATE KEY", pkcs1),
+		"PKCS #8 PEM":  pemOf("PRIVATE KEY", pkcs8),
+		"PKCS #1 bare": bareOf(pkcs1),
+		"PKCS #8 bare": bareOf(pkcs8),
+	} {
+		k, err := ParseRSAPrivateKey(in)
+		if err != nil || !k.Equal(app) {
+			t.Errorf("private key, %s: %v", name, err)
+		}
+	}
+	for name, in := range map[string][]byte{
+		"PKIX PEM":     pemOf("PUBLIC KEY", pkix),
+		"PKCS #1 PEM":  pemOf("RSA PUBLIC KEY", pkcs1Pub),
+		"PKIX bare":    bareOf(pkix),
+		"PKCS #1 bare": bareOf(pkcs1Pub),
+	} {
+		k, err := ParseRSAPublicKey(in)
+		if err != nil || !k.Equal(&app.PublicKey) {
+			t.Errorf("public key, %s: %v", name, err)
+		}
+	}
+
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecPriv, _ := x509.MarshalPKCS8PrivateKey(ec)
+	ecPub, _ := x509.MarshalPKIXPublicKey(&ec.PublicKey)
+	if _, err := ParseRSAPrivateKey(pemOf("PRIVATE KEY", ecPriv)); err == nil || !strings.Contains(err.Error(), "want an RSA private key") {
+		t.Errorf("EC private key: %v", err)
+	}
+	if _, err := ParseRSAPublicKey(pemOf("PUBLIC KEY", ecPub)); err == nil || !strings.Contains(err.Error(), "want an RSA public key") {
+		t.Errorf("EC public key: %v", err)
+	}
+	if _, err := ParseRSAPrivateKey(pemOf("PUBLIC KEY", pkix)); err == nil {
+		t.Error("a public key block parsed as a private key")
+	}
+	if _, err := ParseRSAPublicKey(pemOf("PUBLIC KEY", pkcs8)); err == nil {
+		t.Error("a private key's DER parsed as a public key")
+	}
+	if _, err := ParseRSAPrivateKey([]byte(" \n\t")); err == nil || !strings.Contains(err.Error(), "empty key") {
+		t.Errorf("blank private key: %v", err)
 	}
 }

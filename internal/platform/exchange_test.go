@@ -173,6 +173,7 @@ func TestBaiduExchange(t *testing.T) {
 		{name: "error_code other", replies: []reply{{body: `{"error_code":110,"error_msg":"Access token invalid"}`}}, want: ErrAPI},
 		{name: "16-byte key", replies: []reply{{body: `{"openid":"o","session_key":"` + key16 + `"}`}}, want: ErrBadResponse, inErr: "want 24"},
 		{name: "no openid", replies: []reply{{body: `{"session_key":"` + key24 + `"}`}}, want: ErrBadResponse, inErr: "no openid"},
+		{name: "html with 400", replies: []reply{{status: 400, body: htmlBody}}, want: ErrBadResponse, inErr: "JSON (syntax error at offset 1), http status 400"},
 		{name: "400 without error", replies: []reply{{status: 400, body: `{}`}}, want: ErrBadResponse, inErr: "status 400"},
 	}
 	runExchangeCases(t, Baidu, append(cases, commonFailures()...))

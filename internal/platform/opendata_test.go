@@ -1,8 +1,12 @@
 package platform
 
 import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/sha1"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"strings"
@@ -169,5 +173,123 @@ func TestVerifyRawSignature(t *testing.T) {
 	}
 	if VerifyRawSignature("raw2", key, good) || VerifyRawSignature("raw", key, "00") || VerifyRawSignature("raw", nil, good) {
 		t.Fatal("bad signature accepted")
+	}
+}
+
+// encryptBaiduRaw encrypts pt (a whole number of blocks, padding included
+// as the test wants it) the way Baidu does: AES-192-CBC under key.
+func encryptBaiduRaw(t *testing.T, key, pt []byte) (encryptedData, iv string) {
+	t.Helper()
+	if len(pt)%aes.BlockSize != 0 {
+		t.Fatalf("plaintext of %d bytes is not whole blocks", len(pt))
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ivb := bytes.Repeat([]byte{7}, aes.BlockSize)
+	ct := make([]byte, len(pt))
+	cipher.NewCBCEncrypter(block, ivb).CryptBlocks(ct, pt)
+	return base64.StdEncoding.EncodeToString(ct), base64.StdEncoding.EncodeToString(ivb)
+}
+
+// baiduFrame is Baidu's plaintext of data and appKey before padding.
+func baiduFrame(data, appKey string) []byte {
+	pt := make([]byte, baiduRandomBytes+baiduLengthBytes, 64)
+	binary.BigEndian.PutUint32(pt[baiduRandomBytes:], uint32(len(data)))
+	return append(append(pt, data...), appKey...)
+}
+
+// pkcs7 pads b to whole blocks.
+func pkcs7(b []byte) []byte {
+	n := aes.BlockSize - len(b)%aes.BlockSize
+	return append(b, bytes.Repeat([]byte{byte(n)}, n)...)
+}
+
+// jsonOfLen is a JSON object of exactly n bytes (n >= 8).
+func jsonOfLen(n int) string { return `{"a":"` + strings.Repeat("x", n-8) + `"}` }
+
+// TestBaiduOpenDataPadding: only strict PKCS #7 padding opens, even when
+// cutting the claimed padding would leave this app's app_key at the end.
+func TestBaiduOpenDataPadding(t *testing.T) {
+	key := []byte("0123456789abcdef01234567")
+	for _, tc := range []struct {
+		name string
+		pad  []byte
+		ok   bool
+	}{
+		{"strict 2", []byte{0x02, 0x02}, true},
+		{"strict 16", bytes.Repeat([]byte{0x10}, aes.BlockSize), true},
+		// Claims 2 bytes of padding, but only the last says 2.
+		{"pad bytes differ", []byte{0x09, 0x02}, false},
+		{"first of 16 differs", append([]byte{0x0f}, bytes.Repeat([]byte{0x10}, aes.BlockSize-1)...), false},
+		{"pad 0", []byte{0x00}, false},
+		{"pad 17", bytes.Repeat([]byte{0x11}, aes.BlockSize), false},
+	} {
+		// The data's length makes frame and pad whole blocks.
+		n := 8
+		for (baiduRandomBytes+baiduLengthBytes+n+len(testAppID)+len(tc.pad))%aes.BlockSize != 0 {
+			n++
+		}
+		data := jsonOfLen(n)
+		enc, iv := encryptBaiduRaw(t, key, append(baiduFrame(data, testAppID), tc.pad...))
+		out, err := DecryptOpenData(Baidu, key, enc, iv, testAppID)
+		switch {
+		case tc.ok && (err != nil || string(out) != data):
+			t.Errorf("%s: %s, %v; want the data", tc.name, out, err)
+		case !tc.ok && (out != nil || !errors.Is(err, ErrBadData)):
+			t.Errorf("%s: %s, %v; want ErrBadData", tc.name, out, err)
+		}
+	}
+}
+
+// TestBaiduOpenDataShortPlaintext: a plaintext shorter than the random
+// bytes and the length field, or whose length field points past its end,
+// is ErrBadData, never a panic.
+func TestBaiduOpenDataShortPlaintext(t *testing.T) {
+	key := []byte("0123456789abcdef01234567")
+	for n := 0; n < baiduRandomBytes+baiduLengthBytes; n++ {
+		enc, iv := encryptBaiduRaw(t, key, pkcs7(bytes.Repeat([]byte{0}, n)))
+		if out, err := DecryptOpenData(Baidu, key, enc, iv, ""); out != nil || !errors.Is(err, ErrBadData) {
+			t.Errorf("plaintext of %d bytes: %s, %v; want ErrBadData", n, out, err)
+		}
+	}
+	pt := baiduFrame(`{}`, testAppID)
+	binary.BigEndian.PutUint32(pt[baiduRandomBytes:], uint32(len(`{}`)+len(testAppID)+1))
+	enc, iv := encryptBaiduRaw(t, key, pkcs7(pt))
+	if out, err := DecryptOpenData(Baidu, key, enc, iv, testAppID); out != nil || !errors.Is(err, ErrBadData) {
+		t.Errorf("length one past the end: %s, %v; want ErrBadData", out, err)
+	}
+	binary.BigEndian.PutUint32(pt[baiduRandomBytes:], 0xffffffff)
+	enc, iv = encryptBaiduRaw(t, key, pkcs7(pt))
+	if out, err := DecryptOpenData(Baidu, key, enc, iv, testAppID); out != nil || !errors.Is(err, ErrBadData) {
+		t.Errorf("length 2³²−1: %s, %v; want ErrBadData", out, err)
+	}
+}
+
+// TestBaiduOpenDataSizeBoundary: encrypted data of exactly
+// maxOpenDataBytes base64 characters is decrypted; longer is refused.
+func TestBaiduOpenDataSizeBoundary(t *testing.T) {
+	key := []byte("0123456789abcdef01234567")
+	// maxOpenDataBytes base64 characters are 3/4 as many bytes of
+	// ciphertext; one byte of padding fills the last block.
+	ctLen := maxOpenDataBytes / 4 * 3
+	data := jsonOfLen(ctLen - 1 - baiduRandomBytes - baiduLengthBytes - len(testAppID))
+	enc, iv, err := EncryptBaiduOpenData(key, []byte(data), testAppID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(enc) != maxOpenDataBytes {
+		t.Fatalf("encrypted data is %d characters, want %d", len(enc), maxOpenDataBytes)
+	}
+	if out, err := DecryptOpenData(Baidu, key, enc, iv, testAppID); err != nil || string(out) != data {
+		t.Fatalf("encrypted data of exactly the limit: %v", err)
+	}
+	enc, iv, err = EncryptBaiduOpenData(key, []byte(jsonOfLen(len(data)+1)), testAppID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := DecryptOpenData(Baidu, key, enc, iv, testAppID); out != nil || !errors.Is(err, ErrBadData) || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("encrypted data of %d characters: %v, want it refused for its size", len(enc), err)
 	}
 }
