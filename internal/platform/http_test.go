@@ -2,6 +2,7 @@ package platform
 
 import (
 	"errors"
+	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
 	"net/http"
 	"strings"
 	"testing"
@@ -133,6 +134,13 @@ func TestTimeoutAndBaseConfig(t *testing.T) {
 	}
 }
 
+// The bounds the exchangers share with the WeChat client (its Sanitize and
+// ParseRetryAfter).
+const (
+	maxRetryAfter   = 10 * time.Minute
+	maxMessageBytes = 256
+)
+
 // TestRetryAfterHeader reads Retry-After in seconds or as an HTTP date,
 // never more than maxRetryAfter, and 0 when absent, unparsable or not in
 // the future.
@@ -159,7 +167,7 @@ func TestRetryAfterHeader(t *testing.T) {
 		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
 		{"soon", 0},
 	} {
-		if got := parseRetryAfter(tc.h, now); got != tc.want {
+		if got := wechat.ParseRetryAfter(tc.h, now); got != tc.want {
 			t.Errorf("Retry-After %q: %v, want %v", tc.h, got, tc.want)
 		}
 	}
