@@ -75,7 +75,7 @@ func newCaller(cfg Config) (*caller, error) {
 		c.timeout = wechat.DefaultTimeout
 	}
 	if c.hc == nil {
-		c.hc = newHTTPClient()
+		c.hc = wechat.NewHTTPClient()
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -84,25 +84,6 @@ func newCaller(cfg Config) (*caller, error) {
 		c.log = zap.NewNop()
 	}
 	return c, nil
-}
-
-// newHTTPClient returns a client with its own Transport that refuses
-// redirects: no platform redirects an API call, and following one would
-// carry the secret wherever it points.
-func newHTTPClient() *http.Client {
-	return &http.Client{
-		Transport: &http.Transport{
-			Proxy:                  http.ProxyFromEnvironment,
-			DialContext:            (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			ForceAttemptHTTP2:      true,
-			MaxIdleConns:           32,
-			MaxIdleConnsPerHost:    16,
-			IdleConnTimeout:        90 * time.Second,
-			TLSHandshakeTimeout:    10 * time.Second,
-			MaxResponseHeaderBytes: 64 << 10,
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
 }
 
 // request is one API call.

@@ -5,11 +5,9 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
-	"crypto/sha1"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,9 +26,6 @@ var (
 	// ErrNoOpenData: the platform has no encrypted open data (Alipay).
 	ErrNoOpenData = errors.New("platform: no open data on this platform")
 )
-
-// maxOpenDataBytes bounds the base64 encrypted data accepted.
-const maxOpenDataBytes = 1 << 20
 
 // baiduRandomBytes and baiduLengthBytes frame Baidu's plaintext: 16 random
 // bytes, then the data's length as a 4-byte big-endian integer, then the
@@ -65,31 +60,10 @@ func decryptBaidu(key []byte, encryptedData, iv, appKey string) (json.RawMessage
 	if len(key) != baiduSessionKeyBytes {
 		return nil, fmt.Errorf("decrypting open data: session key is %d bytes, want %d: %w", len(key), baiduSessionKeyBytes, ErrBadData)
 	}
-	if len(encryptedData) > maxOpenDataBytes {
-		return nil, fmt.Errorf("decrypting open data: encrypted data longer than %d bytes: %w", maxOpenDataBytes, ErrBadData)
-	}
-	ivb, err := base64.StdEncoding.DecodeString(iv)
-	if err != nil || len(ivb) != aes.BlockSize {
-		return nil, fmt.Errorf("decrypting open data: iv is not 16 bytes of base64: %w", ErrBadData)
-	}
-	ct, err := base64.StdEncoding.DecodeString(encryptedData)
+	pt, err := wechat.DecryptCBC(key, encryptedData, iv, baiduPadBlock)
 	if err != nil {
-		return nil, fmt.Errorf("decrypting open data: encrypted data is not valid base64: %w", ErrBadData)
+		return nil, err
 	}
-	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
-		return nil, fmt.Errorf("decrypting open data: encrypted data is %d bytes, not a positive multiple of 16: %w", len(ct), ErrBadData)
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("decrypting open data: %w", ErrBadData)
-	}
-	pt := make([]byte, len(ct))
-	cipher.NewCBCDecrypter(block, ivb).CryptBlocks(pt, ct)
-	n, ok := pkcs7Unpad(pt, baiduPadBlock)
-	if !ok {
-		return nil, fmt.Errorf("decrypting open data: bad padding (wrong session key or iv?): %w", ErrBadData)
-	}
-	pt = pt[:n]
 	if len(pt) < baiduRandomBytes+baiduLengthBytes {
 		return nil, fmt.Errorf("decrypting open data: plaintext too short: %w", ErrBadData)
 	}
@@ -139,43 +113,8 @@ func EncryptBaiduOpenData(key, data []byte, appKey string) (encryptedData, iv st
 	return base64.StdEncoding.EncodeToString(pt), base64.StdEncoding.EncodeToString(ivb), nil
 }
 
-// VerifyRawSignature checks the signature beside open data: lower-case hex
-// SHA-1 of rawData followed by the session key as the platform hands it out
-// (standard base64). The comparison is constant-time; a malformed signature
-// or an empty key is simply false.
+// VerifyRawSignature checks the signature beside open data: every platform
+// with open data signs it as WeChat does (see wechat.VerifyRawSignature).
 func VerifyRawSignature(rawData string, key []byte, signature string) bool {
-	if len(key) == 0 {
-		return false
-	}
-	got, err := hex.DecodeString(signature)
-	if err != nil || len(got) != sha1.Size {
-		return false
-	}
-	h := sha1.New()
-	h.Write([]byte(rawData))
-	h.Write([]byte(base64.StdEncoding.EncodeToString(key)))
-	return subtle.ConstantTimeCompare(h.Sum(nil), got) == 1
-}
-
-// pkcs7Unpad checks strict PKCS #7 padding to a multiple of block bytes
-// (1 to block bytes of padding) on b (a non-empty multiple of the AES block
-// size) and returns the unpadded length, in time independent of the
-// padding bytes' values.
-func pkcs7Unpad(b []byte, block int) (int, bool) {
-	if len(b) == 0 || len(b)%aes.BlockSize != 0 {
-		return 0, false
-	}
-	last := b[len(b)-1]
-	pad := int(last)
-	good := subtle.ConstantTimeLessOrEq(1, pad) & subtle.ConstantTimeLessOrEq(pad, block) & subtle.ConstantTimeLessOrEq(pad, len(b))
-	n := min(block, len(b))
-	tail := b[len(b)-n:]
-	for i := range n {
-		inPad := subtle.ConstantTimeLessOrEq(n, i+pad)
-		good &= subtle.ConstantTimeSelect(inPad, subtle.ConstantTimeByteEq(tail[i], last), 1)
-	}
-	if good != 1 {
-		return 0, false
-	}
-	return len(b) - pad, true
+	return wechat.VerifyRawSignature(rawData, key, signature)
 }

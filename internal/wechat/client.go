@@ -130,7 +130,7 @@ func New(cfg Config) (*Client, error) {
 		c.timeout = DefaultTimeout
 	}
 	if c.hc == nil {
-		c.hc = newHTTPClient()
+		c.hc = NewHTTPClient()
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -148,11 +148,12 @@ func (c *Client) CloseIdleConnections() {
 	c.hc.CloseIdleConnections()
 }
 
-// newHTTPClient returns a client with its own Transport (so other users of
+// NewHTTPClient returns a client with its own Transport (so other users of
 // http.DefaultTransport neither share nor disturb its pool) that refuses
-// redirects: WeChat never redirects, and following one would carry the
-// secret in the query to wherever it points.
-func newHTTPClient() *http.Client {
+// redirects: neither WeChat nor the other platforms redirect an API call,
+// and following a redirect would carry the secret to wherever it points.
+// The other platforms' code exchanges use it too.
+func NewHTTPClient() *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
 			Proxy: http.ProxyFromEnvironment,

@@ -36,34 +36,10 @@ func DecryptOpenData(sessionKey []byte, encryptedData, iv, appID string) (json.R
 	if len(sessionKey) != aes.BlockSize {
 		return nil, fmt.Errorf("decrypting open data: session key is %d bytes, want 16: %w", len(sessionKey), ErrBadData)
 	}
-	if len(encryptedData) > maxOpenDataBytes {
-		return nil, fmt.Errorf("decrypting open data: encrypted data longer than %d bytes: %w", maxOpenDataBytes, ErrBadData)
-	}
-	ivb, err := base64.StdEncoding.DecodeString(iv)
+	pt, err := DecryptCBC(sessionKey, encryptedData, iv, aes.BlockSize)
 	if err != nil {
-		return nil, fmt.Errorf("decrypting open data: iv is not valid base64: %w", ErrBadData)
+		return nil, err
 	}
-	if len(ivb) != aes.BlockSize {
-		return nil, fmt.Errorf("decrypting open data: iv is %d bytes, want 16: %w", len(ivb), ErrBadData)
-	}
-	ct, err := base64.StdEncoding.DecodeString(encryptedData)
-	if err != nil {
-		return nil, fmt.Errorf("decrypting open data: encrypted data is not valid base64: %w", ErrBadData)
-	}
-	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
-		return nil, fmt.Errorf("decrypting open data: encrypted data is %d bytes, not a positive multiple of 16: %w", len(ct), ErrBadData)
-	}
-	block, err := aes.NewCipher(sessionKey)
-	if err != nil {
-		return nil, fmt.Errorf("decrypting open data: %w", ErrBadData)
-	}
-	pt := make([]byte, len(ct))
-	cipher.NewCBCDecrypter(block, ivb).CryptBlocks(pt, ct)
-	n, ok := pkcs7Unpad(pt)
-	if !ok {
-		return nil, fmt.Errorf("decrypting open data: bad padding (wrong session key or iv?): %w", ErrBadData)
-	}
-	pt = pt[:n]
 
 	// encoding/json would quietly turn invalid UTF-8 into U+FFFD while
 	// parsing, yet the plaintext is handed on as it is: refuse it here.
@@ -82,6 +58,44 @@ func DecryptOpenData(sessionKey []byte, encryptedData, iv, appID string) (json.R
 		return nil, fmt.Errorf("decrypting open data: watermark appid is not this app's: %w", ErrWatermark)
 	}
 	return json.RawMessage(bytes.TrimSpace(pt)), nil
+}
+
+// DecryptCBC decodes encryptedData and iv (standard base64; the iv 16
+// bytes), decrypts the data with AES-CBC under key (16, 24 or 32 bytes)
+// and removes strict PKCS #7 padding to a multiple of padBlock bytes (16
+// for WeChat, QQ and Douyin; Baidu pads to 32). It is the part of open
+// data every platform shares: what the plaintext must hold is the
+// caller's to check. Every failure matches ErrBadData; it never panics,
+// whatever the input.
+func DecryptCBC(key []byte, encryptedData, iv string, padBlock int) ([]byte, error) {
+	if len(encryptedData) > maxOpenDataBytes {
+		return nil, fmt.Errorf("decrypting open data: encrypted data longer than %d bytes: %w", maxOpenDataBytes, ErrBadData)
+	}
+	ivb, err := base64.StdEncoding.DecodeString(iv)
+	if err != nil {
+		return nil, fmt.Errorf("decrypting open data: iv is not valid base64: %w", ErrBadData)
+	}
+	if len(ivb) != aes.BlockSize {
+		return nil, fmt.Errorf("decrypting open data: iv is %d bytes, want 16: %w", len(ivb), ErrBadData)
+	}
+	ct, err := base64.StdEncoding.DecodeString(encryptedData)
+	if err != nil {
+		return nil, fmt.Errorf("decrypting open data: encrypted data is not valid base64: %w", ErrBadData)
+	}
+	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
+		return nil, fmt.Errorf("decrypting open data: encrypted data is %d bytes, not a positive multiple of 16: %w", len(ct), ErrBadData)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("decrypting open data: %w", ErrBadData)
+	}
+	pt := make([]byte, len(ct))
+	cipher.NewCBCDecrypter(block, ivb).CryptBlocks(pt, ct)
+	n, ok := pkcs7Unpad(pt, padBlock)
+	if !ok {
+		return nil, fmt.Errorf("decrypting open data: bad padding (wrong session key or iv?): %w", ErrBadData)
+	}
+	return pt[:n], nil
 }
 
 // EncryptOpenData is WeChat's side of DecryptOpenData, for emulators and
@@ -109,11 +123,12 @@ func EncryptOpenData(sessionKey, plaintext []byte) (encryptedData, iv string, er
 // VerifyRawSignature checks the signature that accompanies open data:
 // WeChat computes it as lower-case hex of SHA-1 over rawData followed by
 // the session key as WeChat hands it out (the standard base64 string), so
-// the raw 16-byte sessionKey is encoded back to that string here. The
-// comparison is in constant time; a malformed signature or a key that is
-// not 16 bytes is simply false.
+// the raw sessionKey is encoded back to that string here (QQ, Douyin and
+// Baidu sign theirs the same way; Baidu's key is 24 bytes). The comparison
+// is in constant time; a malformed signature or an empty key is simply
+// false.
 func VerifyRawSignature(rawData string, sessionKey []byte, signature string) bool {
-	if len(sessionKey) != sessionKeyBytes {
+	if len(sessionKey) == 0 {
 		return false
 	}
 	got, err := hex.DecodeString(signature)
@@ -137,23 +152,24 @@ func pkcs7Pad(b []byte) []byte {
 	return out
 }
 
-// pkcs7Unpad checks strict PKCS#7 padding on b (a non-empty multiple of the
-// block size) and returns the unpadded length. The check of the padding
-// bytes runs in time independent of their values.
-func pkcs7Unpad(b []byte) (int, bool) {
+// pkcs7Unpad checks strict PKCS #7 padding to a multiple of block bytes
+// (1 to block bytes of padding) on b (a non-empty multiple of the AES block
+// size) and returns the unpadded length. The check of the padding bytes
+// runs in time independent of their values.
+func pkcs7Unpad(b []byte, block int) (int, bool) {
 	if len(b) == 0 || len(b)%aes.BlockSize != 0 {
 		return 0, false
 	}
 	last := b[len(b)-1]
 	pad := int(last)
-	good := subtle.ConstantTimeLessOrEq(1, pad) & subtle.ConstantTimeLessOrEq(pad, aes.BlockSize)
-	// Look at the whole last block; bytes inside the padding must equal it.
-	tail := b[len(b)-aes.BlockSize:]
-	for i := range aes.BlockSize {
-		inPad := subtle.ConstantTimeLessOrEq(aes.BlockSize, i+pad) // i >= 16-pad
-		eq := subtle.ConstantTimeByteEq(tail[i], last)
-		// Inside the padding, the byte must equal last.
-		good &= subtle.ConstantTimeSelect(inPad, eq, 1)
+	good := subtle.ConstantTimeLessOrEq(1, pad) & subtle.ConstantTimeLessOrEq(pad, block) & subtle.ConstantTimeLessOrEq(pad, len(b))
+	// Look at the last min(block, len(b)) bytes; those inside the padding
+	// must equal it.
+	n := min(block, len(b))
+	tail := b[len(b)-n:]
+	for i := range n {
+		inPad := subtle.ConstantTimeLessOrEq(n, i+pad) // i >= n-pad
+		good &= subtle.ConstantTimeSelect(inPad, subtle.ConstantTimeByteEq(tail[i], last), 1)
 	}
 	if good != 1 {
 		return 0, false

@@ -205,7 +205,7 @@ func TestPKCS7Unpad(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n, ok := pkcs7Unpad(tt.in)
+			n, ok := pkcs7Unpad(tt.in, aes.BlockSize)
 			if n != tt.n || ok != tt.ok {
 				t.Errorf("pkcs7Unpad = %d, %v; want %d, %v", n, ok, tt.n, tt.ok)
 			}
@@ -279,3 +279,29 @@ func FuzzDecryptOpenData(f *testing.F) {
 		}
 	})
 }
+
+// TestPKCS7Unpad32: padding to a multiple of 32 bytes, as Baidu pads its
+// open data: pads of 1 to 32 bytes, nothing else.
+func TestPKCS7Unpad32(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		tail []byte
+		ok   bool
+	}{
+		{"1 byte", []byte{1}, true},
+		{"16 bytes", bytesOf(16, 16), true},
+		{"17 bytes", bytesOf(17, 17), true},
+		{"32 bytes", bytesOf(32, 32), true},
+		{"33", bytesOf(33, 33), false},
+		{"0", []byte{0}, false},
+		{"uneven", append([]byte{19}, bytesOf(19, 20)...), false},
+	} {
+		b := append(bytesOf(64-len(c.tail), 'a'), c.tail...)
+		n, ok := pkcs7Unpad(b, 32)
+		if ok != c.ok || (ok && n != 64-int(c.tail[len(c.tail)-1])) {
+			t.Errorf("%s: %d, %v", c.name, n, ok)
+		}
+	}
+}
+
+func bytesOf(n int, v byte) []byte { return bytes.Repeat([]byte{v}, n) }
