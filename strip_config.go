@@ -15,11 +15,11 @@ import (
 // configPrefixes holds, for each loaded config, the identity header
 // prefixes and the web session cookie names of all its wechat_auth
 // handlers. A guard that fails with `errors caddy` removes those headers
-// and cookies before the request goes to the site's handle_errors routes: Caddy sorts the wechat_auth
-// directives' guards ahead of their strip steps, so when the first guard
-// fails, the strip steps of the other prefixes have not run, and
-// handle_errors may proxy to an upstream that trusts one of them (or
-// should never see a session's cookies).
+// and cookies before the request goes to the site's handle_errors routes:
+// Caddy sorts the wechat_auth directives' guards ahead of their strip
+// steps, so when the first guard fails, the strip steps of the other
+// prefixes have not run, and handle_errors may proxy to an upstream that
+// trusts one of them (or should never see a session's cookies).
 var configPrefixes = &prefixRegistry{sets: make(map[any]*prefixSet)}
 
 // prefixRegistry maps a config (the metrics registry Caddy makes for
@@ -105,13 +105,7 @@ func (s *prefixSet) strip(hdr http.Header) {
 	for _, name := range *s.cookies.Load() {
 		websession.Cookies{Name: name}.Strip(hdr)
 	}
-	prefixes := *s.folded.Load()
-	for k := range hdr {
-		for _, p := range prefixes {
-			if handler.HasHeaderPrefix(k, p) {
-				delete(hdr, k)
-				break
-			}
-		}
+	for _, p := range *s.folded.Load() {
+		handler.StripPrefixed(hdr, p)
 	}
 }

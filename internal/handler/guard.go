@@ -60,16 +60,9 @@ var (
 	errRevoked = errors.New("session revoked")
 )
 
-// stripHeaders removes every header whose name, lower-cased with '_' and
-// '.' read as '-', starts with the identity header prefix, so a client can never
-// pass an identity to the upstream.
-func (h *Handler) stripHeaders(hdr http.Header) {
-	for k := range hdr {
-		if hasFoldedPrefix(k, h.prefix) {
-			delete(hdr, k)
-		}
-	}
-}
+// stripHeaders removes every header with the identity header prefix (see
+// StripPrefixed), so a client can never pass an identity to the upstream.
+func (h *Handler) stripHeaders(hdr http.Header) { StripPrefixed(hdr, h.prefix) }
 
 // foldHeaderName lower-cases s and reads '_' and '.' as '-'.
 func foldHeaderName(s string) string {

@@ -19,7 +19,7 @@ func StripTrailers(r *http.Request, folded string) {
 	if r.Trailer == nil {
 		return
 	}
-	stripPrefixed(r.Trailer, folded)
+	StripPrefixed(r.Trailer, folded)
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = &trailerStripBody{ReadCloser: r.Body, trailer: r.Trailer, prefix: folded}
 	}
@@ -35,15 +35,7 @@ type trailerStripBody struct {
 func (b *trailerStripBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err == io.EOF {
-		stripPrefixed(b.trailer, b.prefix)
+		StripPrefixed(b.trailer, b.prefix)
 	}
 	return n, err
-}
-
-func stripPrefixed(hdr http.Header, folded string) {
-	for k := range hdr {
-		if hasFoldedPrefix(k, folded) {
-			delete(hdr, k)
-		}
-	}
 }
