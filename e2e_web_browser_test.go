@@ -3,8 +3,6 @@ package wechatauth_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +10,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
-	"github.com/wxauth/caddy-wechat-auth/internal/testenv"
+	"github.com/wxauth/caddy-wechat-auth/internal/testbrowser"
 )
 
 // TestE2EWebBrowser drives headless Chromium through the whole redirect
@@ -23,28 +21,9 @@ import (
 // and SameSite=Lax, and a second navigation reaches the page with no
 // redirect at all: no WeChat round trip.
 func TestE2EWebBrowser(t *testing.T) {
-	bin := webChromium(t)
+	ctx := testbrowser.Start(t)
 	newWebE2E(t, "")
 
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(bin),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	t.Cleanup(cancelAlloc)
-	ctx, cancelCtx := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancelCtx)
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("starting %s: %v", bin, err)
-	}
 	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -129,20 +108,4 @@ func TestE2EWebBrowser(t *testing.T) {
 	if loc := eval(`location.href`); loc != webSite+"/orders?id=8" {
 		t.Fatalf("the second navigation ended at %s", loc)
 	}
-}
-
-// webChromium finds a Chromium or Chrome binary, as the playground's
-// browser test does.
-func webChromium(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("WECHAT_AUTH_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	testenv.Missing(t, "Chromium is not installed", "install it (Debian: apt-get install chromium) or set WECHAT_AUTH_CHROMIUM")
-	return ""
 }

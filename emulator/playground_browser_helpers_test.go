@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -23,12 +22,8 @@ import (
 
 	_ "github.com/wxauth/caddy-wechat-auth"
 	_ "github.com/wxauth/caddy-wechat-auth/emulator"
-	"github.com/wxauth/caddy-wechat-auth/internal/testenv"
+	"github.com/wxauth/caddy-wechat-auth/internal/testbrowser"
 )
-
-// chromiumEnv names a browser binary to use instead of the ones looked up
-// on PATH.
-const chromiumEnv = "WECHAT_AUTH_CHROMIUM"
 
 // screenshotEnv names a directory that also receives the test's
 // screenshots (they always go to the test's temporary directory).
@@ -49,30 +44,7 @@ type browserPage struct {
 // returns its first tab, on about:blank.
 func newBrowserPage(t *testing.T) *browserPage {
 	t.Helper()
-	browser := findChromium(t)
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(browser),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1440, 1000),
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc)
-	ctx, cancelCtx := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancelCtx)
-
-	// Start the browser, then collect what the page throws.
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("starting %s: %v", browser, err)
-	}
+	ctx := testbrowser.Start(t, chromedp.WindowSize(1440, 1000))
 	p := &browserPage{t: t, ctx: ctx, shots: t.TempDir()}
 	consoleCtx, stopConsole := context.WithCancel(ctx)
 	t.Cleanup(stopConsole)
@@ -184,21 +156,6 @@ func setInput(sel, value string) chromedp.Action[chromedp.Void] {
 // waitIdle waits until a button is enabled again.
 func waitIdle(sel string) chromedp.Action[chromedp.Void] {
 	return poll(fmt.Sprintf(`!document.querySelector(%q).disabled`, sel), 15*time.Second)
-}
-
-// findChromium returns the browser to drive, or ends the test.
-func findChromium(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv(chromiumEnv); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	testenv.Missing(t, "Chromium is not installed", "install it (Debian: apt-get install chromium) or set "+chromiumEnv+" to a Chrome or Chromium binary")
-	return ""
 }
 
 // startDemo runs example.Caddyfile in this process, moved to free loopback
