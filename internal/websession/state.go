@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -118,9 +119,15 @@ func (s *StateSealer) Open(v string, now time.Time) (State, error) {
 	return st, nil
 }
 
-// NewNonce returns a random state nonce: 256 bits, base64url.
+// NewNonce returns a random state nonce: 256 bits as 64 lower-case hex
+// digits. WeChat documents the state parameter as at most 128 bytes of
+// [a-zA-Z0-9], which base64url's '-' and '_' would break.
 func NewNonce() (string, error) {
-	return randomString(32)
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("reading random bytes: %w", err)
+	}
+	return hex.EncodeToString(b), nil
 }
 
 // StateMatches reports whether the state parameter WeChat sent back equals

@@ -103,6 +103,20 @@ func TestStateMatches(t *testing.T) {
 	if len(n) < 43 {
 		t.Fatalf("nonce %q is shorter than 256 bits", n)
 	}
+	// WeChat takes a state of at most 128 bytes of [a-zA-Z0-9]. Twenty
+	// nonces: base64url would put a '-' or '_' in one of them all but
+	// surely.
+	for i := 0; i < 20; i++ {
+		m, err := NewNonce()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m) > 128 || strings.IndexFunc(m, func(r rune) bool {
+			return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9')
+		}) >= 0 {
+			t.Fatalf("nonce %q is not what WeChat takes as a state", m)
+		}
+	}
 	tests := []struct {
 		cookie, param string
 		want          bool
