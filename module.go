@@ -8,12 +8,9 @@ package wechatauth
 
 import (
 	"cmp"
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -433,50 +430,6 @@ func (m *WeChatAuth) resolvePaths(repl *caddy.Replacer) (handler.Paths, string, 
 	return p, prefix, nil
 }
 
-// loadKeys builds the signing keys: the HS256 secret, the PEM files, or
-// the generated Ed25519 key kept in the store, sealed with the app secret.
-func (m *WeChatAuth) loadKeys(ctx context.Context, repl *caddy.Replacer, db *sharedDB, sealer *handler.Sealer, appID string) ([]*token.Key, error) {
-	if m.SigningKey != "" {
-		secret := repl.ReplaceKnown(m.SigningKey, "")
-		if err := checkField("signing_key", secret); err != nil {
-			return nil, fmt.Errorf("signing_key: %w", err)
-		}
-		k, err := token.NewHMACKey([]byte(secret), "")
-		if err != nil {
-			return nil, fmt.Errorf("signing_key: %w", err)
-		}
-		return []*token.Key{k}, nil
-	}
-	if len(m.SigningKeyFiles) > 0 {
-		keys := make([]*token.Key, 0, len(m.SigningKeyFiles))
-		for i, f := range m.SigningKeyFiles {
-			path := repl.ReplaceKnown(f.Path, "")
-			data, err := os.ReadFile(path)
-			if err != nil {
-				return nil, fmt.Errorf("signing_key_file %s: reading: %w", path, err)
-			}
-			k, err := token.ParsePEM(data, f.KID)
-			if err != nil {
-				return nil, fmt.Errorf("signing_key_file %s: %w", path, err)
-			}
-			if i == 0 && !k.CanSign() {
-				return nil, fmt.Errorf("signing_key_file %s: the first key signs, so it must be a private key", path)
-			}
-			keys = append(keys, k)
-		}
-		return keys, nil
-	}
-	seed, err := db.generatedSecret(ctx, sealer, appID, handler.SecretSigningKey, m.logger)
-	if err != nil {
-		return nil, fmt.Errorf("loading the generated signing key: %w", err)
-	}
-	k, err := token.NewEd25519Key(seed, "")
-	if err != nil {
-		return nil, fmt.Errorf("loading the generated signing key: %w", err)
-	}
-	return []*token.Key{k}, nil
-}
-
 // Validate checks what can be checked without resolving placeholders:
 // every check of the configuration's values is here or in checkField,
 // which the Caddyfile parser also runs so that its errors name the line.
@@ -543,55 +496,6 @@ func (m *WeChatAuth) Validate() error {
 		}
 		if err := checkField(name, v); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
-		}
-	}
-	return nil
-}
-
-// checkRefreshTTL requires refresh_ttl to be at least access_ttl + leeway
-// (unset fields count with their defaults): a session is pruned once its
-// refresh token expires, and its logout or ban must be kept in the store
-// for as long as an access token of it still verifies.
-func (m *WeChatAuth) checkRefreshTTL() error {
-	access, refresh := time.Duration(m.AccessTTL), time.Duration(m.RefreshTTL)
-	if access == 0 {
-		access = handler.DefaultAccessTTL
-	}
-	if refresh == 0 {
-		refresh = handler.DefaultRefreshTTL
-	}
-	leeway := handler.DefaultLeeway
-	if m.Leeway != nil {
-		leeway = time.Duration(*m.Leeway)
-	}
-	if refresh < access+leeway {
-		return fmt.Errorf("refresh_ttl: must be at least access_ttl + leeway (%s + %s = %s), got %s: "+
-			"a session ends when its refresh token expires, and its access tokens must not outlive it",
-			access, leeway, access+leeway, refresh)
-	}
-	return nil
-}
-
-// checkField checks one resolved string value of the configuration.
-func checkField(name, v string) error {
-	switch {
-	case strings.HasSuffix(name, "_path"):
-		if !strings.HasPrefix(v, "/") {
-			return fmt.Errorf("must start with /, got %q", v)
-		}
-		if name == "avatar_path" && strings.HasSuffix(v, "/") {
-			// Avatars are served below it: "/" would take every path.
-			return fmt.Errorf("must not end in / (avatars are served below it), got %q", v)
-		}
-	case name == "signing_key":
-		if len(v) < handler.MinSecretLen {
-			return fmt.Errorf("an HS256 key must be at least %d bytes, got %d", handler.MinSecretLen, len(v))
-		}
-	case name == "api_base":
-		return checkAPIBase(v)
-	case name == "header_prefix":
-		if v == "" || strings.ContainsAny(v, " \t:{}") {
-			return fmt.Errorf("not a header name prefix: %q", v)
 		}
 	}
 	return nil
@@ -674,58 +578,6 @@ func (m *WeChatAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 		return nil
 	}
 	return next.ServeHTTP(w, r)
-}
-
-// setPlaceholders provides the {http.auth.user.*} placeholders of a
-// verified request (c) or an anonymous one (nil); Caddy's access log shows
-// http.auth.user.id as user_id. One provider answers all six, which costs
-// less per request than six replacer Sets.
-func setPlaceholders(r *http.Request, c *token.Claims) {
-	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	if !ok {
-		return
-	}
-	if c == nil {
-		repl.Map(anonymousPlaceholders)
-		return
-	}
-	repl.Map(func(key string) (any, bool) {
-		switch key {
-		case "http.auth.user.id":
-			return c.Subject, true
-		case "http.auth.user.openid":
-			return c.OpenID, true
-		case "http.auth.user.unionid":
-			return c.UnionID, true
-		case "http.auth.user.appid":
-			return c.AppID, true
-		case "http.auth.user.sid":
-			return c.SessionID, true
-		case "http.auth.user.platform":
-			return cmp.Or(c.Platform, platform.WeChat), true
-		}
-		return nil, false
-	})
-}
-
-// anonymousPlaceholders answers the {http.auth.user.*} placeholders of an
-// anonymous request (optional mode): known, and empty.
-func anonymousPlaceholders(key string) (any, bool) {
-	switch key {
-	case "http.auth.user.id", "http.auth.user.openid", "http.auth.user.unionid",
-		"http.auth.user.appid", "http.auth.user.sid", "http.auth.user.platform":
-		return "", true
-	}
-	return nil, false
-}
-
-// checkAPIBase requires an absolute http(s) URL.
-func checkAPIBase(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("want an absolute http(s) URL, got %q", s)
-	}
-	return nil
 }
 
 // safeFileName keeps an app id usable as a file name.
