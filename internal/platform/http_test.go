@@ -2,8 +2,6 @@ package platform
 
 import (
 	"errors"
-	"github.com/wxauth/caddy-wechat-auth/internal/wechat"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -134,44 +132,9 @@ func TestTimeoutAndBaseConfig(t *testing.T) {
 	}
 }
 
-// The bounds the exchangers share with the WeChat client (its Sanitize and
-// ParseRetryAfter).
-const (
-	maxRetryAfter   = 10 * time.Minute
-	maxMessageBytes = 256
-)
-
-// TestRetryAfterHeader reads Retry-After in seconds or as an HTTP date,
-// never more than maxRetryAfter, and 0 when absent, unparsable or not in
-// the future.
-func TestRetryAfterHeader(t *testing.T) {
-	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
-	for _, tc := range []struct {
-		h    string
-		want time.Duration
-	}{
-		{"", 0},
-		{"  ", 0},
-		{"0", 0},
-		{"-5", 0},
-		{"1", time.Second},
-		{" 7 ", 7 * time.Second},
-		{"599", 599 * time.Second},
-		{"600", maxRetryAfter},
-		{"601", maxRetryAfter},
-		{"99999999999", maxRetryAfter},
-		{"9223372036854775807", maxRetryAfter},
-		{now.Add(30 * time.Second).Format(http.TimeFormat), 30 * time.Second},
-		{now.Add(time.Hour).Format(http.TimeFormat), maxRetryAfter},
-		{now.Format(http.TimeFormat), 0},
-		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
-		{"soon", 0},
-	} {
-		if got := wechat.ParseRetryAfter(tc.h, now); got != tc.want {
-			t.Errorf("Retry-After %q: %v, want %v", tc.h, got, tc.want)
-		}
-	}
-}
+// maxMessageBytes is the bound the WeChat client's Sanitize puts on a
+// platform's error text, which the exchangers share.
+const maxMessageBytes = 256
 
 // TestFailureLogs: a bad code is logged at debug level only, every other
 // failure at error level, and no entry holds the code or the secret.

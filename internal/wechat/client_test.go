@@ -255,3 +255,51 @@ func TestCloseIdleConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRetryAfterHeader reads Retry-After in seconds or as an HTTP date,
+// never more than maxRetryAfter, and 0 when absent, unparsable or not in
+// the future.
+func TestParseRetryAfterBounds(t *testing.T) {
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		h    string
+		want time.Duration
+	}{
+		{"", 0},
+		{"  ", 0},
+		{"0", 0},
+		{"-5", 0},
+		{"1", time.Second},
+		{" 7 ", 7 * time.Second},
+		{"599", 599 * time.Second},
+		{"600", maxRetryAfter},
+		{"601", maxRetryAfter},
+		{"99999999999", maxRetryAfter},
+		{"9223372036854775807", maxRetryAfter},
+		{now.Add(30 * time.Second).Format(http.TimeFormat), 30 * time.Second},
+		{now.Add(time.Hour).Format(http.TimeFormat), maxRetryAfter},
+		{now.Format(http.TimeFormat), 0},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
+		{"soon", 0},
+	} {
+		if got := ParseRetryAfter(tc.h, now); got != tc.want {
+			t.Errorf("Retry-After %q: %v, want %v", tc.h, got, tc.want)
+		}
+	}
+}
+
+// TestSanitizeBound: text is kept up to maxErrmsgBytes and cut beyond it,
+// its control characters dropped and the secrets redacted.
+func TestSanitizeBound(t *testing.T) {
+	exact := strings.Repeat("m", maxErrmsgBytes)
+	for _, tc := range []struct{ in, want string }{
+		{exact, exact},
+		{exact + "x", exact + "…"},
+		{"line\nbreak\x00", "linebreak"},
+		{"secret s3cr3t here", "secret [redacted] here"},
+	} {
+		if got := Sanitize(tc.in, []string{"", "s3cr3t"}); got != tc.want {
+			t.Errorf("Sanitize(%d bytes) = %q, want %q", len(tc.in), got, tc.want)
+		}
+	}
+}

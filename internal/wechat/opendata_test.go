@@ -305,3 +305,31 @@ func TestPKCS7Unpad32(t *testing.T) {
 }
 
 func bytesOf(n int, v byte) []byte { return bytes.Repeat([]byte{v}, n) }
+
+// TestDecryptCBCSizeBound: encrypted data of exactly maxOpenDataBytes
+// base64 characters is decrypted; one block more is refused before it is
+// decoded.
+func TestDecryptCBCSizeBound(t *testing.T) {
+	key := bytes.Repeat([]byte{7}, 16)
+	ivb := make([]byte, 16)
+	// maxOpenDataBytes base64 characters are 3/4 as many bytes, a whole
+	// number of blocks; the last block is all padding.
+	pt := bytes.Repeat([]byte{16}, maxOpenDataBytes/4*3)
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := make([]byte, len(pt))
+	cipher.NewCBCEncrypter(block, ivb).CryptBlocks(ct, pt)
+	enc, iv := base64.StdEncoding.EncodeToString(ct), base64.StdEncoding.EncodeToString(ivb)
+	if len(enc) != maxOpenDataBytes {
+		t.Fatalf("test data is %d base64 characters, want %d", len(enc), maxOpenDataBytes)
+	}
+	if got, err := DecryptCBC(key, enc, iv, aes.BlockSize); err != nil || len(got) != len(pt)-16 {
+		t.Fatalf("at the bound: %d bytes, %v", len(got), err)
+	}
+	longer := base64.StdEncoding.EncodeToString(append(ct, ct[:aes.BlockSize*3]...))
+	if _, err := DecryptCBC(key, longer, iv, aes.BlockSize); !errors.Is(err, ErrBadData) || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("over the bound: %v", err)
+	}
+}
